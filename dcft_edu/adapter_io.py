@@ -1,0 +1,129 @@
+"""Save and load adapters: safetensors weights + a JSON config, PEFT-style.
+
+A saved adapter is a folder with
+- ``adapter_config.json``: the method's config, and a fingerprint of the model
+  it was trained on (class, hidden size, layer count, adapted layer shapes);
+- ``adapter_model.safetensors``: the adapter tensors, their persistent buffers,
+  the ``modules_to_save`` (classifier head, pooler) and, for Delta-LoRA, the
+  adapted base weights W too — Delta-LoRA moves W, so an A/B-only file would
+  silently lose part of the fine-tuning (NOTES §4).
+
+Loading onto a model of another shape fails with a message that says what
+differs. Files are written to a temporary name and renamed, so a killed save
+never leaves a half-written adapter behind.
+
+Taught in: ``06_delta_lora_update`` (why Delta-LoRA saves W).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import AdapterConfig, config_from_dict
+from .runinfo import atomic_write
+from .inject import _inside, _suffix_match, adapter_layers, inject_adapters
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+
+
+def _fingerprint(model: nn.Module) -> dict:
+    cfg = getattr(model, "config", None)
+    fp = {"model_class": type(model).__name__}
+    for key in ("model_type", "hidden_size", "num_hidden_layers", "intermediate_size", "n_embd", "n_layer"):
+        if cfg is not None and getattr(cfg, key, None) is not None:
+            fp[key] = getattr(cfg, key)
+    fp["adapted"] = {n: [layer.out_features, layer.in_features] for n, layer in adapter_layers(model)}
+    return fp
+
+
+def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Everything a saved adapter holds (see the module docstring), by full name."""
+    config: AdapterConfig = model.adapter_config
+    state: dict[str, torch.Tensor] = {}
+    for name, layer in adapter_layers(model):
+        for pname, t in layer.state_dict().items():
+            if pname.startswith("base_layer."):
+                # Delta-LoRA moves W: keep it. Other methods never touch the base.
+                if config.method == "delta_lora" and pname == "base_layer.weight":
+                    state[f"{name}.{pname}"] = t
+                continue
+            state[f"{name}.{pname}"] = t
+    for mname, mod in model.named_modules():
+        if any(_suffix_match(mname, h) for h in config.modules_to_save):
+            for pname, t in mod.state_dict().items():
+                if not any(_inside(f"{mname}.{pname}", n) for n, _ in adapter_layers(model)):
+                    state[f"{mname}.{pname}"] = t
+    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+
+
+def save_adapters(model: nn.Module, directory: str | os.PathLike) -> Path:
+    """Write ``adapter_config.json`` and ``adapter_model.safetensors`` into ``directory``."""
+    if not hasattr(model, "adapter_config"):
+        raise ValueError("this model has no adapters to save: call inject_adapters(model, config) first")
+    if any(layer.merged for _, layer in adapter_layers(model)):
+        raise ValueError("unmerge_adapters(model) before saving: merged weights would be saved twice")
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"config": model.adapter_config.to_dict(), "fingerprint": _fingerprint(model), "format": "dcft_edu-1"}
+    state = adapter_state_dict(model)
+    atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    return out
+
+
+def load_adapter_config(directory: str | os.PathLike) -> AdapterConfig:
+    """The AdapterConfig stored in a saved adapter folder."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.exists():
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}: is this a folder written by save_adapters?")
+    return config_from_dict(json.loads(path.read_text())["config"])
+
+
+def load_adapters(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
+    """Inject adapters as saved (if the model has none yet) and load their weights.
+
+    Fails with a clear message when the saved adapter was trained on a model of
+    another class or shape.
+    """
+    directory = Path(directory)
+    meta = json.loads((directory / CONFIG_NAME).read_text()) if (directory / CONFIG_NAME).exists() else None
+    if meta is None:
+        raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}: is this a folder written by save_adapters?")
+    config = config_from_dict(meta["config"])
+    saved_fp = meta["fingerprint"]
+    if not adapter_layers(model):
+        try:
+            inject_adapters(model, config)
+        except ValueError as e:
+            raise ValueError(
+                f"the adapter in {directory} was saved from a {saved_fp.get('model_class')} and does not fit "
+                f"this {type(model).__name__}: {e}"
+            ) from None
+    fp = _fingerprint(model)
+    diffs = [
+        f"{k}: saved {saved_fp.get(k)!r}, this model {fp.get(k)!r}"
+        for k in sorted(set(saved_fp) | set(fp))
+        if k != "adapted" and saved_fp.get(k) != fp.get(k)
+    ]
+    if saved_fp.get("adapted") != fp.get("adapted"):
+        diffs.append("the adapted layers (names or shapes) differ")
+    if diffs:
+        raise ValueError(
+            f"the adapter in {directory} was trained on another model; load it onto the model it was saved from.\n  "
+            + "\n  ".join(diffs)
+        )
+    state = load_file(str(directory / WEIGHTS_NAME))
+    own = model.state_dict()
+    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"the adapter in {directory} does not fit this model; mismatched tensors: {bad[:5]}")
+    with torch.no_grad():
+        for k, v in state.items():
+            own[k].copy_(v.to(own[k].dtype))
+    return model

@@ -1,0 +1,112 @@
+"""What every adapter layer shares: wrap a frozen linear map, add ΔW·x, merge/unmerge.
+
+A wrapped layer computes  y = W x + b + ΔW x  where only ΔW's factors train.
+Each method (LoRA, DCFT, Delta-LoRA) says how to build ΔW (``get_delta_weight``)
+and how to apply it to x without building it (``adapter_forward``).
+
+Weight layout is nn.Linear's ``(out, in)`` everywhere. GPT-2's ``Conv1D`` stores
+its weight as ``(in, out)``; ``base_weight()`` returns the ``(out, in)`` view of
+it explicitly, so merging is the same code for both.
+
+Taught in: ``01_lora_and_the_rank_one_floor``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+try:  # GPT-2's "Conv1D" is a linear layer with a transposed weight.
+    from transformers.pytorch_utils import Conv1D
+except Exception:  # pragma: no cover - transformers always ships it today
+    Conv1D = ()  # type: ignore[assignment]
+
+SUPPORTED_BASE_LAYERS = (nn.Linear,) + ((Conv1D,) if isinstance(Conv1D, type) else ())
+
+
+def linear_shape(layer: nn.Module) -> tuple[int, int]:
+    """(out_features, in_features) of an nn.Linear or a GPT-2 Conv1D."""
+    if isinstance(layer, nn.Linear):
+        return layer.out_features, layer.in_features
+    if isinstance(Conv1D, type) and isinstance(layer, Conv1D):
+        # Conv1D.weight: (in, out)
+        d_in, d_out = layer.weight.shape
+        return d_out, d_in
+    raise TypeError(
+        f"cannot adapt a {type(layer).__name__}: only nn.Linear and GPT-2's Conv1D are supported. "
+        "Pick target_modules that name linear layers."
+    )
+
+
+class AdapterLayer(nn.Module):
+    """Base class. Subclasses define ``get_delta_weight`` and ``adapter_forward``.
+
+    State flags, as in PEFT: ``merged`` (ΔW has been added into the base weight)
+    and ``disable_adapters`` (forward returns the base layer's output alone).
+    """
+
+    #: names of this layer's trainable adapter tensors (used for counting, saving)
+    adapter_param_names: tuple[str, ...] = ()
+
+    def __init__(self, base_layer: nn.Module, scaling: float):
+        super().__init__()
+        self.out_features, self.in_features = linear_shape(base_layer)
+        self.base_layer = base_layer
+        self.fan_in_fan_out = not isinstance(base_layer, nn.Linear)  # True for Conv1D
+        self.scaling = float(scaling)
+        self.merged = False
+        self.disable_adapters = False
+        for p in base_layer.parameters():
+            p.requires_grad_(False)
+
+    # ------------------------------------------------------------------ layout
+    def base_weight(self) -> torch.Tensor:
+        """The frozen weight as an ``(out, in)`` tensor (a view: writing to it writes the layer)."""
+        w = self.base_layer.weight
+        # Conv1D: (in, out) -> (out, in)
+        return w.T if self.fan_in_fan_out else w
+
+    # -------------------------------------------------------- to be overridden
+    def get_delta_weight(self) -> torch.Tensor:
+        """ΔW in ``(out, in)`` layout, scaling included."""
+        raise NotImplementedError
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """ΔW x for x of shape (..., in), without necessarily building ΔW."""
+        raise NotImplementedError
+
+    def adapter_parameters(self) -> list[nn.Parameter]:
+        return [getattr(self, n) for n in self.adapter_param_names]
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.disable_adapters or self.merged:
+            return self.base_layer(x)
+        y = self.base_layer(x)
+        dy = self.adapter_forward(x.to(self.adapter_dtype()))
+        return y + dy.to(y.dtype)
+
+    def adapter_dtype(self) -> torch.dtype:
+        ps = self.adapter_parameters()
+        return ps[0].dtype if ps else self.base_layer.weight.dtype
+
+    # ------------------------------------------------------------ merge/unmerge
+    @torch.no_grad()
+    def merge(self) -> None:
+        """W ← W + ΔW in place. Idempotent: merging twice does nothing the second time."""
+        if self.merged:
+            return
+        w = self.base_weight()
+        w += self.get_delta_weight().to(w.dtype)
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """W ← W − ΔW: restores the base weight (up to rounding)."""
+        if not self.merged:
+            return
+        w = self.base_weight()
+        w -= self.get_delta_weight().to(w.dtype)
+        self.merged = False
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, scaling={self.scaling:g}, merged={self.merged}"

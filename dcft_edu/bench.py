@@ -1,0 +1,158 @@
+"""Benchmarks, one subcommand each:  ``python -m dcft_edu.bench <subcommand> --help``.
+
+``adapters``: the time of ONE adapted layer's forward + backward at DeBERTa-base
+shapes (768×768, 768→3072, 3072→768) and 8,192 tokens, for the frozen layer
+alone, LoRA r = 1 and r = 8, and DCFT (k = s = 8) computed matrix-free
+("fast") or by building ΔW with ``conv_transpose2d`` on every call as the
+official code does ("conv"). The base weight is frozen and the input needs no
+gradient, so the backward pass computes only the adapter's gradients (the
+frozen row is forward only: it has nothing to differentiate). The backward
+pass starts from a fixed random upstream gradient, as inside a network.
+
+Methods and shapes are timed in interleaved rounds (every cell once per round,
+after a warm-up), and the median over rounds is reported, so that load from
+other processes hits all cells alike.
+
+Taught in: ``02_dcft_deconvolution_in_subspace`` (why the matrix-free form matters).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .config import DCFTConfig, LoRAConfig
+from .dcft import DCFTLinear
+from .lora import LoRALinear
+
+#: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
+DEBERTA_BASE_SHAPES = ((768, 768), (768, 3072), (3072, 768))
+
+#: label -> how to wrap a frozen base layer (None: the frozen layer alone)
+ADAPTER_METHODS: dict[str, Callable[[nn.Linear], nn.Module] | None] = {
+    "frozen layer (forward only)": None,
+    "LoRA r=1": lambda base: LoRALinear(base, LoRAConfig(r=1, lora_alpha=16)),
+    "LoRA r=8": lambda base: LoRALinear(base, LoRAConfig(r=8, lora_alpha=16)),
+    "DCFT fast (k=8, s=8)": lambda base: DCFTLinear(base, DCFTConfig(kernel_size=8, impl="fast")),
+    "DCFT conv (k=8, s=8)": lambda base: DCFTLinear(base, DCFTConfig(kernel_size=8, impl="conv")),
+}
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({_cpu_name()}, {os.cpu_count()} logical cores)"
+
+
+def time_step(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor) -> float:
+    """Seconds for one forward + backward of ``layer`` (forward only if nothing trains)."""
+    params = [p for p in layer.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = None
+    _sync(x.device)
+    t0 = time.perf_counter()
+    y = layer(x)
+    if params:
+        y.backward(grad_out)
+    _sync(x.device)
+    return time.perf_counter() - t0
+
+
+def run_adapters(args: argparse.Namespace) -> int:
+    """``adapters`` subcommand: time one adapted layer per method and shape, print a table."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    shapes = [f"{i}→{o}" for i, o in DEBERTA_BASE_SHAPES]
+
+    # one frozen base per shape, shared by every method's wrapper (none of them merges)
+    cells = {}  # (method, shape) -> (layer, x, grad_out)
+    for (d_in, d_out), shape in zip(DEBERTA_BASE_SHAPES, shapes):
+        base = nn.Linear(d_in, d_out, device=device).requires_grad_(False)
+        x = torch.randn(args.tokens, d_in, device=device)  # no grad: only the adapter trains
+        grad_out = torch.randn(args.tokens, d_out, device=device)
+        for method, wrap in ADAPTER_METHODS.items():
+            cells[method, shape] = (base if wrap is None else wrap(base), x, grad_out)
+
+    print(f"dcft_edu.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
+    print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {_device_name(device)}")
+    print(f"{args.warmup} warm-up + {args.repeats} interleaved rounds, median | load average before: "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
+    for rnd in range(args.warmup + args.repeats):
+        for key, (layer, x, grad_out) in cells.items():
+            t = time_step(layer, x, grad_out)
+            if rnd >= args.warmup:
+                times[key].append(t)
+    ms = {key: 1e3 * statistics.median(ts) for key, ts in times.items()}
+
+    w = max(len(m) for m in ADAPTER_METHODS) + 2
+    print()
+    print("ms per forward+backward".ljust(w) + "".join(s.rjust(11) for s in shapes))
+    for method in ADAPTER_METHODS:
+        print(method.ljust(w) + "".join(f"{ms[method, s]:11.1f}" for s in shapes))
+
+    fast, conv, lora8 = "DCFT fast (k=8, s=8)", "DCFT conv (k=8, s=8)", "LoRA r=8"
+    fast_vs_lora = {s: ms[fast, s] / ms[lora8, s] for s in shapes}
+    conv_vs_fast = {s: ms[conv, s] / ms[fast, s] for s in shapes}
+    print()
+    print("ratio".ljust(w) + "".join(s.rjust(11) for s in shapes))
+    print("DCFT fast / LoRA r=8".ljust(w) + "".join(f"{fast_vs_lora[s]:11.2f}" for s in shapes))
+    print("DCFT conv / DCFT fast".ljust(w) + "".join(f"{conv_vs_fast[s]:11.2f}" for s in shapes))
+    print()
+    ok1 = all(v <= 1.10 for v in fast_vs_lora.values())
+    print(f"{'PASS' if ok1 else 'FAIL'}  DCFT fast within 10% of LoRA r=8 on every shape "
+          f"(max ratio {max(fast_vs_lora.values()):.2f} ≤ 1.10)")
+    big = shapes[1:]  # the FFN matrices, where building ΔW costs a dense layer's worth of work
+    ok2 = all(conv_vs_fast[s] >= 1.5 for s in big)
+    print(f"{'PASS' if ok2 else 'FAIL'}  DCFT conv ≥ 1.5× DCFT fast on {' and '.join(big)} "
+          f"(min ratio {min(conv_vs_fast[s] for s in big):.2f})")
+    print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m dcft_edu.bench", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("adapters", help="time one adapted layer (LoRA vs DCFT fast vs DCFT conv)")
+    p.add_argument("--tokens", type=int, default=8192, help="tokens per batch (rows of x); default 8192")
+    p.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported (default 5)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.set_defaults(func=run_adapters)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

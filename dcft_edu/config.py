@@ -1,0 +1,183 @@
+"""Adapter configurations: one dataclass per method, validated on construction.
+
+The field names follow HF PEFT (``r``, ``lora_alpha``, ``lora_dropout``,
+``target_modules``, ``modules_to_save``) so that what a student knows from PEFT
+transfers. Every config knows its ``scaling`` (= α / r, as in LoRA and in the
+official DCFT code).
+
+Taught in: ``01_lora_and_the_rank_one_floor`` (LoRAConfig),
+``02_dcft_deconvolution_in_subspace`` (DCFTConfig), ``06_delta_lora_update``
+(DeltaLoRAConfig).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional, Sequence, Union
+
+#: The six matrices of a BERT-style block that the official DCFT code adapts
+#: (NOTES §1). Matched by suffix against module names, so they work for BERT,
+#: RoBERTa and DeBERTa-v2/v3 alike.
+BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
+#: GPT-2 (Conv1D layers) and Llama names for the same idea.
+GPT2_ALL_LINEAR = ("c_attn", "c_proj", "c_fc")
+LLAMA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+#: What ``target_modules="all-linear"`` expands to, tried in this order; the
+#: first family that matches anything in the model wins.
+ALL_LINEAR_FAMILIES = (BERT_ALL_LINEAR, LLAMA_ALL_LINEAR, GPT2_ALL_LINEAR)
+
+#: Heads trained in full next to the adapters (never counted as adapter
+#: parameters, as in both papers). Matched by suffix; missing names are ignored.
+DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler", "score")
+
+
+def _check(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+@dataclass
+class AdapterConfig:
+    """Fields shared by every adapter method.
+
+    ``target_modules``: module-name suffixes to adapt (``"value"`` matches
+    ``encoder.layer.3.attention.self.value``), the string ``"all-linear"``
+    (the six BERT matrices / Llama's seven / GPT-2's three), or a single regex
+    string prefixed with ``re:``. ``layers``: optional list of block indices to
+    restrict to (used by the layer ablation).
+    """
+
+    method: ClassVar[str] = "base"
+
+    r: int = 8
+    lora_alpha: float = 16.0
+    target_modules: Union[str, Sequence[str]] = ("query", "value")
+    modules_to_save: Sequence[str] = DEFAULT_MODULES_TO_SAVE
+    layers: Optional[Sequence[int]] = None
+
+    def __post_init__(self) -> None:
+        _check(isinstance(self.r, int) and self.r >= 1, f"r must be a positive integer, got {self.r!r}")
+        _check(float(self.lora_alpha) > 0, f"lora_alpha must be > 0, got {self.lora_alpha!r}")
+        if isinstance(self.target_modules, str):
+            _check(len(self.target_modules) > 0, "target_modules is empty: name the modules to adapt, e.g. ('query', 'value')")
+        else:
+            self.target_modules = tuple(self.target_modules)
+            _check(len(self.target_modules) > 0, "target_modules is empty: name the modules to adapt, e.g. ('query', 'value')")
+        self.modules_to_save = tuple(self.modules_to_save or ())
+        if self.layers is not None:
+            self.layers = tuple(int(i) for i in self.layers)
+
+    @property
+    def scaling(self) -> float:
+        # LoRA / DCFT scale:  s = α / r
+        return float(self.lora_alpha) / self.r
+
+    # ---- (de)serialisation: a JSON file next to the safetensors weights ----
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for k, v in d.items():
+            if isinstance(v, tuple):
+                d[k] = list(v)
+        d["method"] = self.method
+        return d
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+@dataclass
+class LoRAConfig(AdapterConfig):
+    """LoRA (Hu et al., 2022): ΔW = (α/r) · B A with A (r, in), B (out, r), B = 0 at init."""
+
+    method: ClassVar[str] = "lora"
+    lora_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+
+
+@dataclass
+class DCFTConfig(AdapterConfig):
+    """DCFT (Zhang et al., 2025): ΔW = (α/r) · Deconv(B A; C, stride s), NOTES §1.
+
+    - ``kernel_size`` k: the transposed-convolution kernel is k×k (trainable).
+    - ``stride`` s ≤ k (None means s = k: no overlap, the paper's default and a
+      Kronecker product). With s < k, dims where (d − k)/s + 1 is not whole are
+      padded: the deconvolution output is cropped to the layer's shape.
+    - ``r``: rank of the small subspace matrix M = B A (1 in the paper and the
+      official code). The scale is α / r. The official scripts hard-wire rank 1
+      but use a separate "r" (2 or 3) only in the scale α/r; their α=32, r=2 is
+      our ``r=1, lora_alpha=16`` (the same scale, 16).
+    - ``init="paper"``: all three factors ~ N(0, 0.02²) (ΔW tiny but ≠ 0);
+      ``init="zero"``: B = 0 so ΔW = 0 exactly at init.
+    - ``impl="fast"`` (matrix-free) or ``"conv"`` (the reference that calls
+      ``conv_transpose2d`` as the official code does).
+    """
+
+    method: ClassVar[str] = "dcft"
+    r: int = 1
+    lora_alpha: float = 16.0
+    kernel_size: int = 8
+    stride: Optional[int] = None
+    init: str = "paper"
+    init_std: float = 0.02
+    impl: str = "fast"
+    target_modules: Union[str, Sequence[str]] = "all-linear"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        k = self.kernel_size
+        _check(isinstance(k, int) and k >= 1, f"kernel_size must be a positive integer, got {k!r}")
+        if self.stride is None:
+            self.stride = k
+        s = self.stride
+        _check(isinstance(s, int) and s >= 1, f"stride must be a positive integer, got {s!r}")
+        _check(s <= k, f"stride ({s}) > kernel_size ({k}) would leave gaps in ΔW: choose stride <= kernel_size")
+        _check(self.init in ("paper", "zero"), f"init must be 'paper' or 'zero', got {self.init!r}")
+        _check(self.impl in ("fast", "conv"), f"impl must be 'fast' or 'conv', got {self.impl!r}")
+        _check(self.init_std > 0, f"init_std must be > 0, got {self.init_std!r}")
+
+
+@dataclass
+class DeltaLoRAConfig(AdapterConfig):
+    """Delta-LoRA (Zi et al., 2023), NOTES §4.
+
+    LoRA without dropout, and after every optimizer step t > K the frozen W also
+    moves:  W ← W + λ · (α/r) · (B₍t+1₎A₍t+1₎ − B₍t₎A₍t₎).
+
+    - ``update_ratio`` λ (paper: 0.5 on GLUE, 2 on E2E).
+    - ``start_steps`` K: no W update during the first K optimizer steps.
+    """
+
+    method: ClassVar[str] = "delta_lora"
+    update_ratio: float = 0.5
+    start_steps: int = 0
+    lora_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check(
+            self.lora_dropout == 0.0,
+            f"Delta-LoRA needs lora_dropout=0 (got {self.lora_dropout}): the W update uses ∂L/∂(BA) as a stand-in "
+            "for ∂L/∂W, which only holds without dropout (paper Eq. 4/7). Set lora_dropout=0.",
+        )
+        _check(self.update_ratio >= 0, f"update_ratio (λ) must be >= 0, got {self.update_ratio!r}")
+        _check(
+            isinstance(self.start_steps, int) and self.start_steps >= 0,
+            f"start_steps (K) must be a non-negative integer, got {self.start_steps!r}",
+        )
+
+
+CONFIG_CLASSES = {c.method: c for c in (LoRAConfig, DCFTConfig, DeltaLoRAConfig)}
+
+
+def config_from_dict(d: dict[str, Any]) -> AdapterConfig:
+    """Rebuild a config from ``to_dict()`` output (the JSON saved with adapters)."""
+    d = dict(d)
+    method = d.pop("method", None)
+    if method not in CONFIG_CLASSES:
+        raise ValueError(f"unknown adapter method {method!r}: expected one of {sorted(CONFIG_CLASSES)}")
+    return CONFIG_CLASSES[method](**d)

@@ -1,0 +1,299 @@
+"""DCFT (Zhang et al., COLING 2025): learn a tiny matrix, deconvolve it up to ΔW.
+
+A frozen layer W (out × in) gets the update
+
+    ΔW = (α/r) · crop( Deconv(M; C, stride s) ),     M = B A,
+
+where A (r, h_in) and B (h_out, r) span a small "subspace" matrix M (h_out, h_in)
+and C (k, k) is a trainable transposed-convolution kernel. ``conv_transpose2d``
+scatters each entry of M into a k × k patch of ΔW (NOTES §3):
+
+    out[i·s + p, j·s + q] += M[i, j] · C[p, q]
+
+Sizes. Along a layer dimension d, the subspace has h(d) = ceil((d − k)/s) + 1
+cells (= (d − k)/s + 1 when that is whole, = d/k when s = k), and the
+deconvolution output is (h − 1)·s + k ≥ d cells long. When (d − k)/s is not
+whole the output overshoots d by less than s, and we **crop it at the end**
+(bottom rows, right columns) to (out, in). This is our choice of "padding"
+(the paper's Eq. 9 has a padding P but does not say where it goes; the
+official code only runs s = k with k dividing d, where nothing is cropped).
+Cropping at the end keeps M[0, 0] at the corner of ΔW.
+
+Three facts make DCFT cheap (NOTES §3, checked in float64 by tests/test_dcft.py):
+
+1. s = k: the patches do not overlap and ΔW = (α/r) · (B A) ⊗ C (Kronecker), so
+   rank(ΔW) ≤ r·k, and ΔW x can be applied *matrix-free*: O(in·r + r·k² + out·r)
+   per token instead of O(in·out).
+2. s < k: ΔW = (α/r) · Σ_r U_r C V_rᵀ where U_r is column r of B upsampled by s
+   and shifted by p = 0..k−1 (one column per shift), V_r the same for A. Still
+   rank ≤ r·k and still no in × out matrix.
+3. With s < k the patches overlap unevenly (``coverage_map``): the checkerboard
+   artifacts of the paper's Appendix D.
+
+Relation to the official code (github.com/Godz-z/DCFT, NOTES §1). It stores
+lora_A (1, in/k), lora_B (out/k, 1) and builds D = deconv(Aᵀ Bᵀ; C_off) of shape
+(in, out), then y = x @ D · α/r. Since deconv(Mᵀ; C_off)ᵀ = deconv(M; C_offᵀ),
+that is the same function as ours with ``lora_C = C_offᵀ``: a relabelling, not
+a different method. Its merge adds D (in, out) instead of Dᵀ to W (out, in):
+wrong for square layers and a shape error otherwise. Ours merges ΔW in
+(out, in) layout, right for 768→3072 and 3072→768 too.
+
+Taught in: ``02_dcft_deconvolution_in_subspace`` (the layer, the Kronecker and
+U·C·Vᵀ forms, parameter counts) and ``03_checkerboard_artifacts``
+(``coverage_map``, ``upsample_factor``).
+"""
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .adapter_layer import AdapterLayer
+from .config import DCFTConfig
+
+IMPLS = ("fast", "conv")
+
+
+# --------------------------------------------------------------------------- sizes
+def subspace_size(d: int, kernel_size: int, stride: int) -> int:
+    """h(d): how many subspace cells a layer dimension d needs (NOTES §2).
+
+    h(d) = ceil((d − k)/s) + 1, which is (d − k)/s + 1 when that is whole and
+    d/k when s = k. E.g. ``subspace_size(768, 8, 8) == 96``.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``.
+    """
+    if kernel_size > d:
+        raise ValueError(
+            f"kernel_size k={kernel_size} is larger than the layer dimension d={d}; choose k ≤ min(in, out)"
+        )
+    # h(d) = ceil((d − k) / s) + 1
+    return -(-(d - kernel_size) // stride) + 1
+
+
+def dcft_num_params(d_in: int, d_out: int, kernel_size: int, stride: int, r: int = 1) -> int:
+    """Trainable parameters of one DCFT-adapted (d_in → d_out) matrix.
+
+    r·(h(in) + h(out)) + k², e.g. 96 + 384 + 64 = 544 for 768 → 3072 with k = s = 8.
+    Summed over DeBERTa-v3-base's 72 matrices this gives NOTES §2's table.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``.
+    """
+    # A: (r, h_in), B: (h_out, r), C: (k, k)
+    h_in = subspace_size(d_in, kernel_size, stride)
+    h_out = subspace_size(d_out, kernel_size, stride)
+    return r * (h_in + h_out) + kernel_size**2
+
+
+# ------------------------------------------------------------- reference (ground truth)
+def deconv_reference(M: torch.Tensor, C: torch.Tensor, stride: int, out_shape: tuple[int, int]) -> torch.Tensor:
+    """Deconv(M; C, stride) cropped to ``out_shape``: literally ``conv_transpose2d`` then crop.
+
+    M: (h_out, h_in), C: (k, k) → (out, in). Scatter rule:
+    ``out[i·s + p, j·s + q] += M[i, j] · C[p, q]``; the ((h−1)·s + k)-long output
+    of each dimension is cropped at the end (bottom/right) to ``out_shape``.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``.
+    """
+    k = C.shape[-1]
+    full = ((M.shape[0] - 1) * stride + k, (M.shape[1] - 1) * stride + k)
+    if out_shape[0] > full[0] or out_shape[1] > full[1]:
+        raise ValueError(f"deconvolution output {full} is smaller than out_shape={tuple(out_shape)}: M is too small")
+    # conv_transpose2d wants (batch, channels, H, W) and a (c_in, c_out, k, k) kernel:
+    # (1, 1, h_out, h_in) ⊛ᵀ (1, 1, k, k) -> (1, 1, (h_out−1)s+k, (h_in−1)s+k)
+    D = F.conv_transpose2d(M[None, None], C[None, None], stride=stride)[0, 0]
+    # crop the end (bottom rows, right columns): -> (out, in)
+    return D[: out_shape[0], : out_shape[1]]
+
+
+def coverage_map(kernel_size: int, stride: int, shape: tuple[int, int]) -> torch.Tensor:
+    """How many kernel taps land on each cell of a (out, in) ΔW: the checkerboard (Appendix D).
+
+    ``conv_transpose2d`` of an all-ones M with an all-ones k × k kernel, cropped
+    like ΔW. s = k gives all ones (no overlap); s < k with k not a multiple of s
+    gives an uneven, periodic pattern. It is separable: the outer product of the
+    1-D coverage of the rows and of the columns. Returns an int64 tensor (out, in).
+
+    Taught in: ``03_checkerboard_artifacts``.
+    """
+    h_out = subspace_size(shape[0], kernel_size, stride)
+    h_in = subspace_size(shape[1], kernel_size, stride)
+    ones_M = torch.ones(h_out, h_in, dtype=torch.float64)
+    ones_C = torch.ones(kernel_size, kernel_size, dtype=torch.float64)
+    # (h_out, h_in) ⊛ᵀ (k, k) -> (out, in) after the crop; counts are exact in float64
+    return deconv_reference(ones_M, ones_C, stride, shape).round().long()
+
+
+# --------------------------------------------------------------- matrix-free pieces
+def upsample_factor(v: torch.Tensor, kernel_size: int, stride: int, size: int) -> torch.Tensor:
+    """The U (from B) or V (from Aᵀ) factor of ΔW = Σ_r U_r C V_rᵀ (NOTES §3).
+
+    v: (h, r), a subspace factor (``lora_B``, or ``lora_A.T``). Returns U of
+    shape (size, k, r) with ``U[a, p, r] = v[i, r]`` iff ``a = i·s + p``, else 0:
+    slice ``U[:, p, r]`` is column r of v upsampled by s (s − 1 zeros between
+    entries) and shifted down by p. In matrix terms U[:, p, :] = S_p v with the
+    0/1 selection matrix S_p[a, i] = 1 iff a = i·s + p. Rows past ``size`` are
+    cropped, as in ``deconv_reference``. Built by one differentiable scatter.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``, ``03_checkerboard_artifacts``.
+    """
+    h, r = v.shape
+    k, s = kernel_size, stride
+    full = (h - 1) * s + k
+    if size > full:
+        raise ValueError(f"{h} subspace cells with k={k}, s={s} cover only {full} < size={size} rows")
+    i = torch.arange(h, device=v.device)[:, None]  # (h, 1)
+    p = torch.arange(k, device=v.device)[None, :]  # (1, k)
+    rows = (i * s + p).expand(h, k)  # (h, k): where v[i] lands for shift p
+    # U[i·s + p, p, :] = v[i, :]   (each (row, p) pair is hit at most once)
+    # values: (h, 1, r) -> (h, k, r);  U: (full, k, r)
+    U = v.new_zeros(full, k, r).index_put((rows, p.expand(h, k)), v[:, None, :].expand(h, k, r))
+    return U[:size]  # crop the end: (full, k, r) -> (size, k, r)
+
+
+def _kronecker_forward(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, out_features: int) -> torch.Tensor:
+    """ΔW x for s = k, with ΔW = (B A) ⊗ C, never building ΔW. x: (N, in) -> (N, out)."""
+    N, d_in = x.shape
+    r, h_in = A.shape
+    h_out, k = B.shape[0], C.shape[0]
+    if h_in * k != d_in:  # k does not divide in: zero-pad x to the uncropped width
+        x = F.pad(x, (0, h_in * k - d_in))  # (N, in) -> (N, h_in·k)
+    # x[n, j·k + q] -> Z[n, j, q]:  (N, h_in·k) -> (N, h_in, k)   (a view, no copy)
+    Z = x.view(N, h_in, k)
+    # ΔW[i·k + p, j·k + q] = M[i, j] C[p, q]  ⇒  y[n, i·k + p] = (B (A Z_n) Cᵀ)[i, p]
+    # cheapest order: A first (in·r), then C (r·k²), then B (out·r) per token.
+    # The same A for every token: expand is a view, bmm runs N small products.
+    # t = A Z:   (N, r, h_in) @ (N, h_in, k) -> (N, r, k)
+    t = torch.bmm(A.expand(N, r, h_in), Z)
+    # u = t Cᵀ:  (N, r, k) @ (k, k) -> (N, r, k)
+    u = t @ C.T
+    # Y = B u:   (N, h_out, r) @ (N, r, k) -> (N, h_out, k), contiguous in y's order
+    Y = torch.bmm(B.expand(N, h_out, r), u)
+    # (N, h_out, k) -> (N, h_out·k), crop the end -> (N, out)
+    return Y.view(N, h_out * k)[:, :out_features]
+
+
+def _upsampled_forward(
+    x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, stride: int, out_features: int
+) -> torch.Tensor:
+    """ΔW x for any s ≤ k, with ΔW = Σ_r U_r C V_rᵀ, never building ΔW. x: (N, in) -> (N, out)."""
+    N, d_in = x.shape
+    r, k = A.shape[0], C.shape[0]
+    # V from Aᵀ, U from B, cropped to the layer: (in, k, r) and (out, k, r)
+    V = upsample_factor(A.T, k, stride, d_in)
+    U = upsample_factor(B, k, stride, out_features)
+    # ΔW[a, b] = Σ_{p,q,r} U[a, p, r] C[p, q] V[b, q, r]
+    # t = x V:   (N, in) @ (in, k·r) -> (N, k·r) -> (N, k, r)
+    t = (x @ V.reshape(d_in, k * r)).view(N, k, r)
+    # u = C t:   (k, k) @ (N, k, r) -> (N, k, r)
+    u = torch.matmul(C, t)
+    # y = u Uᵀ:  (N, k·r) @ (k·r, out) -> (N, out)
+    return u.reshape(N, k * r) @ U.reshape(out_features, k * r).T
+
+
+def matrix_free_forward(
+    x: torch.Tensor,
+    lora_A: torch.Tensor,
+    lora_B: torch.Tensor,
+    lora_C: torch.Tensor,
+    stride: int,
+    out_features: int,
+    scaling: float = 1.0,
+) -> torch.Tensor:
+    """ΔW x = scaling · crop(Deconv(B A; C, s)) x without building ΔW. x: (..., in) -> (..., out).
+
+    s = k uses the Kronecker form (contract with A, then C, then B: O(in·r +
+    r·k² + out·r) per token); s < k uses the U·C·Vᵀ form (O((in + out)·r·k)).
+    Equals ``x @ (scaling · deconv_reference(B @ A, C, s, (out, in))).T``.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``.
+    """
+    d_in = x.shape[-1]
+    x2 = x.reshape(-1, d_in)  # (..., in) -> (N, in)
+    # scale the k × k kernel, the smallest tensor in sight: (α/r) · C
+    C = lora_C * scaling
+    if stride == lora_C.shape[0]:
+        y = _kronecker_forward(x2, lora_A, lora_B, C, out_features)
+    else:
+        y = _upsampled_forward(x2, lora_A, lora_B, C, stride, out_features)
+    return y.reshape(*x.shape[:-1], out_features)  # (N, out) -> (..., out)
+
+
+# ------------------------------------------------------------------------ the layer
+class DCFTLinear(AdapterLayer):
+    """An nn.Linear / GPT-2 Conv1D with a DCFT branch (names as in the official code).
+
+    ``lora_A`` (r, h_in), ``lora_B`` (h_out, r), ``lora_C`` (k, k), all float32
+    on the base weight's device. ``impl`` picks how ΔW x is computed and can be
+    switched per layer at any time: ``"fast"`` (matrix-free) or ``"conv"`` (the
+    official way: build ΔW with ``conv_transpose2d`` on every call, then x ΔWᵀ).
+    Both give the same numbers; ``get_delta_weight`` always uses the reference.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``.
+    """
+
+    adapter_param_names = ("lora_A", "lora_B", "lora_C")
+
+    def __init__(self, base_layer: nn.Module, config: DCFTConfig):
+        super().__init__(base_layer, config.scaling)
+        self.r = config.r
+        self.kernel_size = k = config.kernel_size
+        self.stride = s = config.stride if config.stride is not None else k
+        try:
+            self.h_in = subspace_size(self.in_features, k, s)
+            self.h_out = subspace_size(self.out_features, k, s)
+        except ValueError as e:
+            raise ValueError(f"cannot adapt a {self.in_features} → {self.out_features} layer: {e}") from None
+        self.impl = config.impl
+        self.init = config.init
+        self.init_std = config.init_std
+        dtype = torch.float32  # adapters train in float32 whatever the base dtype
+        device = base_layer.weight.device
+        self.lora_A = nn.Parameter(torch.empty(self.r, self.h_in, device=device, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.empty(self.h_out, self.r, device=device, dtype=dtype))
+        self.lora_C = nn.Parameter(torch.empty(k, k, device=device, dtype=dtype))
+        self.reset_parameters()
+
+    @property
+    def impl(self) -> str:
+        return self._impl
+
+    @impl.setter
+    def impl(self, value: str) -> None:
+        if value not in IMPLS:
+            raise ValueError(f"impl must be 'fast' or 'conv', got {value!r}")
+        self._impl = value
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        # "paper": A, B, C ~ N(0, std²) as in the official code, so ΔW is tiny but ≠ 0
+        # "zero":  B = 0, so M = B A = 0 and ΔW = 0 exactly (the model starts as pretrained)
+        nn.init.normal_(self.lora_A, std=self.init_std)
+        nn.init.normal_(self.lora_C, std=self.init_std)
+        if self.init == "zero":
+            nn.init.zeros_(self.lora_B)
+        else:
+            nn.init.normal_(self.lora_B, std=self.init_std)
+
+    def get_delta_weight(self) -> torch.Tensor:
+        # M = B A :  (h_out, r) @ (r, h_in) -> (h_out, h_in)
+        M = self.lora_B @ self.lora_A
+        # ΔW = (α/r) · crop(Deconv(M; C, s)) :  (h_out, h_in) -> (out, in)
+        # (the official code computes Deconv(Mᵀ; C_off)ᵀ, the same thing with lora_C = C_offᵀ)
+        return self.scaling * deconv_reference(M, self.lora_C, self.stride, (self.out_features, self.in_features))
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl == "conv":
+            # the official way: build ΔW (out, in) on every call, then
+            # (..., in) @ (in, out) -> (..., out)
+            return F.linear(x, self.get_delta_weight())
+        return matrix_free_forward(
+            x, self.lora_A, self.lora_B, self.lora_C, self.stride, self.out_features, self.scaling
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"{super().extra_repr()}, r={self.r}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"subspace=({self.h_out}, {self.h_in}), impl={self.impl!r}"
+        )

@@ -1,0 +1,353 @@
+"""Delta-LoRA (Zi et al., 2023): LoRA whose frozen W also moves, by the delta of B A.
+
+A Delta-LoRA layer is a LoRA layer without dropout (NOTES §4, paper Algorithm 1):
+
+    h = W x + s · B A x,       s = α / r,   A ∈ R^{r×in} (Kaiming), B ∈ R^{out×r} (zeros)
+
+A and B train with the optimizer as usual. W gets no gradient and no optimizer
+state; instead, after every optimizer step n past the start step K, it moves by
+the change of the product P = B A that the step just made:
+
+    W ← W + λ · s · (P_n − P_{n−1}),      P_n = B_n A_n          (paper Eq. 6)
+
+- λ is ``update_ratio`` (0.5 on GLUE, 2 on E2E), K is ``start_steps``.
+- P_n − P_{n−1} stands in for the update W itself would have received, because
+  without dropout ∂L/∂W = ∂L/∂(BA) / s exactly (paper Eq. 4; see
+  ``dropout_gradient`` for the demo of why dropout breaks this, Eq. 7).
+- The delta is computed from parameter values AFTER the optimizer step, so it
+  follows whatever the optimizer did: AdamW's normalisation and weight decay,
+  learning-rate schedules, gradient clipping, accumulation boundaries.
+
+Index convention. Optimizer steps are counted from 1: after the n-th real
+optimizer step the parameters are (A_n, B_n); (A_0, B_0) are their initial
+values. W moves at every step n > K, so the first update is at n = K + 1 and
+uses P_{K+1} − P_K. The paper's pseudocode loops ``for t = 0..T-1`` with
+``if t > K`` and writes the step's result as A_{t+1}: taken literally its first
+update is at t = K + 1, i.e. our n = K + 2. We follow the prose ("updates
+commence after K training iterations"), which makes the algebra clean:
+
+    The updates telescope:   W_T − W_K = λ · s · (P_T − P_K),   and W_K = W_0.
+
+So the trained layer is  W_T + s·P_T = W_0 + s·((1+λ)·P_T − λ·P_K): an exact
+rank-2r LoRA on the ORIGINAL weights (``export_delta_lora``), and the total
+change of W has rank ≤ 2r.
+
+Saving. Delta-LoRA changes W, so saving only A and B (a PEFT-style adapter file)
+LOSES part of the fine-tuning; disabling the adapter gives W_T·x, not W_0·x.
+Either save W too (``dcft_edu.save_adapters`` does), or export the rank-2r LoRA
+on W_0 (``export_delta_lora``). The snapshots, (A_K, B_K) and the step counter
+are persistent buffers, so ``model.state_dict()`` holds everything needed to
+resume training exactly.
+
+Use from any training loop::
+
+    model = inject_adapters(model, DeltaLoRAConfig(r=8, lora_alpha=16, update_ratio=0.5, start_steps=100))
+    optimizer = DeltaLoRAOptimizer(torch.optim.AdamW(trainable_params, lr=4e-4), model)
+    scheduler = get_linear_schedule_with_warmup(optimizer, ...)  # schedulers accept the wrapper
+    ...  loss.backward(); optimizer.step(); scheduler.step(); optimizer.zero_grad()
+
+or keep your optimizer and call ``updater = DeltaLoRAUpdater(model)`` /
+``updater.step()`` right after each ``optimizer.step()`` (like PEFT AdaLoRA's
+``update_and_allocate``).
+
+Taught in: ``06_delta_lora_update``
+"""
+from __future__ import annotations
+
+from typing import Callable, Optional
+
+import torch
+from torch import nn
+
+from .config import DeltaLoRAConfig, LoRAConfig
+from .lora import LoRALinear
+
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
+
+
+class DeltaLoRALinear(LoRALinear):
+    """A LoRA layer (``lora_A``, ``lora_B``, no dropout) whose base weight W moves by Δ(BA).
+
+    Trainable: ``lora_A`` (r, in) and ``lora_B`` (out, r). The base weight W is
+    NOT trainable (``requires_grad=False``): it changes only in ``delta_step()``.
+
+    Buffers (persistent, i.e. in ``state_dict()``):
+
+    - ``lora_A_prev``, ``lora_B_prev``: A and B after the previous optimizer step
+      (the snapshot that the next delta is taken against);
+    - ``lora_A_start``, ``lora_B_start``: (A_K, B_K), recorded when updates begin
+      (needed by ``export_delta_lora`` and ``original_weights``);
+    - ``num_steps``: optimizer steps seen so far (n).
+
+    Attributes: ``update_ratio`` (λ), ``start_steps`` (K), ``scaling`` (s = α/r).
+    """
+
+    def __init__(self, base_layer: nn.Module, config: DeltaLoRAConfig):
+        # W is kept in float32: one Delta-LoRA update is λ·s·ΔP, typically 1e-5
+        # relative to W's entries, below bfloat16's resolution (~4e-3): in bf16
+        # most updates would round away to nothing. (float64 is kept as is.)
+        if base_layer.weight.dtype in _HALF_DTYPES:
+            base_layer.float()
+        super().__init__(base_layer, config)  # LoRA branch; config guarantees lora_dropout == 0
+        self.update_ratio = float(config.update_ratio)  # λ
+        self.start_steps = int(config.start_steps)  # K
+        # snapshots of (A, B) after the previous optimizer step: (A_{n-1}, B_{n-1})
+        self.register_buffer("lora_A_prev", self.lora_A.detach().clone())
+        self.register_buffer("lora_B_prev", self.lora_B.detach().clone())
+        # (A_K, B_K): zeros until recorded at step n == K (at once when K == 0)
+        self.register_buffer("lora_A_start", torch.zeros_like(self.lora_A.detach()))
+        self.register_buffer("lora_B_start", torch.zeros_like(self.lora_B.detach()))
+        # n: how many real optimizer steps have been taken
+        self.register_buffer("num_steps", torch.zeros((), dtype=torch.long, device=self.lora_A.device))
+        if self.start_steps == 0:
+            self._record_start()
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The base layer is float32 even inside a bf16 model: compute in W's
+        # dtype, return in the input's dtype so the rest of the model is unchanged.
+        w_dtype = self.base_layer.weight.dtype
+        xw = x.to(w_dtype)
+        y = self.base_layer(xw)  # W x + b : (..., in) -> (..., out)
+        if not (self.disable_adapters or self.merged):
+            y = y + self.adapter_forward(xw.to(self.adapter_dtype())).to(w_dtype)
+        return y.to(x.dtype)
+
+    # ------------------------------------------------------------- the update
+    @property
+    def updates_started(self) -> bool:
+        """True once step K has been reached (so (A_K, B_K) are recorded)."""
+        return int(self.num_steps) >= self.start_steps
+
+    @torch.no_grad()
+    def _record_start(self) -> None:
+        # (A_K, B_K) <- (A, B): the reference point of the telescoping sum
+        self.lora_A_start.copy_(self.lora_A)
+        self.lora_B_start.copy_(self.lora_B)
+
+    @torch.no_grad()
+    def delta_step(self) -> None:
+        """Call once after each REAL optimizer step (n = 1, 2, ...).
+
+        If n > K:  W ← W + λ·s·(B_n A_n − B_{n−1} A_{n−1}); then snapshot ← (A_n, B_n).
+        At n == K: record (A_K, B_K).
+        """
+        if self.merged:
+            raise RuntimeError(
+                "delta_step() on a merged Delta-LoRA layer: unmerge_adapters(model) before training "
+                "(a merged layer's A and B get no gradients, and W would hold s·BA twice)."
+            )
+        w = self.base_weight()  # (out, in) view of the base weight
+        if w.dtype in _HALF_DTYPES:
+            raise RuntimeError(
+                f"the Delta-LoRA base weight is {w.dtype}: the tiny W updates would round away. "
+                "Keep the adapted layers in float32 (do not call model.half()/.to(bfloat16) after "
+                "inject_adapters; use autocast for mixed precision instead)."
+            )
+        self.num_steps += 1
+        n = int(self.num_steps)
+        if n > self.start_steps and self.update_ratio != 0.0:  # λ = 0 is plain LoRA: W never moves
+            # B_n A_n − B_{n−1} A_{n−1} as ONE product of concatenated factors
+            # (never ΔB·ΔA, which is a different matrix):
+            # [B_n | −B_{n−1}] : (out, r) ‖ (out, r) -> (out, 2r)
+            b_cat = torch.cat([self.lora_B, -self.lora_B_prev], dim=1)
+            # [A_n ; A_{n−1}]  : (r, in) over (r, in) -> (2r, in)
+            a_cat = torch.cat([self.lora_A, self.lora_A_prev], dim=0)
+            # W ← W + λ·s·[B_n | −B_{n−1}] @ [A_n ; A_{n−1}] :  (out, 2r) @ (2r, in) -> (out, in)
+            w.addmm_(b_cat.to(w.dtype), a_cat.to(w.dtype), alpha=self.update_ratio * self.scaling)
+        # snapshot ← (A_n, B_n), the "previous" factors of the next step
+        self.lora_A_prev.copy_(self.lora_A)
+        self.lora_B_prev.copy_(self.lora_B)
+        if n == self.start_steps:
+            self._record_start()
+
+    # ---------------------------------------------------- export / recovery
+    @torch.no_grad()
+    def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(lora_A (2r, in), lora_B (out, 2r)) of the equivalent LoRA on W_0, same scaling s.
+
+        W_T + s·B_T A_T = W_0 + s·((1+λ)·B_T A_T − λ·B_K A_K)
+                        = W_0 + s·[(1+λ)·B_T | −λ·B_K] @ [A_T ; A_K].
+        Before step K (no update yet, W_T = W_0) the second block is zero.
+        """
+        lam = self.update_ratio
+        if self.updates_started:
+            a2, b2 = self.lora_A_start, -lam * self.lora_B_start
+            b1 = (1.0 + lam) * self.lora_B
+        else:
+            a2, b2 = torch.zeros_like(self.lora_A), torch.zeros_like(self.lora_B)
+            b1 = self.lora_B
+        # [A_T ; A_K] : (r, in) over (r, in) -> (2r, in)
+        lora_A = torch.cat([self.lora_A, a2], dim=0)
+        # [(1+λ)·B_T | −λ·B_K] : (out, r) ‖ (out, r) -> (out, 2r)
+        lora_B = torch.cat([b1, b2], dim=1)
+        return lora_A.detach().clone(), lora_B.detach().clone()
+
+    @torch.no_grad()
+    def original_weight(self) -> torch.Tensor:
+        """W_0 in (out, in) layout, recovered as W_T − λ·s·(B_T A_T − B_K A_K)."""
+        if self.merged:
+            raise RuntimeError("unmerge the layer first: a merged W also holds s·B A")
+        w = self.base_weight().detach().clone()  # W_T : (out, in)
+        if self.updates_started and self.update_ratio != 0.0:
+            # [B_T | −B_K] : (out, 2r);  [A_T ; A_K] : (2r, in)
+            b_cat = torch.cat([self.lora_B, -self.lora_B_start], dim=1)
+            a_cat = torch.cat([self.lora_A, self.lora_A_start], dim=0)
+            # W_0 = W_T − λ·s·[B_T | −B_K] @ [A_T ; A_K] :  (out, 2r) @ (2r, in) -> (out, in)
+            w.addmm_(b_cat.to(w.dtype), a_cat.to(w.dtype), alpha=-self.update_ratio * self.scaling)
+        return w
+
+    def extra_repr(self) -> str:
+        return (
+            super().extra_repr()
+            + f", update_ratio={self.update_ratio:g}, start_steps={self.start_steps}, num_steps={int(self.num_steps)}"
+        )
+
+
+# ------------------------------------------------------------------ model level
+def delta_lora_layers(model: nn.Module) -> list[tuple[str, DeltaLoRALinear]]:
+    """All (name, DeltaLoRALinear) pairs of a model, in model order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, DeltaLoRALinear)]
+
+
+def _require_layers(model: nn.Module) -> list[tuple[str, DeltaLoRALinear]]:
+    layers = delta_lora_layers(model)
+    if not layers:
+        raise ValueError(
+            "this model has no Delta-LoRA layers: call inject_adapters(model, DeltaLoRAConfig(...)) first"
+        )
+    return layers
+
+
+class DeltaLoRAUpdater:
+    """Applies the Delta-LoRA W update to every Delta-LoRA layer of a model.
+
+    Call ``updater.step()`` right after each ``optimizer.step()`` (as PEFT's
+    AdaLoRA asks for ``update_and_allocate``). With gradient accumulation call it
+    only on the micro-batches where the optimizer really steps: K counts calls,
+    so extra calls would start the updates early (W itself would not move on
+    them, since A and B did not change). A step skipped by an AMP GradScaler
+    leaves A and B unchanged, so its W update is exactly zero.
+
+    The updater holds no state of its own: the snapshots and the step counter
+    live in the layers' buffers, so ``model.state_dict()`` is all there is to save.
+    """
+
+    def __init__(self, model: nn.Module):
+        self.layers = _require_layers(model)
+
+    def step(self) -> None:
+        for _, layer in self.layers:
+            layer.delta_step()
+
+    @property
+    def num_steps(self) -> int:
+        """Optimizer steps seen (the same in every layer)."""
+        return int(self.layers[0][1].num_steps)
+
+
+class DeltaLoRAOptimizer(torch.optim.Optimizer):
+    """Wraps an optimizer so that ``step()`` also applies the Delta-LoRA W update.
+
+    ``DeltaLoRAOptimizer(torch.optim.AdamW(params, lr=...), model)`` behaves like
+    the inner optimizer (``param_groups``, ``state``, ``zero_grad``,
+    ``state_dict``, ``load_state_dict`` are forwarded), so learning-rate
+    schedulers can wrap it directly: ``LambdaLR(wrapper, ...)`` or
+    ``get_linear_schedule_with_warmup(wrapper, ...)`` change the inner
+    optimizer's learning rates. (It subclasses ``torch.optim.Optimizer`` only
+    for the schedulers' ``isinstance`` check; the inner optimizer does the work.)
+    Its state dict is the inner optimizer's; the Delta-LoRA state is in the model.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module):
+        # no super().__init__(): the inner optimizer owns the parameter groups and state
+        self.optimizer = optimizer
+        self.updater = DeltaLoRAUpdater(model)
+
+    @property
+    def param_groups(self):  # type: ignore[override]
+        return self.optimizer.param_groups
+
+    @param_groups.setter
+    def param_groups(self, value):
+        self.optimizer.param_groups = value
+
+    @property
+    def state(self):  # type: ignore[override]
+        return self.optimizer.state
+
+    @state.setter
+    def state(self, value):
+        self.optimizer.state = value
+
+    @property
+    def defaults(self):  # type: ignore[override]
+        return self.optimizer.defaults
+
+    @defaults.setter
+    def defaults(self, value):
+        self.optimizer.defaults = value
+
+    def step(self, closure: Optional[Callable[[], float]] = None):  # type: ignore[override]
+        # 1. the optimizer step on A, B (and the heads); 2. W ← W + λ·s·Δ(BA)
+        loss = self.optimizer.step(closure) if closure is not None else self.optimizer.step()
+        self.updater.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.optimizer.zero_grad(set_to_none=set_to_none)
+
+    def state_dict(self):  # type: ignore[override]
+        return self.optimizer.state_dict()
+
+    def load_state_dict(self, state_dict) -> None:  # type: ignore[override]
+        self.optimizer.load_state_dict(state_dict)
+
+    def add_param_group(self, param_group: dict) -> None:
+        self.optimizer.add_param_group(param_group)
+
+    def __repr__(self) -> str:
+        return f"DeltaLoRAOptimizer({self.optimizer!r}, layers={len(self.updater.layers)})"
+
+
+def original_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """name -> W_0 (out, in) for every Delta-LoRA layer: W_T − λ·s·(P_T − P_K).
+
+    The weights the model had before fine-tuning, recovered exactly (up to
+    float rounding) from the trained model alone, thanks to the telescoping sum.
+    """
+    return {name: layer.original_weight() for name, layer in _require_layers(model)}
+
+
+def export_delta_lora(model: nn.Module) -> tuple[dict[str, dict[str, torch.Tensor]], LoRAConfig]:
+    """The trained Delta-LoRA model as an exact rank-2r LoRA on the ORIGINAL weights W_0.
+
+    Returns ``(factors, lora_config)``: ``factors[name] = {"lora_A": (2r, in),
+    "lora_B": (out, 2r)}`` with ``lora_B = [(1+λ)·B_T | −λ·B_K]`` and
+    ``lora_A = [A_T ; A_K]``; ``lora_config`` has r' = 2r and α' = 2α, so the
+    scaling α'/r' = α/r = s is unchanged. Applied as LoRA on the pretrained
+    model (W_0, obtainable with ``original_weights``), it reproduces the trained
+    model's outputs. If updates never began (n < K), the second block is zero:
+    it is the plain LoRA. The ``modules_to_save`` (classifier head, pooler) are
+    not part of it: copy them from the trained model.
+    """
+    layers = _require_layers(model)
+    cfg = getattr(model, "adapter_config", None)
+    if isinstance(cfg, DeltaLoRAConfig):
+        # r' = 2r and α' = 2α keep the scaling α'/r' = α/r = s
+        lora_config = LoRAConfig(
+            r=2 * cfg.r,
+            lora_alpha=2 * float(cfg.lora_alpha),
+            target_modules=cfg.target_modules,
+            modules_to_save=cfg.modules_to_save,
+            layers=cfg.layers,
+        )
+    else:  # layers built by hand: name them in full, and read α from the scaling s = α/r
+        r = layers[0][1].r
+        alpha = layers[0][1].scaling * r
+        lora_config = LoRAConfig(r=2 * r, lora_alpha=2 * alpha, target_modules=tuple(n for n, _ in layers))
+    factors = {}
+    for name, layer in layers:
+        lora_A, lora_B = layer.exported_lora_factors()
+        factors[name] = {"lora_A": lora_A, "lora_B": lora_B}
+    return factors, lora_config

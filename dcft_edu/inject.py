@@ -1,0 +1,273 @@
+"""Put adapters into any HF transformers model, and take them out again.
+
+``inject_adapters(model, config)`` walks the model, replaces every linear layer
+whose name matches ``config.target_modules`` by the adapter layer of
+``config.method`` (LoRA, DCFT or Delta-LoRA), and freezes everything else except
+the ``modules_to_save`` (the classifier head and pooler by default, which both
+papers train but do not count). It works for BERT, RoBERTa, DeBERTa-v2/v3,
+GPT-2 (Conv1D) and Llama.
+
+Matching rule (as in PEFT): a target ``"value"`` matches a module whose full name
+is ``value`` or ends with ``.value``. ``"all-linear"`` picks the six (BERT,
+RoBERTa, DeBERTa), seven (Llama) or three (GPT-2) block matrices; a string
+starting with ``re:`` is a regular expression matched against the full name.
+BERT names (``query``, ``key``, ``value``) fall back to their DeBERTa/Llama
+spelling (``query_proj`` / ``q_proj`` …) when the model has none of the former,
+so one config serves every backbone.
+
+Taught in: ``01_lora_and_the_rank_one_floor`` (injection, counting) and
+``12_layer_ablation`` (``target_modules`` and ``layers``).
+"""
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Iterator
+
+import torch
+from torch import nn
+
+from .adapter_layer import SUPPORTED_BASE_LAYERS, AdapterLayer
+from .config import ALL_LINEAR_FAMILIES, AdapterConfig
+
+#: Other spellings of the BERT attention names (DeBERTa-v2/v3, Llama, DistilBERT).
+TARGET_ALIASES = {
+    "query": ("query_proj", "q_proj", "q_lin"),
+    "key": ("key_proj", "k_proj", "k_lin"),
+    "value": ("value_proj", "v_proj", "v_lin"),
+}
+
+_BLOCK_INDEX = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
+
+
+def layer_class(method: str) -> type[AdapterLayer]:
+    """The adapter layer class for a method name ('lora', 'dcft', 'delta_lora')."""
+    if method == "lora":
+        from .lora import LoRALinear
+
+        return LoRALinear
+    if method == "dcft":
+        from .dcft import DCFTLinear
+
+        return DCFTLinear
+    if method == "delta_lora":
+        from .delta_lora import DeltaLoRALinear
+
+        return DeltaLoRALinear
+    raise ValueError(f"unknown adapter method {method!r}: expected one of 'lora', 'dcft', 'delta_lora'")
+
+
+def _is_linear(m: nn.Module) -> bool:
+    return isinstance(m, SUPPORTED_BASE_LAYERS)
+
+
+def _suffix_match(name: str, target: str) -> bool:
+    return name == target or name.endswith("." + target)
+
+
+def _inside(name: str, part: str) -> bool:
+    """True if the dotted path ``part`` occurs in ``name`` (``pooler`` in ``bert.pooler.dense``)."""
+    return ("." + part + ".") in ("." + name + ".")
+
+
+def block_index(name: str) -> int | None:
+    """Transformer block number in a module name (``encoder.layer.3.…`` -> 3), or None."""
+    m = _BLOCK_INDEX.search("." + name + ".")
+    return int(m.group(1)) if m else None
+
+
+def _candidate_names(model: nn.Module) -> list[str]:
+    """Linear-layer names with block numbers folded to ``*`` (for error messages)."""
+    seen: dict[str, None] = {}
+    for name, mod in model.named_modules():
+        if _is_linear(mod):
+            seen[_BLOCK_INDEX.sub(lambda m: m.group(0).replace(m.group(1), "*"), "." + name + ".")[1:-1]] = None
+    return list(seen)
+
+
+def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
+    """Full names of the linear layers that ``config`` adapts, in model order.
+
+    Raises a ValueError listing the candidate names if nothing matches.
+    """
+    linear = [n for n, m in model.named_modules() if _is_linear(m) and not isinstance(m, AdapterLayer)]
+    # never adapt layers that sit inside an adapter already, or inside a trained head
+    linear = [n for n in linear if not n.endswith("base_layer")]
+    targets = config.target_modules
+
+    def match(patterns) -> list[str]:
+        out = []
+        for n in linear:
+            for t in patterns:
+                if t.startswith("re:"):
+                    hit = re.fullmatch(t[3:], n) is not None
+                else:
+                    hit = _suffix_match(n, t)
+                if hit:
+                    out.append(n)
+                    break
+        return out
+
+    def expand(patterns) -> list[str]:
+        # a BERT name that matches nothing falls back to its other spellings
+        out = []
+        for t in patterns:
+            if not t.startswith("re:") and not match([t]) and t in TARGET_ALIASES:
+                out.extend(TARGET_ALIASES[t])  # e.g. DeBERTa's query_proj for "query"
+            else:
+                out.append(t)
+        return out
+
+    if targets == "all-linear":
+        # the family (BERT-style, Llama, GPT-2) that covers the most linear layers
+        names = max((match(expand(family)) for family in ALL_LINEAR_FAMILIES), key=len)
+    else:
+        names = match(expand([targets] if isinstance(targets, str) else list(targets)))
+
+    # heads are trained in full (modules_to_save); never put an adapter inside one
+    names = [n for n in names if not any(_inside(n, h) for h in config.modules_to_save)]
+    if config.layers is not None:
+        names = [n for n in names if block_index(n) in set(config.layers)]
+    if not names:
+        cands = "\n  ".join(_candidate_names(model))
+        raise ValueError(
+            f"target_modules={config.target_modules!r}"
+            + (f" with layers={list(config.layers)}" if config.layers is not None else "")
+            + f" matched no linear layer of {type(model).__name__}. Candidate module names:\n  {cands}\n"
+            "Name some of these (a suffix such as 'value' is enough), or use 'all-linear'."
+        )
+    return names
+
+
+def _set_submodule(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    setattr(parent, child, new)
+
+
+def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
+    """Replace the target modules of ``model`` by adapter layers; freeze the rest.
+
+    Trainable afterwards: the adapter tensors, plus every parameter of the
+    ``modules_to_save`` (classifier head, pooler). The model is changed in place
+    and returned. ``model.adapter_config`` remembers the config (for saving).
+
+    Taught in: ``01_lora_and_the_rank_one_floor``.
+    """
+    if any(isinstance(m, AdapterLayer) for m in model.modules()):
+        raise ValueError("this model already has adapters: build a fresh model, or merge_and_unload() first")
+    cls = layer_class(config.method)
+    names = find_target_modules(model, config)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for name in names:
+        _set_submodule(model, name, cls(model.get_submodule(name), config))
+    train_heads(model, config.modules_to_save)
+    for _, layer in adapter_layers(model):
+        for p in layer.adapter_parameters():
+            p.requires_grad_(True)
+    model.adapter_config = config
+    return model
+
+
+def train_heads(model: nn.Module, modules_to_save) -> None:
+    """Make every parameter of the ``modules_to_save`` (classifier, pooler, score) trainable."""
+    for name, mod in model.named_modules():
+        if any(_suffix_match(name, h) for h in modules_to_save):
+            for p in mod.parameters():
+                p.requires_grad_(True)
+
+
+def adapter_layers(model: nn.Module) -> list[tuple[str, AdapterLayer]]:
+    """All (name, adapter layer) pairs of a model, in model order."""
+    return [(n, m) for n, m in model.named_modules() if isinstance(m, AdapterLayer)]
+
+
+def _require_adapters(model: nn.Module) -> list[tuple[str, AdapterLayer]]:
+    layers = adapter_layers(model)
+    if not layers:
+        raise ValueError("this model has no adapters: call inject_adapters(model, config) first")
+    return layers
+
+
+def merge_adapters(model: nn.Module) -> nn.Module:
+    """W ← W + ΔW in every adapter layer (idempotent). Outputs stay the same."""
+    for _, layer in _require_adapters(model):
+        layer.merge()
+    return model
+
+
+def unmerge_adapters(model: nn.Module) -> nn.Module:
+    """W ← W − ΔW in every merged adapter layer."""
+    for _, layer in _require_adapters(model):
+        layer.unmerge()
+    return model
+
+
+def merge_and_unload(model: nn.Module) -> nn.Module:
+    """Merge, then put the plain base layers back: a model with no adapter code left."""
+    for name, layer in _require_adapters(model):
+        layer.merge()
+        _set_submodule(model, name, layer.base_layer)
+    if hasattr(model, "adapter_config"):
+        del model.adapter_config
+    return model
+
+
+@contextlib.contextmanager
+def disable_adapters(model: nn.Module) -> Iterator[nn.Module]:
+    """``with disable_adapters(model):`` runs the base model (Delta-LoRA: with its moved W)."""
+    layers = _require_adapters(model)
+    old = [layer.disable_adapters for _, layer in layers]
+    merged = [layer.merged for _, layer in layers]
+    for _, layer in layers:
+        layer.unmerge()
+        layer.disable_adapters = True
+    try:
+        yield model
+    finally:
+        for (_, layer), o, mg in zip(layers, old, merged):
+            layer.disable_adapters = o
+            if mg:
+                layer.merge()
+
+
+def set_dcft_impl(model: nn.Module, impl: str) -> nn.Module:
+    """Switch every DCFT layer between ``"fast"`` (matrix-free) and ``"conv"`` (reference)."""
+    if impl not in ("fast", "conv"):
+        raise ValueError(f"impl must be 'fast' or 'conv', got {impl!r}")
+    for _, layer in _require_adapters(model):
+        if hasattr(layer, "impl"):
+            layer.impl = impl
+    return model
+
+
+# --------------------------------------------------------------------- counting
+def count_adapter_parameters(model: nn.Module) -> int:
+    """Adapter parameters as the papers count them: the adapter tensors only
+    (not the classifier head or pooler, which both papers train but leave out).
+
+    Taught in: ``01_lora_and_the_rank_one_floor``, ``02_dcft_deconvolution_in_subspace``.
+    """
+    return sum(p.numel() for _, layer in adapter_layers(model) for p in layer.adapter_parameters())
+
+
+def count_trainable_parameters(model: nn.Module) -> int:
+    """Everything that receives gradients (adapters + heads)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def count_for_config(model_config, adapter_config: AdapterConfig, model_class=None) -> int:
+    """Adapter parameters for a model built from a config with no weights.
+
+    The model is built on the meta device, so ``DebertaV2Config()`` (184M
+    parameters) costs no memory: e.g.
+    ``count_for_config(DebertaV2Config(), DCFTConfig(kernel_size=8))`` → 25,344.
+
+    Taught in: ``02_dcft_deconvolution_in_subspace``.
+    """
+    from .models import meta_model
+
+    model = meta_model(model_config) if model_class is None else meta_model(model_config, model_class)
+    inject_adapters(model, adapter_config)
+    return count_adapter_parameters(model)

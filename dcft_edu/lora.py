@@ -1,0 +1,49 @@
+"""LoRA (Hu et al., 2022): a frozen W plus a trainable low-rank product.
+
+    h = W x + (α / r) · B A x,      A ∈ R^{r×in}, B ∈ R^{out×r}
+
+A starts Kaiming-uniform (as in PEFT), B starts at zero, so ΔW = 0 at init and
+the adapted model equals the pretrained one. Trainable parameters per matrix:
+r · (in + out); with r = 1 this is LoRA's floor, the bottleneck DCFT removes.
+
+Taught in: ``01_lora_and_the_rank_one_floor``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .adapter_layer import AdapterLayer
+from .config import LoRAConfig
+
+
+class LoRALinear(AdapterLayer):
+    """An nn.Linear / Conv1D with a LoRA branch. Names as in PEFT: ``lora_A``, ``lora_B``."""
+
+    adapter_param_names = ("lora_A", "lora_B")
+
+    def __init__(self, base_layer: nn.Module, config: LoRAConfig):
+        super().__init__(base_layer, config.scaling)
+        self.r = config.r
+        dtype = torch.float32  # adapters train in float32 whatever the base dtype
+        device = base_layer.weight.device
+        self.lora_A = nn.Parameter(torch.empty(self.r, self.in_features, device=device, dtype=dtype))
+        self.lora_B = nn.Parameter(torch.zeros(self.out_features, self.r, device=device, dtype=dtype))
+        self.lora_dropout = nn.Dropout(config.lora_dropout) if config.lora_dropout > 0 else nn.Identity()
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        # PEFT's default: A ~ Kaiming-uniform(a=√5), B = 0  ->  ΔW = 0 at init
+        nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B)
+
+    def get_delta_weight(self) -> torch.Tensor:
+        # ΔW = (α/r) · B A :  (out, r) @ (r, in) -> (out, in)
+        return self.scaling * (self.lora_B @ self.lora_A)
+
+    def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
+        # ΔW x = (α/r) · B (A · dropout(x)) :  (..., in) -> (..., r) -> (..., out)
+        return (self.lora_dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling

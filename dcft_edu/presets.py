@@ -1,0 +1,209 @@
+"""Run configurations: one plain dataclass per run, built from a scale preset.
+
+Three scales, each a ``Preset`` anyone can read:
+
+- ``quick``: CI scale — a couple of hundred examples, one short epoch, seconds
+  per run on a 2-core CPU. Numbers from it mean nothing; it tests code paths.
+- ``cpu``: minutes per run on a 2-core CPU — a capped training set, full dev
+  set, three epochs. Meaningful on the small tasks (RTE, MRPC, STS-B, CoLA).
+- ``gpu``: the papers' recipes (NOTES §1 for DCFT/LoRA, §4 for Delta-LoRA)
+  adapted to MiniLM: full data, their epochs and learning rates, batch 32.
+
+Per-task recipes follow the official DCFT DeBERTa-v3-base scripts (learning
+rate, epochs, warmup, γ). Every adapter method shares the task's learning rate
+so that comparisons differ only in the method; full fine-tuning uses 1e-4 and
+head-only 1e-3. Delta-LoRA's start step K is the paper's per-task K expressed as
+a fraction of its total steps (RoBERTa-base, batch 128), so it scales with ours.
+
+Used by: ``dcft_edu.trainer``, ``dcft_edu.sweep`` and notebooks 07–13.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence, Union
+
+METHODS = ("full", "head", "lora", "dcft", "delta_lora")
+SCALES = ("quick", "cpu", "gpu")
+
+
+@dataclass(frozen=True)
+class TaskRecipe:
+    """The official DCFT script's settings for one task (NOTES §1), plus Delta-LoRA's K."""
+
+    lr: float
+    epochs: int
+    warmup: Union[int, float]  # steps (int) or a fraction of all steps (float)
+    orth_gamma: float
+    weight_decay: float
+    delta_start_frac: float  # Delta-LoRA's K / total steps in its paper (NOTES §4)
+
+
+TASK_RECIPES: dict[str, TaskRecipe] = {
+    # K fractions: MRPC 10/860, CoLA 100/10.7k, RTE 200/1560, STS-B 200/1800, SST-2 400/31.6k, QNLI 800/20.5k
+    "cola": TaskRecipe(8e-4, 25, 100, 0.1, 0.0, 0.009),
+    "sst2": TaskRecipe(8e-4, 24, 1000, 0.1, 0.01, 0.013),
+    "mrpc": TaskRecipe(1e-3, 30, 0.1, 0.1, 0.01, 0.012),
+    "stsb": TaskRecipe(2.2e-3, 25, 100, 0.3, 0.1, 0.11),
+    "rte": TaskRecipe(1.2e-3, 50, 200, 0.3, 0.01, 0.128),
+    "qnli": TaskRecipe(5e-4, 5, 500, 0.1, 0.01, 0.039),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How big a run is. ``None`` means "use all" / "use the task recipe"."""
+
+    name: str
+    limit_train: Optional[int]
+    limit_dev: Optional[int]
+    epochs: Optional[int]  # None: the task recipe's epochs
+    batch_size: int
+    max_length: Optional[int]  # None: the task's max_length (``data.GLUE_TASKS``: the official scripts', capped at 256)
+    warmup_ratio: Optional[float]  # None: the task recipe's warmup
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset("quick", limit_train=160, limit_dev=96, epochs=1, batch_size=16, max_length=64, warmup_ratio=0.1),
+    "cpu": Preset("cpu", limit_train=2000, limit_dev=None, epochs=3, batch_size=32, max_length=128, warmup_ratio=0.06),
+    "gpu": Preset("gpu", limit_train=None, limit_dev=None, epochs=None, batch_size=32, max_length=None, warmup_ratio=None),
+}
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines one training run (its hash keys the result file)."""
+
+    task: str
+    method: str
+    seed: int = 0
+    scale: str = "quick"
+    model: Optional[str] = None  # None: $DCFT_EDU_MODEL or the packaged MiniLM
+    # optimisation
+    lr: float = 1e-3
+    epochs: int = 1
+    batch_size: int = 16
+    grad_accum: int = 1
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    limit_train: Optional[int] = None
+    limit_dev: Optional[int] = None
+    # adapters (PEFT names); which ones matter depends on the method
+    r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    target_modules: Union[str, Sequence[str]] = "all-linear"
+    layers: Optional[Sequence[int]] = None
+    kernel_size: int = 8
+    stride: Optional[int] = None
+    dcft_init: str = "paper"
+    impl: str = "fast"
+    orth_gamma: float = 0.0
+    update_ratio: float = 0.5
+    start_steps: Optional[int] = None  # None: the task's K fraction × total optimizer steps
+    lora_scale_jump: bool = False  # LoRA whose scale jumps to (1+λ)·s at step K (the Delta-LoRA twin, NOTES §4)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        from .data import canonical_task
+
+        self.task = canonical_task(self.task)
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
+        if self.scale not in SCALES:
+            raise ValueError(f"unknown scale {self.scale!r}: expected one of {', '.join(SCALES)}")
+        if not isinstance(self.target_modules, str):
+            self.target_modules = list(self.target_modules)
+        if self.layers is not None:
+            self.layers = list(self.layers)
+        if self.grad_accum < 1 or self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("batch_size, grad_accum and epochs must be >= 1")
+        self.adapter_config()  # validates the adapter fields now, with the config's clear messages
+
+    def adapter_config(self):
+        """The adapter config this run asks for (None for full fine-tuning / head-only)."""
+        from .config import DCFTConfig, DeltaLoRAConfig, LoRAConfig
+
+        common = dict(r=self.r, lora_alpha=self.lora_alpha, target_modules=self.target_modules, layers=self.layers)
+        if self.method == "lora":
+            return LoRAConfig(lora_dropout=self.lora_dropout, **common)
+        if self.method == "dcft":
+            return DCFTConfig(kernel_size=self.kernel_size, stride=self.stride, init=self.dcft_init,
+                              impl=self.impl, **common)
+        if self.method == "delta_lora":
+            return DeltaLoRAConfig(update_ratio=self.update_ratio, start_steps=self.start_steps or 0,
+                                   lora_dropout=self.lora_dropout, **common)
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def key(self) -> str:
+        """A short, stable hash of the whole config: one result file per key."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+# method defaults (the papers' settings, scaled to MiniLM)
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "full": dict(lr=1e-4),
+    "head": dict(lr=1e-3),
+    "lora": dict(r=8, lora_alpha=16.0, target_modules="all-linear"),
+    # official DCFT: rank-1 subspace, scale α/r = 32/2 = 16, the six BERT matrices
+    "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, target_modules="all-linear"),
+    # Delta-LoRA paper: r 8, α 16, λ 0.5, query and value
+    "delta_lora": dict(r=8, lora_alpha=16.0, update_ratio=0.5, target_modules="all-linear"),
+}
+
+
+def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> RunConfig:
+    """A RunConfig from a scale preset, the task recipe and the method's defaults; ``overrides`` win.
+
+    Used in: notebooks 07–13, ``python -m dcft_edu.train``.
+    """
+    from .data import GLUE_TASKS, canonical_task
+
+    task = canonical_task(task)
+    if scale not in PRESETS:
+        raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(PRESETS)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
+    p, rec = PRESETS[scale], TASK_RECIPES[task]
+    kw: dict[str, Any] = dict(
+        lr=rec.lr,
+        epochs=p.epochs or rec.epochs,
+        batch_size=p.batch_size,
+        max_length=p.max_length or GLUE_TASKS[task].max_length,
+        limit_train=p.limit_train,
+        limit_dev=p.limit_dev,
+        weight_decay=rec.weight_decay,
+        orth_gamma=rec.orth_gamma if method == "dcft" else 0.0,
+    )
+    kw.update(METHOD_DEFAULTS[method])
+    kw.update(overrides)
+    run = RunConfig(task=task, method=method, seed=seed, scale=scale, **kw)
+    if "warmup_steps" not in overrides:
+        steps = total_optimizer_steps(run)
+        warm = rec.warmup if p.warmup_ratio is None else p.warmup_ratio
+        run.warmup_steps = int(round(warm * steps)) if isinstance(warm, float) else min(int(warm), steps // 2)
+    if method == "delta_lora" or run.lora_scale_jump:
+        if run.start_steps is None:
+            run.start_steps = int(round(rec.delta_start_frac * total_optimizer_steps(run)))
+    return run
+
+
+def train_size(run: RunConfig) -> int:
+    from .data import GLUE_TASKS
+
+    n = GLUE_TASKS[run.task].num_rows["train"]
+    return min(n, run.limit_train) if run.limit_train else n
+
+
+def total_optimizer_steps(run: RunConfig) -> int:
+    """Optimizer steps of the whole run (batches per epoch / grad_accum, rounded up, × epochs)."""
+    batches = -(-train_size(run) // run.batch_size)
+    return -(-batches // run.grad_accum) * run.epochs

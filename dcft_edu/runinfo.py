@@ -1,0 +1,112 @@
+"""Provenance for every result file: device, versions, git commit, scale, time.
+
+Every JSON/CSV the package writes under ``figures/data/`` carries these fields,
+so a reader can tell a 2-core CPU run from a GPU run at a glance.
+
+Used by: ``dcft_edu.trainer``, ``dcft_edu.bench``, ``dcft_edu.sweep``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+QUICK_ENV = "DCFT_EDU_QUICK"
+
+
+def is_quick() -> bool:
+    """True when ``DCFT_EDU_QUICK=1``: every notebook runs at its tiny CI scale."""
+    return os.environ.get(QUICK_ENV, "0") not in ("", "0", "false", "False")
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' → CUDA if available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"
+
+
+def git_commit() -> str:
+    """The repository's HEAD commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        if sha.returncode != 0:
+            return "unknown"
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return sha.stdout.strip() + ("+dirty" if dirty else "")
+    except Exception:
+        return "unknown"
+
+
+def library_versions() -> dict[str, str]:
+    import transformers
+
+    out = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+    for name in ("datasets", "numpy", "peft"):
+        try:
+            out[name] = __import__(name).__version__
+        except Exception:
+            pass
+    return out
+
+
+def peak_memory_mb(device: torch.device) -> tuple[float, str]:
+    """(peak MiB, what was measured): CUDA max allocated, or the process's peak RSS on CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20, "cuda_max_allocated"
+    # ru_maxrss is in KiB on Linux; it is the whole process's lifetime peak
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "process_peak_rss"
+
+
+def provenance(device: torch.device, scale: str, seed: int | None = None) -> dict:
+    """The fields every committed result file records."""
+    return {
+        "device": device_name(device),
+        "device_type": device.type,
+        "scale": scale,
+        "seed": seed,
+        "versions": library_versions(),
+        "git_commit": git_commit(),
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "hostname": platform.node(),
+    }
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` then rename tmp → ``path``: a killed writer leaves nothing half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (see ``atomic_write``)."""
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
