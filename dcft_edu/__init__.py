@@ -8,14 +8,22 @@ The public API, by concept (each module is readable in one sitting):
   merge_and_unload, disable_adapters, count_adapter_parameters, count_for_config
 - files (``adapter_io``): save_adapters, load_adapters
 - training helpers: orthogonal_penalty (``regularizers``), DeltaLoRAUpdater,
-  DeltaLoRAOptimizer, export_delta_lora (``delta_lora``), dropout_gradient_gap
-  (``dropout_gradient``)
-- experiments: ``data``, ``models``, ``metrics``, ``trainer``, ``sweep``, ``plotting``
+  DeltaLoRAOptimizer, export_delta_lora, apply_exported_lora, original_weights
+  (``delta_lora``), dropout_gradient_gap (``dropout_gradient``)
+- experiments: ``data``, ``models``, ``metrics``, ``trainer``, ``sweep``, ``plotting``,
+  ``figures`` (the committed figures: ``python -m dcft_edu.figures``)
 """
 from .adapter_io import load_adapter_config, load_adapters, save_adapters
 from .config import DCFTConfig, DeltaLoRAConfig, LoRAConfig, config_from_dict
 from .dcft import DCFTLinear
-from .delta_lora import DeltaLoRALinear, DeltaLoRAOptimizer, DeltaLoRAUpdater, export_delta_lora
+from .delta_lora import (
+    DeltaLoRALinear,
+    DeltaLoRAOptimizer,
+    DeltaLoRAUpdater,
+    apply_exported_lora,
+    export_delta_lora,
+    original_weights,
+)
 from .dropout_gradient import dropout_gradient_gap
 from .inject import (
     adapter_layers,

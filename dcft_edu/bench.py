@@ -1,5 +1,8 @@
 """Benchmarks, one subcommand each:  ``python -m dcft_edu.bench <subcommand> --help``.
 
+``train`` (in ``bench_train.py``): training samples/s and memory of every
+method on MiniLM, printed as ratios to our LoRA.
+
 ``adapters``: the time of ONE adapted layer's forward + backward at DeBERTa-base
 shapes (768×768, 768→3072, 3072→768) and 8,192 tokens, for the frozen layer
 alone, LoRA r = 1 and r = 8, and DCFT (k = s = 8) computed matrix-free
@@ -146,6 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.set_defaults(func=run_adapters)
+
+    from .bench_train import add_parser as add_train_parser
+
+    add_train_parser(sub)  # "train": every method on MiniLM (dcft_edu/bench_train.py)
     return parser
 
 

@@ -41,9 +41,10 @@ PathLike = Union[str, os.PathLike]
 class TaskSpec:
     """Everything the package needs to know about one GLUE task.
 
-    ``max_length`` is the default truncation length in tokens (the papers'
-    values, capped for a 512-position encoder; ``tokenize_glue`` takes an
-    override): CoLA 64, SST-2 66, MRPC 128, STS-B 128, RTE 256, QNLI 256.
+    ``max_length`` is the default truncation length in tokens: the official
+    DCFT scripts' values capped at 256 (NOTES §1; ``tokenize_glue`` and the
+    presets take an override): CoLA 64, SST-2 128, MRPC 256, STS-B 128,
+    RTE 256, QNLI 256.
     ``num_rows`` are GLUE's official split sizes (QNLI train is not shipped
     offline but its size is kept for step counting).
     """

@@ -351,3 +351,45 @@ def export_delta_lora(model: nn.Module) -> tuple[dict[str, dict[str, torch.Tenso
         lora_A, lora_B = layer.exported_lora_factors()
         factors[name] = {"lora_A": lora_A, "lora_B": lora_B}
     return factors, lora_config
+
+
+def apply_exported_lora(
+    model: nn.Module,
+    factors: dict[str, dict[str, torch.Tensor]],
+    lora_config: LoRAConfig,
+    heads_from: Optional[nn.Module] = None,
+) -> nn.Module:
+    """Put an exported rank-2r LoRA (``export_delta_lora``) onto a model that holds the ORIGINAL weights W_0.
+
+    ``model`` is the pretrained model with no adapters (fresh from
+    ``load_model``, or with ``original_weights`` copied in). LoRA layers are
+    injected with ``lora_config`` and ``factors[name]`` copied into them.
+    ``heads_from`` (the trained model) also copies the ``modules_to_save``
+    (classifier head, pooler), which the factors do not hold. The model is
+    changed in place and returned; its outputs are the trained model's.
+    """
+    from .inject import _suffix_match, adapter_layers, inject_adapters
+
+    inject_adapters(model, lora_config)
+    layers = dict(adapter_layers(model))
+    if set(layers) != set(factors):
+        raise ValueError(
+            f"the exported factors name {len(factors)} layers and this model's LoRA has {len(layers)}; "
+            f"they differ in {sorted(set(layers) ^ set(factors))[:5]}: use the lora_config that export_delta_lora "
+            "returned, on the same kind of model"
+        )
+    with torch.no_grad():
+        for name, layer in layers.items():
+            f = factors[name]
+            if f["lora_A"].shape != layer.lora_A.shape or f["lora_B"].shape != layer.lora_B.shape:
+                raise ValueError(
+                    f"{name}: exported lora_A {tuple(f['lora_A'].shape)} / lora_B {tuple(f['lora_B'].shape)} do not "
+                    f"fit this layer's {tuple(layer.lora_A.shape)} / {tuple(layer.lora_B.shape)}"
+                )
+            layer.lora_A.copy_(f["lora_A"])
+            layer.lora_B.copy_(f["lora_B"])
+        if heads_from is not None:
+            for name, module in heads_from.named_modules():
+                if any(_suffix_match(name, h) for h in lora_config.modules_to_save):
+                    model.get_submodule(name).load_state_dict(module.state_dict())
+    return model

@@ -45,5 +45,6 @@ class LoRALinear(AdapterLayer):
         return self.scaling * (self.lora_B @ self.lora_A)
 
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
-        # ΔW x = (α/r) · B (A · dropout(x)) :  (..., in) -> (..., r) -> (..., out)
-        return (self.lora_dropout(x) @ self.lora_A.T @ self.lora_B.T) * self.scaling
+        # ΔW x = B (A · dropout(x)) · (α/r);  the scale goes on B, the smallest tensor that can take it
+        # (..., in) @ (in, r) -> (..., r);  (..., r) @ (r, out) -> (..., out)
+        return (self.lora_dropout(x) @ self.lora_A.T) @ (self.lora_B.T * self.scaling)

@@ -4,7 +4,7 @@ Three scales, each a ``Preset`` anyone can read:
 
 - ``quick``: CI scale — a couple of hundred examples, one short epoch, seconds
   per run on a 2-core CPU. Numbers from it mean nothing; it tests code paths.
-- ``cpu``: minutes per run on a 2-core CPU — a capped training set, full dev
+- ``cpu``: minutes per run on a 2-core CPU — the first 1,000 training examples, full dev
   set, three epochs. Meaningful on the small tasks (RTE, MRPC, STS-B, CoLA).
 - ``gpu``: the papers' recipes (NOTES §1 for DCFT/LoRA, §4 for Delta-LoRA)
   adapted to MiniLM: full data, their epochs and learning rates, batch 32.
@@ -67,7 +67,7 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset("quick", limit_train=160, limit_dev=96, epochs=1, batch_size=16, max_length=64, warmup_ratio=0.1),
-    "cpu": Preset("cpu", limit_train=2000, limit_dev=None, epochs=3, batch_size=32, max_length=128, warmup_ratio=0.06),
+    "cpu": Preset("cpu", limit_train=1000, limit_dev=None, epochs=3, batch_size=32, max_length=128, warmup_ratio=0.06),
     "gpu": Preset("gpu", limit_train=None, limit_dev=None, epochs=None, batch_size=32, max_length=None, warmup_ratio=None),
 }
 

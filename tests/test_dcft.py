@@ -2,7 +2,6 @@
 gradients, init, merge/unmerge, parameter counts (NOTES §2, §3, §6). All on CPU, tiny sizes."""
 from __future__ import annotations
 
-import itertools
 
 import pytest
 import torch

@@ -18,6 +18,7 @@ from dcft_edu.delta_lora import (
     DeltaLoRALinear,
     DeltaLoRAOptimizer,
     DeltaLoRAUpdater,
+    apply_exported_lora,
     delta_lora_layers,
     export_delta_lora,
     original_weights,
@@ -271,6 +272,31 @@ def test_export_before_K_is_plain_lora():
     for b in bert_batches(2, seed=9):
         torch.testing.assert_close(logits(fresh, b), logits(model, b), atol=1e-5, rtol=0)
 
+
+
+def test_apply_exported_lora_on_a_fresh_model_reproduces_the_trained_one():
+    model = delta_bert(lam=0.5, K=2)
+    _train(model, 6)
+    factors, lcfg = export_delta_lora(model)
+    fresh = apply_exported_lora(tiny_bert(0), factors, lcfg, heads_from=model)  # tiny_bert(0) holds W_0
+    assert all(isinstance(layer, LoRALinear) and layer.r == 2 * R for _, layer in adapter_layers(fresh))
+    for b in bert_batches(3, seed=9):
+        torch.testing.assert_close(logits(fresh, b), logits(model, b), atol=1e-5, rtol=0)
+    # without the trained heads the outputs differ (the factors do not hold them)
+    no_heads = apply_exported_lora(tiny_bert(0), factors, lcfg)
+    b = bert_batches(1, seed=9)[0]
+    assert not torch.allclose(logits(no_heads, b), logits(model, b), atol=1e-4)
+
+
+def test_apply_exported_lora_refuses_factors_of_another_model():
+    model = delta_bert(lam=0.5, K=0)
+    _train(model, 2)
+    factors, lcfg = export_delta_lora(model)
+    with pytest.raises(ValueError, match="differ"):
+        apply_exported_lora(tiny_bert(0), dict(list(factors.items())[:1]), lcfg)
+    bad = {n: {"lora_A": f["lora_A"][:1], "lora_B": f["lora_B"][:, :1]} for n, f in factors.items()}
+    with pytest.raises(ValueError, match="do not fit"):
+        apply_exported_lora(tiny_bert(0), bad, lcfg)
 
 # ------------------------------------------------------ saving and resuming
 def test_snapshots_in_state_dict_and_resume_is_identical():
