@@ -20,6 +20,8 @@ and register it::
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import sys
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -37,6 +39,31 @@ from .runinfo import is_quick
 
 #: name -> zero-argument function returning a matplotlib Figure
 FIGURES: dict[str, Callable[[], Figure]] = {}
+
+
+@contextlib.contextmanager
+def single_thread():
+    """Run torch on one intra-op thread inside the block (restored afterwards).
+
+    The figures compute with tiny tensors (64×64, 160×160), where threading only
+    adds overhead; on a machine whose cores are busy with other work a second
+    spinning thread can make them tens of times slower.
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+
+
+def _in_single_thread(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_thread():
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def register(name: str) -> Callable[[Callable[[], Figure]], Callable[[], Figure]]:
@@ -122,6 +149,7 @@ def _freq_ticks(ax, s: int) -> None:
 
 
 @register("checkerboard")
+@_in_single_thread
 def draw_checkerboard(
     kernel_size: int = CHECKERBOARD_KERNEL, strides: Sequence[int] = CHECKERBOARD_STRIDES, show: int = 48,
     size: int = 160, n_draws: Optional[int] = None,
@@ -229,6 +257,7 @@ def dropout_gap_curve(ps: Sequence[float], n_trials: int, **kwargs) -> dict[str,
 
 
 @register("dropout_gradient_gap")
+@_in_single_thread
 def draw_dropout_gradient_gap(n_trials: Optional[int] = None) -> Figure:
     """Relative gap ‖∂L/∂W − ∂L/∂(BA)/s‖ / ‖∂L/∂W‖ and cosine vs the dropout rate p (Delta-LoRA Eq. 4/7)."""
     quick = is_quick()

@@ -159,17 +159,21 @@ lora_counts.map("{:,}".format)
 
 # %% [markdown]
 # LoRA's count is exactly linear in $r$; at $r = 1$ on DeBERTa-v3-base it is the $\sum (d_\text{in}+d_\text{out})$
-# over the 72 matrices, $12\cdot(4\cdot 1536 + 2\cdot 3840) = 165{,}888$ — the paper's "LoRA 0.17M" (Table 1;
-# the paper's M is $2^{20}$).
+# over the 72 matrices, $12\cdot(4\cdot 1536 + 2\cdot 3840) = 165{,}888$ — the paper's "LoRA 0.17M" (Table 1).
+#
+# A detail worth knowing when you compare with the paper: its DCFT counts use $\text{M} = 2^{20}$
+# ($25{,}344 / 2^{20} = 0.024$, notebook 02), but this LoRA entry is in decimal millions
+# ($165{,}888 / 10^6 = 0.17$; in $2^{20}$ units it would read 0.16M).
 
 # %%
 LORA_R1_DEBERTA = 165_888  # NOTES §2
 assert lora_counts.loc[1, "DeBERTa-v3-base"] == LORA_R1_DEBERTA == 12 * (4 * 1536 + 2 * (768 + 3072))
 for name in models:
     assert (lora_counts[name] == lora_counts.loc[1, name] * lora_counts.index).all(), name
-print(f"LoRA r=1, DeBERTa-v3-base: {LORA_R1_DEBERTA:,} = {LORA_R1_DEBERTA / 2**20:.2f}M (paper: 0.17M)")
+print(f"LoRA r=1, DeBERTa-v3-base: {LORA_R1_DEBERTA:,} = {LORA_R1_DEBERTA / 1e6:.2f}M decimal "
+      f"= {LORA_R1_DEBERTA / 2**20:.2f}M in 2^20 units (paper: 0.17M)")
+assert f"{LORA_R1_DEBERTA / 1e6:.2f}M" == "0.17M"
 
-# %% [markdown]
 # ## 4. Rank 1 is LoRA's floor
 #
 # $r$ is a positive integer, so per matrix LoRA can never go below $d_\text{in} + d_\text{out}$ parameters:

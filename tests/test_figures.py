@@ -1,0 +1,97 @@
+"""dcft_edu.figures: the registry, the command, and quick mode (never writes into figures/)."""
+from __future__ import annotations
+
+import tempfile
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pytest
+from matplotlib.figure import Figure
+
+from dcft_edu import figures
+from dcft_edu.plotting import REPO_ROOT
+
+COMMITTED = REPO_ROOT / "figures"
+
+
+@pytest.fixture
+def quick_tmp(monkeypatch, tmp_path):
+    """Quick mode, with the temporary folder redirected into tmp_path."""
+    monkeypatch.setenv("DCFT_EDU_QUICK", "1")
+    monkeypatch.delenv("DCFT_EDU_FIGURES", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    return tmp_path / "dcft_edu_quick_figures"
+
+
+def _snapshot(folder):
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if p.is_file()} if folder.exists() else {}
+
+
+def test_registry_holds_zero_argument_figure_functions():
+    assert {"checkerboard", "dropout_gradient_gap"} <= set(figures.FIGURES)
+    assert figures.FIGURES["checkerboard"] is figures.draw_checkerboard
+    assert figures.FIGURES["dropout_gradient_gap"] is figures.draw_dropout_gradient_gap
+    with pytest.raises(ValueError, match="already registered"):
+        figures.register("checkerboard")(lambda: plt.figure())
+
+
+def test_quick_mode_writes_to_the_temp_folder_not_figures(quick_tmp):
+    before = _snapshot(COMMITTED)
+    assert figures.main([]) == 0  # every registered figure
+    written = sorted(p.name for p in quick_tmp.iterdir())
+    expected = sorted(f"{n}.{ext}" for n in figures.FIGURES for ext in ("png", "pdf"))
+    assert written == expected
+    assert all((quick_tmp / n).stat().st_size > 1000 for n in written)
+    assert _snapshot(COMMITTED) == before, "quick mode touched the committed figures/"
+
+
+def test_unknown_figure_name_is_a_usage_error(quick_tmp, capsys):
+    with pytest.raises(SystemExit) as exc:
+        figures.main(["no_such_figure"])
+    assert exc.value.code == 2
+    assert "registered figures are" in capsys.readouterr().err
+
+
+def test_list(capsys):
+    assert figures.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in figures.FIGURES)
+
+
+def test_new_figures_can_be_registered(quick_tmp, monkeypatch):
+    monkeypatch.setattr(figures, "FIGURES", dict(figures.FIGURES))
+
+    @figures.register("tiny_test_figure")
+    def draw_tiny() -> Figure:
+        fig, ax = plt.subplots()
+        ax.plot([0, 1], [0, 1])
+        return fig
+
+    paths = figures.render(["tiny_test_figure"])
+    assert [p.name for p in paths] == ["tiny_test_figure.png", "tiny_test_figure.pdf"]
+    assert all(p.parent == quick_tmp for p in paths)
+
+
+@pytest.mark.parametrize("name", ["checkerboard", "dropout_gradient_gap"])
+def test_figures_are_labelled(quick_tmp, name):
+    """A figure read without its notebook needs a title and labelled axes (colour bars included)."""
+    fig = figures.FIGURES[name]()
+    try:
+        assert fig.get_suptitle().strip()
+        for ax in fig.axes:
+            assert ax.get_xlabel().strip() or ax.get_ylabel().strip(), f"{name}: an axes has no label"
+        if name == "dropout_gradient_gap":
+            assert fig.axes[0].get_legend() is not None
+    finally:
+        plt.close(fig)
+
+
+def test_checkerboard_coverage_verdicts():
+    import numpy as np
+
+    assert figures._coverage_verdict(np.ones((4, 4)), 8, 8) == "no overlap: 1 tap"
+    assert figures._coverage_verdict(np.full((4, 4), 4), 4, 8) == "even: 4 taps"
+    assert figures._coverage_verdict(np.array([[1, 2], [2, 4]]), 6, 8) == "uneven: 1, 2 or 4 taps"
