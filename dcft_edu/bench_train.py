@@ -98,15 +98,18 @@ def batches(task: str, n: int, batch_size: int, max_length: int, device: torch.d
 
 
 def _steps(model, opt, hook, data: list[dict]) -> float:
+    cuda = data[0]["input_ids"].is_cuda
     t0 = time.perf_counter()
     for b in data:
-        loss = model(**b).loss
+        # as in training (dcft_edu.trainer): bf16 autocast on a GPU, float32 on a CPU
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+            loss = model(**b).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         if hook is not None:
             hook.step()
-    if data[0]["input_ids"].is_cuda:
+    if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0
 

@@ -63,13 +63,29 @@ class Preset:
     batch_size: int
     max_length: Optional[int]  # None: the task's max_length (``data.GLUE_TASKS``: the official scripts', capped at 256)
     warmup_ratio: Optional[float]  # None: the task recipe's warmup
+    # At most this many training examples seen per run (None: no cap). The recipe's epochs are
+    # cut to fit, but never below ``min_epochs``; a train set too big for that is truncated to
+    # sample_budget // min_epochs examples. Warmup and Delta-LoRA's K stay the same FRACTION
+    # of all steps as in the full recipe.
+    sample_budget: Optional[int] = None
+    min_epochs: int = 3
 
 
 PRESETS: dict[str, Preset] = {
     "quick": Preset("quick", limit_train=160, limit_dev=96, epochs=1, batch_size=16, max_length=64, warmup_ratio=0.1),
     "cpu": Preset("cpu", limit_train=1000, limit_dev=None, epochs=3, batch_size=32, max_length=128, warmup_ratio=0.06),
-    "gpu": Preset("gpu", limit_train=None, limit_dev=None, epochs=None, batch_size=32, max_length=None, warmup_ratio=None),
+    # The committed GPU results: the recipes' learning rates, warmup fractions, γ, weight decay and max
+    # lengths, batch 32, full dev sets, and about 20k training examples seen per run (MRPC 5 epochs,
+    # RTE 8, STS-B 3, CoLA and SST-2 3 epochs of their first 6,666 examples), so that the ~450 runs of
+    # notebooks 07–13 fit in half an hour of one GPU. For the papers' full epochs: ``--set``/override
+    # ``epochs`` and ``limit_train``, or use ``Preset(..., sample_budget=None)``.
+    "gpu": Preset("gpu", limit_train=None, limit_dev=None, epochs=None, batch_size=32, max_length=None, warmup_ratio=None,
+                  sample_budget=20_000, min_epochs=3),
 }
+
+
+#: RunConfig fields that record what to keep, not what to train: not part of a run's key
+KEY_EXCLUDED = ("save_delta",)
 
 
 @dataclass
@@ -106,6 +122,7 @@ class RunConfig:
     update_ratio: float = 0.5
     start_steps: Optional[int] = None  # None: the task's K fraction × total optimizer steps
     lora_scale_jump: bool = False  # LoRA whose scale jumps to (1+λ)·s at step K (the Delta-LoRA twin, NOTES §4)
+    save_delta: Optional[str] = None  # a module-name suffix (e.g. "layer.0.attention.self.query"): keep its learned ΔW
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -120,6 +137,8 @@ class RunConfig:
             self.target_modules = list(self.target_modules)
         if self.layers is not None:
             self.layers = list(self.layers)
+        if self.stride is not None and self.stride == self.kernel_size:
+            self.stride = None  # s = k is the default: one spelling, one key
         if self.grad_accum < 1 or self.batch_size < 1 or self.epochs < 1:
             raise ValueError("batch_size, grad_accum and epochs must be >= 1")
         self.adapter_config()  # validates the adapter fields now, with the config's clear messages
@@ -143,8 +162,13 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def key(self) -> str:
-        """A short, stable hash of the whole config: one result file per key."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        """A short, stable hash of the whole config: one result file per key.
+
+        Fields that do not change what is trained (``KEY_EXCLUDED``) are left out, so
+        e.g. keeping a ΔW snapshot does not make a run look new.
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in KEY_EXCLUDED}
+        blob = json.dumps(d, sort_keys=True, default=str)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
@@ -155,7 +179,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "lora": dict(r=8, lora_alpha=16.0, target_modules="all-linear"),
     # official DCFT: rank-1 subspace, scale α/r = 32/2 = 16, the six BERT matrices
     "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, target_modules="all-linear"),
-    # Delta-LoRA paper: r 8, α 16, λ 0.5, query and value
+    # Delta-LoRA paper: r 8, α 16, λ 0.5 (we adapt the same modules as LoRA r=8, so the two compare)
     "delta_lora": dict(r=8, lora_alpha=16.0, update_ratio=0.5, target_modules="all-linear"),
 }
 
@@ -173,27 +197,50 @@ def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **over
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: expected one of {', '.join(METHODS)}")
     p, rec = PRESETS[scale], TASK_RECIPES[task]
+    epochs, limit_train = p.epochs or rec.epochs, p.limit_train
+    if p.sample_budget:
+        n = GLUE_TASKS[task].num_rows["train"] if limit_train is None else min(limit_train, GLUE_TASKS[task].num_rows["train"])
+        # epochs = min(recipe epochs, max(min_epochs, budget // n)); truncate n if even min_epochs overflow the budget
+        epochs = min(epochs, max(p.min_epochs, p.sample_budget // n))
+        if n * p.min_epochs > p.sample_budget:
+            limit_train = p.sample_budget // p.min_epochs
     kw: dict[str, Any] = dict(
         lr=rec.lr,
-        epochs=p.epochs or rec.epochs,
+        epochs=epochs,
         batch_size=p.batch_size,
         max_length=p.max_length or GLUE_TASKS[task].max_length,
-        limit_train=p.limit_train,
+        limit_train=limit_train,
         limit_dev=p.limit_dev,
         weight_decay=rec.weight_decay,
         orth_gamma=rec.orth_gamma if method == "dcft" else 0.0,
     )
     kw.update(METHOD_DEFAULTS[method])
+    start_frac = overrides.pop("start_frac", None)  # Delta-LoRA's K as a fraction of all optimizer steps
     kw.update(overrides)
     run = RunConfig(task=task, method=method, seed=seed, scale=scale, **kw)
+    if start_frac is not None:
+        if not 0.0 <= start_frac <= 1.0:
+            raise ValueError(f"start_frac={start_frac}: K as a fraction of all optimizer steps must be in [0, 1]")
+        run.start_steps = int(round(start_frac * total_optimizer_steps(run)))
     if "warmup_steps" not in overrides:
         steps = total_optimizer_steps(run)
         warm = rec.warmup if p.warmup_ratio is None else p.warmup_ratio
+        if p.sample_budget and not isinstance(warm, float):
+            # the recipe's warmup steps as a fraction of the recipe's own total steps (batch 32, full data)
+            warm = warm / recipe_steps(task)
         run.warmup_steps = int(round(warm * steps)) if isinstance(warm, float) else min(int(warm), steps // 2)
     if method == "delta_lora" or run.lora_scale_jump:
         if run.start_steps is None:
             run.start_steps = int(round(rec.delta_start_frac * total_optimizer_steps(run)))
     return run
+
+
+def recipe_steps(task: str, batch_size: int = 32) -> int:
+    """Optimizer steps of the full official recipe (all training data, the recipe's epochs)."""
+    from .data import GLUE_TASKS
+
+    n = GLUE_TASKS[task].num_rows["train"]
+    return -(-n // batch_size) * TASK_RECIPES[task].epochs
 
 
 def train_size(run: RunConfig) -> int:

@@ -40,7 +40,12 @@ def device_name(device: torch.device) -> str:
 
 
 def git_commit() -> str:
-    """The repository's HEAD commit (with '+dirty' when the tree has changes), or 'unknown'."""
+    """The repository's HEAD commit (with '+dirty' when the tree has changes), or 'unknown'.
+
+    ``$DCFT_EDU_GIT_COMMIT`` wins: a copy of the tree without ``.git`` (a GPU machine) passes it in.
+    """
+    if os.environ.get("DCFT_EDU_GIT_COMMIT"):
+        return os.environ["DCFT_EDU_GIT_COMMIT"]
     root = Path(__file__).resolve().parents[1]
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)

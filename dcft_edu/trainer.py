@@ -76,6 +76,53 @@ def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+#: the attention projections whose similarity to the pretrained weights is recorded (Delta-LoRA Fig. 3)
+SIMILARITY_MODULES = ("query", "value")
+
+
+def effective_weights(model: nn.Module, suffixes=SIMILARITY_MODULES) -> dict[str, torch.Tensor]:
+    """``{module name: effective (out, in) weight}`` of every linear module whose name ends in ``suffixes``.
+
+    The effective weight is what the layer multiplies x by: W for a plain
+    ``nn.Linear`` (full fine-tuning moves it), W + ΔW for an unmerged adapter
+    layer (for Delta-LoRA W itself has moved too), W for a merged one. Float32
+    copies on the CPU.
+
+    Taught in: ``08_cosine_similarity``.
+    """
+    from .adapter_layer import AdapterLayer
+
+    out = {}
+    for name, m in model.named_modules():
+        if not name.endswith(tuple(f".{s}" for s in suffixes)):
+            continue
+        if isinstance(m, AdapterLayer):
+            w = m.base_weight().detach().float()
+            if not m.merged:
+                w = w + m.get_delta_weight().detach().float()
+        elif isinstance(m, nn.Linear):
+            w = m.weight.detach().float()
+        else:
+            continue
+        out[name] = w.cpu().clone()
+    return out
+
+
+def weight_similarity(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
+    """Per module: cosine(W₀, W) of the flattened weights and the relative change ‖W − W₀‖ / ‖W₀‖.
+
+    cos(W₀, W) = ⟨W₀, W⟩_F / (‖W₀‖_F ‖W‖_F)   (Delta-LoRA, Figure 3)
+
+    Taught in: ``08_cosine_similarity``.
+    """
+    out = {}
+    for name, w0 in before.items():
+        w = after[name]
+        cos = torch.nn.functional.cosine_similarity(w0.flatten().double(), w.flatten().double(), dim=0)
+        out[name] = {"cosine": float(cos), "rel_change": float((w - w0).double().norm() / w0.double().norm())}
+    return out
+
+
 class _ScaleJump:
     """LoRA whose scale jumps from s to (1+λ)·s at step K: Delta-LoRA's twin (NOTES §4)."""
 
@@ -140,6 +187,10 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         torch.cuda.reset_peak_memory_stats(device)
     model, tokenizer = model_and_tokenizer or load_model(run.task, run.model)
     model = prepare_model(model, run).to(device)
+    pretrained = effective_weights(model)  # query/value before training (W₀; for DCFT W₀ + its tiny init ΔW)
+    watched = [run.save_delta] if run.save_delta else []
+    if watched:
+        pretrained.update(effective_weights(model, suffixes=tuple(watched)))
     train_loader, dev_loader = make_dataloaders(
         run.task, tokenizer, run.batch_size, limit_train=run.limit_train, limit_dev=run.limit_dev,
         seed=run.seed, max_length=run.max_length,
@@ -201,6 +252,10 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
             f"train_loss={rec['train_loss']:.4f}  dev_loss={metrics['loss']:.4f}  {main}={metrics[main]:.4f}")
 
     best = max(epochs, key=lambda r: r[main])
+    final_weights = effective_weights(model)
+    if watched:
+        final_weights.update(effective_weights(model, suffixes=tuple(watched)))
+    similarity = weight_similarity(pretrained, final_weights)
     peak, peak_kind = peak_memory_mb(device)
     result = {
         "key": run.key(),
@@ -223,9 +278,13 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         "peak_memory_mb": peak,
         "peak_memory_kind": peak_kind,
         "wall_time_s": time.perf_counter() - t_start,
+        "weight_similarity": similarity,
         **provenance(device, run.scale, run.seed),
     }
     result["_model"] = model  # removed by callers that serialise; handy in notebooks
+    if watched:  # the learned change of one module, W_eff − W₀ (out, in), saved beside the result by sweeps
+        name = next(n for n in final_weights if n.endswith(run.save_delta))
+        result["_delta"] = {name: final_weights[name] - pretrained[name]}
     return result
 
 

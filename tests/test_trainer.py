@@ -34,8 +34,17 @@ def test_presets_and_make_run():
     run = make_run("rte", "delta_lora", scale="cpu")
     assert run.start_steps == round(0.128 * total_optimizer_steps(run))
     run = make_run("mrpc", "dcft", scale="gpu")
-    assert (run.epochs, run.lr, run.orth_gamma, run.kernel_size, run.r) == (30, 1e-3, 0.1, 8, 1)
-    assert run.warmup_steps == round(0.1 * total_optimizer_steps(run))
+    # the recipe's lr, γ, warmup fraction; epochs cut to the ~20k-example budget (3668 × 5)
+    assert (run.epochs, run.lr, run.orth_gamma, run.kernel_size, run.r) == (5, 1e-3, 0.1, 8, 1)
+    assert run.limit_train is None and run.warmup_steps == round(0.1 * total_optimizer_steps(run))
+    run = make_run("sst2", "delta_lora", scale="gpu")  # 67k rows: 3 epochs of the first 20000 // 3
+    assert (run.epochs, run.limit_train) == (3, 6666)
+    # SST-2's 1000 warmup steps of 24 × 2105 recipe steps, and K = 400 / 31.6k, as fractions of ours
+    assert run.warmup_steps == round(1000 / (24 * 2105) * total_optimizer_steps(run))
+    assert run.start_steps == round(0.013 * total_optimizer_steps(run))
+    full = make_run("mrpc", "dcft", scale="gpu", epochs=30)  # the papers' full recipe is one override away
+    assert full.epochs == 30
+    assert make_run("rte", "dcft", stride=8).key() == make_run("rte", "dcft").key()  # s = k spelled two ways
     with pytest.raises(ValueError, match="unknown method 'adalora'"):
         make_run("rte", "adalora")
     with pytest.raises(ValueError, match="unknown scale"):

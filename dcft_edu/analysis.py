@@ -1,0 +1,129 @@
+"""From result files to tables: mean ± std over seeds, the papers' numbers beside ours.
+
+``load_results`` (``dcft_edu.sweep``) gives one row per run; here those rows are
+grouped by everything that defines a configuration except the seed, and each
+group becomes one row with the mean, standard deviation and number of seeds of
+the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
+×100 as in the papers' tables.
+
+    python -m dcft_edu.analysis table figures/data/main          # a quick look from the shell
+    python -m dcft_edu.analysis best-lambda figures/data/delta_lambda
+
+Used in: notebooks 07–13 and ``dcft_edu.figures``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import pandas as pd
+
+from .sweep import load_results
+
+TASK_ORDER = ["cola", "sst2", "mrpc", "stsb", "rte"]
+TASK_LABELS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "qnli": "QNLI"}
+METRIC_LABELS = {"matthews": "Mcc", "accuracy": "Acc", "pearson": "Pearson", "f1": "F1", "spearman": "Spearman"}
+
+
+def method_label(row: Union[pd.Series, dict]) -> str:
+    """A readable name for a run's method and its defining settings ("LoRA r=8", "DCFT k=8", …)."""
+    m = row["method"]
+    if m == "full":
+        return "full FT"
+    if m == "head":
+        return "head only"
+    if m == "lora":
+        base = f"LoRA r={int(row['r'])}"
+        return base + (f" + scale jump λ={row['update_ratio']:g}" if row.get("lora_scale_jump") else "")
+    if m == "dcft":
+        k = int(row["kernel_size"])
+        s = row.get("stride")
+        s = k if s is None or (isinstance(s, float) and np.isnan(s)) else int(s)
+        return f"DCFT k={k}" + ("" if s == k else f" s={s}")
+    if m == "delta_lora":
+        return f"Delta-LoRA r={int(row['r'])} λ={row['update_ratio']:g}"
+    return m
+
+
+def _hashable(v):
+    return tuple(v) if isinstance(v, list) else v
+
+
+def summarize(df: pd.DataFrame, by: Sequence[str] = ("task", "label"), metric: str = "best_metric",
+              extra: Sequence[str] = ("adapter_params", "trainable_params", "train_time_s", "samples_per_s",
+                                      "peak_memory_mb")) -> pd.DataFrame:
+    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100, and
+    the mean of each ``extra`` column. Adds a ``label`` column (``method_label``) if missing.
+
+    Taught in: ``07_glue_main_results``.
+    """
+    df = df.copy()
+    if "label" not in df:
+        df["label"] = df.apply(method_label, axis=1)
+    for c in by:
+        df[c] = df[c].map(_hashable)
+    g = df.groupby(list(by), sort=False, dropna=False)
+    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
+    for c in extra:
+        if c in df:
+            out[c] = g[c].mean()
+    return out.reset_index()
+
+
+def mean_std(mean: float, std: float, n: int) -> str:
+    """'71.2 ± 1.3' (or '71.2' for a single seed)."""
+    if np.isnan(mean):
+        return "—"
+    return f"{mean:.1f}" if n < 2 or np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
+               order: Optional[Sequence[str]] = None) -> pd.DataFrame:
+    """Pivot a ``summarize`` result into the papers' layout: one row per method, one column per task."""
+    s = summary.copy()
+    s["cell"] = [mean_std(m, sd, n) for m, sd, n in zip(s["mean"], s["std"], s["n"])]
+    t = s.pivot(index=rows, columns=cols, values="cell")
+    tasks = [c for c in (order or TASK_ORDER) if c in t.columns] + [c for c in t.columns if c not in (order or TASK_ORDER)]
+    t = t[tasks]
+    t.columns = [TASK_LABELS.get(c, c) for c in t.columns]
+    avg = s.pivot(index=rows, columns=cols, values="mean")[tasks].mean(axis=1)
+    t["Avg."] = [f"{v:.1f}" for v in avg.reindex(t.index)]
+    return t
+
+
+def best_lambda(folder: Union[str, Path]) -> float:
+    """The λ of Delta-LoRA with the highest metric averaged over tasks (each task's mean over seeds).
+
+    Used by ``scripts/gpu_experiments.sh`` to pick λ for the K ablation (``13_delta_lora_lambda_k``).
+    """
+    df = load_results(folder)
+    if df.empty:
+        raise ValueError(f"no results under {folder}: run the delta_lambda sweep first")
+    per_task = df.groupby(["update_ratio", "task"])["best_metric"].mean().unstack("task")
+    per_task = per_task.dropna(axis=1)  # tasks that every λ has
+    return float(per_task.mean(axis=1).idxmax())
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m dcft_edu.analysis", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("table", help="mean ± std over seeds, one row per method, one column per task")
+    t.add_argument("folder")
+    b = sub.add_parser("best-lambda", help="print the best Delta-LoRA λ of a delta_lambda sweep")
+    b.add_argument("folder")
+    args = ap.parse_args(argv)
+    if args.command == "best-lambda":
+        print(f"{best_lambda(args.folder):g}")
+        return 0
+    df = load_results(args.folder)
+    if df.empty:
+        ap.error(f"no result files under {args.folder}")
+    print(wide_table(summarize(df)).to_string())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The experiments of notebooks 07–13 on one offline GPU machine, as run for the committed results.
+#
+#   ../shared/tools/device-bundle --with-sst2        # here: model + data + wheels into .device-bundle/
+#   bash scripts/gpu_experiments.sh PHASE MINUTES     # there, from the repository root
+#
+# PHASE 1: the benchmarks of 09_efficiency (GPU to itself), then the sweeps main, kernel, stride,
+#          delta_lambda, layers, scale_jump as one queue of parallel runs.
+# PHASE 2: whatever phase 1 left, then delta_k and scale_jump at the best λ of delta_lambda.
+# Every sweep resumes: rerunning a phase skips finished runs. Runs still going at the deadline
+# are dropped (a rerun trains them). Results land in figures/data/ and, when $OUT is set
+# (the device tool), are packed into $OUT/results.tgz.
+# Environment: WORKERS (parallel runs, default 14), SCALE (default gpu), PY (default python3).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+PHASE=${1:-1}
+MINUTES=${2:-8}
+WORKERS=${WORKERS:-14}
+SCALE=${SCALE:-gpu}
+PY=${PY:-python3}
+t0=$(date +%s)
+if [ -d .device-bundle ]; then
+  "$PY" -m pip install -q --no-index --no-deps --target /tmp/site .device-bundle/wheels/*.whl || exit 1
+  export PYTHONPATH=/tmp/site:$PWD DCFT_EDU_MODEL=$PWD/.device-bundle/model DCFT_EDU_DATA=$PWD/.device-bundle/data
+fi
+export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+"$PY" -c "import torch, transformers, datasets; print('torch', torch.__version__, '| transformers', transformers.__version__, '| datasets', datasets.__version__, '| cuda', torch.cuda.is_available())"
+mkdir -p figures/data/efficiency
+left() { awk -v m="$MINUTES" -v t0="$t0" -v now="$(date +%s)" 'BEGIN { x = m - (now - t0) / 60; print (x > 0.05 ? x : 0.05) }'; }
+
+FILTER="^dcft_edu: loaded\|tokenize\|resource_tracker\|warnings.warn"
+GRIDS="main kernel stride delta_lambda layers scale_jump"
+if [ "$PHASE" = 1 ]; then
+  # 09_efficiency: each benchmark has the device to itself (no sweep running beside it)
+  dev=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
+  "$PY" -m dcft_edu.bench adapters --device "$dev" 2>&1 | tee "figures/data/efficiency/bench_adapters_$dev.txt"
+  for t in ${BENCH_TASKS:-rte mrpc stsb cola sst2}; do
+    "$PY" -m dcft_edu.bench train --task $t --device "$dev" --batch-size 32 --steps 8 --rounds 3 \
+      --out "figures/data/efficiency/bench_train_${dev}_$t.json" 2>&1 | grep -v "$FILTER" | tail -14
+  done
+  "$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
+else
+  # the K ablation and the scale-jump twin at the best λ, then whatever phase 1 left
+  best=$("$PY" -m dcft_edu.analysis best-lambda figures/data/delta_lambda)
+  echo "best λ from delta_lambda: $best"
+  "$PY" -m dcft_edu.sweep delta_k scale_jump --set update_ratio="$best" --scale "$SCALE" --workers "$WORKERS" \
+    --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
+  "$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
+fi
+echo "phase $PHASE done in $(( $(date +%s) - t0 )) s"
+[ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" figures/data && ls -la "$OUT"
+exit 0
