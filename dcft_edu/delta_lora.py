@@ -99,6 +99,8 @@ class DeltaLoRALinear(LoRALinear):
         self.register_buffer("lora_B_start", torch.zeros_like(self.lora_B.detach()))
         # n: how many real optimizer steps have been taken
         self.register_buffer("num_steps", torch.zeros((), dtype=torch.long, device=self.lora_A.device))
+        # a host-side copy of n: reading the buffer on a GPU would stall every step (a device sync per layer)
+        self._n = 0
         if self.start_steps == 0:
             self._record_start()
 
@@ -117,7 +119,11 @@ class DeltaLoRALinear(LoRALinear):
     @property
     def updates_started(self) -> bool:
         """True once step K has been reached (so (A_K, B_K) are recorded)."""
-        return int(self.num_steps) >= self.start_steps
+        return self._n >= self.start_steps
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        super()._load_from_state_dict(*args, **kwargs)
+        self._n = int(self.num_steps)  # keep the host-side n in step with a loaded buffer
 
     @torch.no_grad()
     def _record_start(self) -> None:
@@ -144,8 +150,9 @@ class DeltaLoRALinear(LoRALinear):
                 "Keep the adapted layers in float32 (do not call model.half()/.to(bfloat16) after "
                 "inject_adapters; use autocast for mixed precision instead)."
             )
-        self.num_steps += 1
-        n = int(self.num_steps)
+        self._n += 1
+        n = self._n
+        self.num_steps.fill_(n)  # the buffer (saved in state_dict) follows the host-side n, no sync
         if n > self.start_steps and self.update_ratio != 0.0:  # λ = 0 is plain LoRA: W never moves
             # B_n A_n − B_{n−1} A_{n−1} as ONE product of concatenated factors
             # (never ΔB·ΔA, which is a different matrix):
@@ -243,7 +250,7 @@ class DeltaLoRAUpdater:
     @property
     def num_steps(self) -> int:
         """Optimizer steps seen (the same in every layer)."""
-        return int(self.layers[0][1].num_steps)
+        return self.layers[0][1]._n
 
 
 class DeltaLoRAOptimizer(torch.optim.Optimizer):

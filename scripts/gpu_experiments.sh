@@ -4,9 +4,9 @@
 #   ../shared/tools/device-bundle --with-sst2        # here: model + data + wheels into .device-bundle/
 #   bash scripts/gpu_experiments.sh PHASE MINUTES     # there, from the repository root
 #
-# PHASE 1: the benchmarks of 09_efficiency (GPU to itself), then the sweeps main, kernel, stride,
-#          delta_lambda, layers, scale_jump as one queue of parallel runs.
-# PHASE 2: whatever phase 1 left, then delta_k and scale_jump at the best λ of delta_lambda.
+# PHASE 1: the benchmarks of 09_efficiency (GPU to itself), then the sweeps.
+# PHASE 2: the sweeps main, kernel, stride, delta_lambda, layers, scale_jump as one queue of parallel runs.
+# PHASE 3: delta_k and scale_jump at the best λ of delta_lambda, then whatever is left.
 # Every sweep resumes: rerunning a phase skips finished runs. Runs still going at the deadline
 # are dropped (a rerun trains them). Results land in figures/data/ and, when $OUT is set
 # (the device tool), are packed into $OUT/results.tgz.
@@ -29,8 +29,8 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 mkdir -p figures/data/efficiency
 left() { awk -v m="$MINUTES" -v t0="$t0" -v now="$(date +%s)" 'BEGIN { x = m - (now - t0) / 60; print (x > 0.05 ? x : 0.05) }'; }
 
-FILTER="^dcft_edu: loaded\|tokenize\|resource_tracker\|warnings.warn"
-GRIDS="main kernel stride delta_lambda layers scale_jump"
+FILTER="^dcft_edu: loaded\|tokenize\|resource_tracker\|warnings.warn\|m = compute_metrics\|matthews_correlation is undefined"
+GRIDS=${GRIDS:-main kernel stride delta_lambda layers scale_jump}
 if [ "$PHASE" = 1 ]; then
   # 09_efficiency: each benchmark has the device to itself (no sweep running beside it)
   dev=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
@@ -39,15 +39,15 @@ if [ "$PHASE" = 1 ]; then
     "$PY" -m dcft_edu.bench train --task $t --device "$dev" --batch-size 32 --steps 8 --rounds 3 \
       --out "figures/data/efficiency/bench_train_${dev}_$t.json" 2>&1 | grep -v "$FILTER" | tail -14
   done
-  "$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
-else
-  # the K ablation and the scale-jump twin at the best λ, then whatever phase 1 left
+elif [ "$PHASE" = 3 ]; then
+  # the K ablation and the scale-jump twin at the best λ of delta_lambda, before anything left over
   best=$("$PY" -m dcft_edu.analysis best-lambda figures/data/delta_lambda)
   echo "best λ from delta_lambda: $best"
   "$PY" -m dcft_edu.sweep delta_k scale_jump --set update_ratio="$best" --scale "$SCALE" --workers "$WORKERS" \
     --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
-  "$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
 fi
+# PHASE 2 (and what 1 and 3 have time for): the sweeps in $GRIDS as one queue of parallel runs
+"$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
 echo "phase $PHASE done in $(( $(date +%s) - t0 )) s"
 [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" figures/data && ls -la "$OUT"
 exit 0
