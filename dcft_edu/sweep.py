@@ -168,10 +168,11 @@ def _pending(name: str, runs: list[RunConfig], results_dir: Path) -> tuple[list[
 def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], results_dir: Union[str, Path],
                scale: str = "quick", train_fn: Optional[Callable[..., dict]] = None, progress: bool = False,
                log: Callable[[str], Any] = print, workers: int = 1, deadline: Optional[float] = None,
-               threads_per_worker: int = 1, **overrides: Any) -> dict[str, list[Path]]:
+               threads_per_worker: int = 1, seed_major: bool = False, **overrides: Any) -> dict[str, list[Path]]:
     """Several sweeps as one queue, in the order given (so workers never idle between them).
 
     Each entry is ``(name, grid or RunConfigs)``; see ``run_sweep``. Returns each sweep's result paths.
+    ``seed_major=True`` queues every sweep's seed 0 before any seed 1 (and so on).
     A config that appears in two sweeps is trained once, then copied.
     """
     results_dir = Path(results_dir)
@@ -191,6 +192,8 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
         log(f"sweep {name!r}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to go"
             + (f" ({len(todo) - len(fresh)} shared with an earlier sweep)" if len(fresh) < len(todo) else ""))
         queue.extend(fresh)
+    if seed_major:  # every sweep's seed 0 first, then seed 1, …: a cut-off queue still covers every grid
+        queue.sort(key=lambda item: item[0].seed)  # stable: grid order kept within a seed
     if workers <= 1 or train_fn is not None:
         if train_fn is None:
             from .trainer import train as train_fn
@@ -306,6 +309,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--threads-per-worker", type=int, default=1, help="torch CPU threads of each worker process")
     ap.add_argument("--deadline-min", type=float,
                     help="stop after this many minutes: no new runs start, unfinished ones are left for a rerun")
+    ap.add_argument("--seed-major", action="store_true",
+                    help="queue every grid's seed 0 first, then seed 1, … (a deadline then cuts seeds, not grids)")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done, then stop")
     args = ap.parse_args(argv)
     if args.name and len(args.grid) > 1:
@@ -340,7 +345,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     deadline = time.time() + 60 * args.deadline_min if args.deadline_min else None
     run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
-               deadline=deadline, threads_per_worker=args.threads_per_worker,
+               deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,
                log=lambda m: print(m, flush=True))
     return 0
 

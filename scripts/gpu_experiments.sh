@@ -47,7 +47,8 @@ elif [ "$PHASE" = 3 ]; then
     --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
 fi
 # PHASE 2 (and what 1 and 3 have time for): the sweeps in $GRIDS as one queue of parallel runs
-"$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
+"$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" ${SWEEP_FLAGS:-} 2>&1 \
+  | grep -v "$FILTER"
 echo "phase $PHASE done in $(( $(date +%s) - t0 )) s"
 [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" figures/data && ls -la "$OUT"
 exit 0

@@ -215,6 +215,11 @@ def test_orthogonal_penalty_official_formula():
         terms.append(torch.linalg.norm(B.T @ B - torch.eye(3)))
     torch.testing.assert_close(orthogonal_penalty(model), torch.stack(terms).mean())
     torch.testing.assert_close(orthogonal_penalty(model, squared=True), torch.stack(terms).square().mean())
+    # layers of several shapes (batched by shape inside): still the plain mean over every A and B
+    mixed = inject_adapters(build("bert"), LoRAConfig(r=2, target_modules="all-linear"))
+    ref = [torch.linalg.norm(P @ P.T - torch.eye(2)) for _, l in adapter_layers(mixed) for P in (l.lora_A, l.lora_B.T)]
+    assert len({tuple(l.lora_A.shape) for _, l in adapter_layers(mixed)}) > 1
+    torch.testing.assert_close(orthogonal_penalty(mixed), torch.stack(ref).mean())
     # rank 1: the penalty is |‖a‖² − 1| and |‖b‖² − 1|, zero for unit vectors
     m1 = inject_adapters(build("bert"), DCFTConfig(kernel_size=4, target_modules=("value",)))
     with torch.no_grad():
