@@ -23,6 +23,29 @@ import pandas as pd
 
 from .sweep import load_results
 
+RESULTS_ENV = "DCFT_EDU_RESULTS"
+
+
+def results_dir() -> Path:
+    """Where the committed experiment results live: ``$DCFT_EDU_RESULTS``, else ``<repo>/figures/data``.
+
+    One sub-folder per sweep (``main``, ``kernel``, ``stride``, ``layers``, ``delta_lambda``,
+    ``delta_k``, ``scale_jump``) plus ``efficiency`` (benchmark files). Quick runs write elsewhere.
+    """
+    import os
+
+    env = os.environ.get(RESULTS_ENV)
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "figures" / "data"
+
+
+def load_sweep(name: str) -> pd.DataFrame:
+    """The committed results of one sweep (``results_dir() / name``) as a DataFrame, one row per run."""
+    folder = results_dir() / name
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.sweep {name} --scale gpu` "
+                                f"(or set {RESULTS_ENV})")
+    return load_results(folder)
+
 TASK_ORDER = ["cola", "sst2", "mrpc", "stsb", "rte"]
 TASK_LABELS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "qnli": "QNLI"}
 METRIC_LABELS = {"matthews": "Mcc", "accuracy": "Acc", "pearson": "Pearson", "f1": "F1", "spearman": "Spearman"}

@@ -343,5 +343,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
+# the experiment figures (notebooks 07–13) register themselves on import
+from . import figures_main, figures_ablations, figures_delta  # noqa: E402,F401
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
