@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dcft_edu.presets import make_run
-from dcft_edu.sweep import expand_grid, grid_runs, load_results, main, run_sweep
+from dcft_edu.sweep import expand_grid, grid_runs, load_results, main, run_sweep, run_sweeps
 
 GRID = {"task": ["rte", "mrpc"], "method": ["lora", "dcft"], "seed": [0, 1, 2]}  # 12 runs
 
@@ -85,3 +85,70 @@ def test_sweep_cli_dry_run_and_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["smoke", "--set", "nonsense=1", "--dry-run"])
     assert "not a RunConfig field" in capsys.readouterr().err
+
+
+def test_shared_configs_are_trained_once_and_copied(tmp_path):
+    calls = []
+
+    def counting(run, **kw):
+        calls.append(run.key())
+        return fake_train(run)
+
+    a = {"task": ["rte"], "method": ["dcft"], "kernel_size": [2, 8], "seed": [0]}
+    b = {"task": ["rte"], "method": ["dcft"], "kernel_size": [8], "stride": [8, 4], "seed": [0]}  # s=8 is a's k=8
+    out = run_sweeps([("a", a), ("b", b)], tmp_path, train_fn=counting, log=lambda m: None)
+    assert len(calls) == 3 == len(set(calls))  # k=2, k=8 (shared), k=8 s=4
+    assert all(p.exists() for ps in out.values() for p in ps)
+    copied = [json.loads(p.read_text()) for p in out["b"] if "reused_from" in p.read_text()]
+    assert len(copied) == 1 and copied[0]["sweep"] == "b" and copied[0]["reused_from"].startswith("a/")
+    # a later sweep with the same config copies it from disk instead of training it
+    calls.clear()
+    run_sweep("c", {"task": ["rte"], "method": ["dcft"], "seed": [0]}, tmp_path, train_fn=counting, log=lambda m: None)
+    assert calls == []
+
+
+def test_seed_major_order_and_deadline(tmp_path):
+    order = []
+
+    def recording(run, **kw):
+        order.append((run.method, run.seed))
+        return fake_train(run)
+
+    grids = [("x", {"task": ["rte"], "method": ["lora"], "seed": [0, 1]}),
+             ("y", {"task": ["rte"], "method": ["dcft"], "seed": [0, 1]})]
+    run_sweeps(grids, tmp_path, train_fn=recording, log=lambda m: None, seed_major=True)
+    assert order == [("lora", 0), ("dcft", 0), ("lora", 1), ("dcft", 1)]
+    # a deadline in the past starts nothing; the runs stay to do
+    order.clear()
+    paths = run_sweep("z", GRID, tmp_path / "fresh", train_fn=recording, log=lambda m: None, deadline=time.time() - 1)
+    assert order == [] and not any(p.exists() for p in paths)
+
+
+def test_kept_delta_is_saved_beside_the_result(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    from dcft_edu.sweep import delta_path
+
+    def with_delta(run, **kw):
+        rec = fake_train(run)
+        rec["_delta"] = {"bert.encoder.layer.0.attention.self.query": torch.full((4, 3), 0.5)}
+        return rec
+
+    grid = {"task": ["rte"], "method": ["dcft"], "seed": [0], "save_delta": ["layer.0.attention.self.query"]}
+    (p,) = run_sweep("d", grid, tmp_path, train_fn=with_delta, log=lambda m: None)
+    saved = load_file(str(delta_path(p)))
+    assert list(saved) == ["bert.encoder.layer.0.attention.self.query"]
+    assert saved["bert.encoder.layer.0.attention.self.query"].dtype == torch.float16
+    assert "_delta" not in json.loads(p.read_text())
+    # keeping a ΔW does not change what is trained, so not the key either
+    assert make_run("rte", "dcft", save_delta="layer.0.attention.self.query").key() == make_run("rte", "dcft").key()
+
+
+def test_parallel_workers_train_real_runs(data_root, tmp_path):
+    grid = {"task": ["rte"], "method": ["lora", "head"], "seed": [0]}
+    paths = run_sweep("par", grid, tmp_path, scale="quick", workers=2, log=lambda m: None,
+                      limit_train=16, limit_dev=16)
+    recs = [json.loads(p.read_text()) for p in paths]
+    assert sorted(r["method"] for r in recs) == ["head", "lora"]
+    assert all(0.0 <= r["best_metric"] <= 1.0 and r["sweep"] == "par" for r in recs)

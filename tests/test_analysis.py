@@ -1,0 +1,76 @@
+"""Result tables: mean ± std over seeds, the papers' layout, the best λ."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from dcft_edu.analysis import best_lambda, mean_std, method_label, summarize, wide_table
+from dcft_edu.trainer import effective_weights, weight_similarity
+
+
+def rows():
+    out = []
+    for task, base in (("rte", 0.6), ("mrpc", 0.8)):
+        for method, extra, bump in (("lora", {"r": 8}, 0.0), ("dcft", {"kernel_size": 8, "stride": None}, -0.1)):
+            for seed in range(3):
+                out.append({"task": task, "method": method, "seed": seed, "best_metric": base + bump + 0.01 * seed,
+                            "adapter_params": 100, **extra})
+    return pd.DataFrame(out)
+
+
+def test_summarize_mean_std_n():
+    s = summarize(rows())
+    assert len(s) == 4 and set(s["n"]) == {3}
+    rte_lora = s[(s.task == "rte") & (s.label == "LoRA r=8")].iloc[0]
+    assert rte_lora["mean"] == pytest.approx(61.0) and rte_lora["std"] == pytest.approx(1.0)
+    t = wide_table(s)
+    assert list(t.columns) == ["MRPC", "RTE", "Avg."]
+    assert t.loc["DCFT k=8", "RTE"] == "51.0 ± 1.0"
+    assert t.loc["LoRA r=8", "Avg."] == "71.0"
+
+
+def test_labels_and_formatting():
+    assert method_label({"method": "dcft", "kernel_size": 8, "stride": 4}) == "DCFT k=8 s=4"
+    assert method_label({"method": "dcft", "kernel_size": 8, "stride": float("nan")}) == "DCFT k=8"
+    assert method_label({"method": "delta_lora", "r": 8, "update_ratio": 0.5}) == "Delta-LoRA r=8 λ=0.5"
+    assert mean_std(71.23, float("nan"), 1) == "71.2"
+    assert mean_std(float("nan"), 0.0, 0) == "—"
+
+
+def test_best_lambda(tmp_path):
+    folder = tmp_path / "delta_lambda"
+    folder.mkdir()
+    for lam, metric in ((0.0, 0.5), (0.5, 0.7), (2.0, 0.6)):
+        for task in ("rte", "mrpc"):
+            rec = {"config": {"task": task, "method": "delta_lora", "update_ratio": lam, "seed": 0},
+                   "best": {"epoch": 1, "accuracy": metric}, "best_metric": metric, "task": task}
+            (folder / f"{task}-{lam}.json").write_text(json.dumps(rec))
+    assert best_lambda(folder) == 0.5
+    with pytest.raises(ValueError, match="no results"):
+        best_lambda(tmp_path / "empty")
+
+
+def test_weight_similarity_of_effective_weights():
+    from dcft_edu import LoRAConfig, inject_adapters
+    from dcft_edu.models import tiny_model
+
+    model = tiny_model("bert")
+    before = effective_weights(model)
+    assert before and all(n.endswith((".query", ".value")) for n in before)
+    model = inject_adapters(model, LoRAConfig(r=2, target_modules=("query",)))
+    for name, w in effective_weights(model).items():  # B = 0: the adapter changes nothing yet
+        torch.testing.assert_close(w, before[name])
+    with torch.no_grad():
+        for m in model.modules():
+            if hasattr(m, "lora_B"):
+                m.lora_B.normal_()
+    after = effective_weights(model)
+    sim = weight_similarity(before, after)
+    for name, s in sim.items():
+        w0, w = before[name].flatten().double(), after[name].flatten().double()
+        assert s["cosine"] == pytest.approx(float(w0 @ w / (w0.norm() * w.norm())))
+        moved = name.endswith(".query")
+        assert (s["rel_change"] > 1e-3) == moved and (s["cosine"] < 1 - 1e-9) == moved
