@@ -117,6 +117,29 @@ def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
     return t
 
 
+def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delta_lambda", "delta_k", "scale_jump"),
+             scale: str = "gpu") -> pd.DataFrame:
+    """Per sweep: runs planned (``dcft_edu.sweep.GRIDS``), runs done, and configs with 3, 2, 1 or 0 seeds.
+
+    Used in: the README's Results section and notebooks 07–13 (what the committed results cover).
+    """
+    from .sweep import GRIDS, grid_runs, result_path
+
+    rows = []
+    for name in names:
+        over = {"update_ratio": 0.5} if name == "delta_k" else {}  # delta_k ran at the paper's GLUE λ
+        runs = grid_runs(GRIDS[name], scale=scale, **over)
+        done: dict[str, int] = {}
+        for run in runs:
+            cfg = repr({**run.to_dict(), "seed": None, "save_delta": None})  # the config, whatever the seed
+            done.setdefault(cfg, 0)
+            done[cfg] += result_path(results_dir(), name, run).exists()
+        seeds = pd.Series(list(done.values()))
+        rows.append({"sweep": name, "planned": len(runs), "done": int(seeds.sum()), "configs": len(done),
+                     **{f"{k} seeds": int((seeds == k).sum()) for k in (3, 2, 1, 0)}})
+    return pd.DataFrame(rows).set_index("sweep")
+
+
 def best_lambda(folder: Union[str, Path]) -> float:
     """The λ of Delta-LoRA with the highest metric averaged over tasks (each task's mean over seeds).
 
