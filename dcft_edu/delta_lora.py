@@ -112,8 +112,10 @@ class DeltaLoRALinear(LoRALinear):
         xw = x.to(w_dtype)
         y = self.base_layer(xw)  # W x + b : (..., in) -> (..., out)
         if not (self.disable_adapters or self.merged):
-            y = y + self.adapter_forward(xw.to(self.adapter_dtype())).to(w_dtype)
-        return y.to(x.dtype)
+            y = y + self.adapter_forward(xw.to(self.adapter_dtype())).to(y.dtype)
+        # Under autocast y comes out in the autocast dtype (bf16), exactly like LoRA's output: keep it,
+        # or every op after this layer (GELU, softmax, …) would keep float32 activations for backward.
+        return y if y.dtype != w_dtype else y.to(x.dtype)
 
     # ------------------------------------------------------------- the update
     @property

@@ -463,3 +463,31 @@ def test_lr_scheduler_wraps_the_optimizer_wrapper():
 def test_updater_needs_delta_lora_layers():
     with pytest.raises(ValueError, match="inject_adapters"):
         DeltaLoRAUpdater(tiny_bert())
+
+
+def test_autocast_activation_memory_matches_lora():
+    """Under bf16 autocast a Delta-LoRA layer hands on bf16, like LoRA, so the layers after it keep
+    bf16 activations: the tensors saved for backward weigh the same (a device-free memory check)."""
+    from dcft_edu import LoRAConfig
+    from dcft_edu.models import tiny_model
+
+    def saved_bytes(model, batch):
+        total = 0
+
+        def pack(t):
+            nonlocal total
+            total += t.numel() * t.element_size()
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                model(**batch).loss
+        return total
+
+    batch = {"input_ids": torch.randint(0, 100, (4, 16)), "labels": torch.tensor([0, 1, 0, 1])}
+    sizes = {}
+    for name, cfg in (("lora", LoRAConfig(r=4, target_modules="all-linear")),
+                      ("delta", DeltaLoRAConfig(r=4, target_modules="all-linear"))):
+        torch.manual_seed(0)
+        sizes[name] = saved_bytes(inject_adapters(tiny_model("bert"), cfg), batch)
+    assert sizes["delta"] <= 1.01 * sizes["lora"], sizes
