@@ -347,4 +347,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 from . import figures_main, figures_ablations, figures_delta  # noqa: E402,F401
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # under `python -m` this file runs as __main__, a second copy of the module: the experiment
+    # figures registered themselves in dcft_edu.figures.FIGURES, so run that module's main
+    from dcft_edu.figures import main as _main
+
+    sys.exit(_main())

@@ -95,3 +95,17 @@ def test_checkerboard_coverage_verdicts():
     assert figures._coverage_verdict(np.ones((4, 4)), 8, 8) == "no overlap: 1 tap"
     assert figures._coverage_verdict(np.full((4, 4), 4), 4, 8) == "even: 4 taps"
     assert figures._coverage_verdict(np.array([[1, 2], [2, 4]]), 6, 8) == "uneven: 1, 2 or 4 taps"
+
+
+def test_command_line_sees_every_figure_and_every_committed_png_has_one():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dcft_edu.figures", "--list"], capture_output=True, text=True,
+                         check=True).stdout
+    listed = {line.split(":")[0] for line in out.splitlines() if ":" in line}
+    assert listed == set(figures.FIGURES)  # `python -m` registers the experiment figures too
+    committed = {p.stem for p in COMMITTED.glob("*.png")}
+    assert committed == set(figures.FIGURES), "every figure is committed, and every committed PNG is drawn by one"
+    readme = (COMMITTED / "README.md").read_text()
+    assert all(f"`{name}.png`" in readme for name in figures.FIGURES), "figures/README.md lists every figure"
