@@ -1,8 +1,675 @@
 """Experiment figures of 10_kernel_ablation, 11_stride_ablation and 12_layer_ablation, drawn from the committed results.
 
 Each figure is a zero-argument function registered in ``dcft_edu.figures.FIGURES``;
-``python -m dcft_edu.figures`` redraws them from ``figures/data/`` without training.
+``python -m dcft_edu.figures`` redraws them from ``figures/data/`` without training:
+
+- ``kernel_ablation``: DCFT's metric vs kernel size k (s = k), adapter parameters on a
+  second axis, LoRA r = 8 as a reference line (DCFT Table 4).
+- ``stride_ablation``: the same vs stride s at k = 8 (DCFT Table 5).
+- ``stride_learned_delta``: the learned ΔW of one trained layer per stride: coverage
+  map, heatmap and power spectrum (the trained counterpart of ``checkerboard``).
+- ``layer_ablation``: metric vs adapter parameters for several choices of adapted
+  matrices and blocks, LoRA r = 8 and DCFT k = 8 (DCFT Table 6).
+
+The helpers above the figures (coverage of a sweep's grid, "mean ± std (n=…)" cells,
+closed-form adapter counts, learned ΔW and its RMS per coverage class) are what the
+three notebooks print their tables with.
+
+Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
 """
 from __future__ import annotations
 
-from .figures import register  # noqa: F401
+import functools
+import textwrap
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+
+from .analysis import TASK_LABELS, load_sweep, results_dir
+from .dcft import coverage_map, dcft_num_params
+from .figures import _coverage_verdict, _freq_ticks, log_power_spectrum, register
+from .sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
+
+#: the seeds every ablation grid asks for
+SEEDS = (0, 1, 2)
+#: metric names as the figures' axes show them (×100, as in the papers' tables)
+METRIC_AXIS = {"matthews_correlation": "Matthews corr. ×100", "accuracy": "accuracy ×100 (%)",
+               "pearson": "Pearson r ×100"}
+TASK_METRIC = {"cola": "matthews_correlation", "sst2": "accuracy", "mrpc": "accuracy", "stsb": "pearson",
+               "rte": "accuracy"}
+#: short names of the BERT matrices (target_modules suffixes)
+MATRIX_SHORT = {"query": "q", "key": "k", "value": "v", "attention.output.dense": "o",
+                "intermediate.dense": "ffn-in", "output.dense": "ffn-out"}
+BACKBONE = "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 blocks × 384 hidden)"
+#: colour of "n=…" labels of cells with fewer than 3 seeds
+FEW_SEEDS_COLOR = "#c62828"
+
+# ------------------------------------------------------------------ the paper's numbers (NOT ours)
+#: DCFT paper, Table 4 (kernel size k, s = k), DeBERTa-v3-base, GLUE dev, one seed: the paper's
+#: printed numbers, copied from its text, columns as in our tables. "params" is the paper's column.
+PAPER_TABLE4 = pd.DataFrame(
+    [(2, "0.079M", 70.43, 91.42, 91.76, 88.45), (4, "0.041M", 69.24, 90.20, 91.80, 88.45),
+     (6, "0.029M", 70.69, 89.95, 91.73, 86.28), (8, "0.024M", 71.07, 90.93, 91.56, 88.45),
+     (12, "0.023M", 67.87, 89.46, 91.73, 84.12)],
+    columns=["k", "params (paper)", "cola", "mrpc", "stsb", "rte"]).set_index("k")
+#: DCFT paper, Table 5 (stride s at k = 8), DeBERTa-v3-base, one seed. The text lost the stride
+#: column; the printed parameter counts identify s = 1, 2, 4, 8 (NOTES §2 reproduces them). No s = 6 row.
+PAPER_TABLE5 = pd.DataFrame(
+    [(1, "165.5K", 70.96, 90.69, 91.48, 88.45), (2, "85K", 70.04, 90.44, 91.37, 88.09),
+     (4, "44.9k", 65.97, 88.97, 90.73, 87.36), (8, "24.6k", 71.07, 90.93, 91.50, 88.45)],
+    columns=["s", "params (paper)", "cola", "mrpc", "stsb", "rte"]).set_index("s")
+#: DCFT paper, Table 5's training times in hours (the paper's hardware), same rows and columns.
+PAPER_TABLE5_HOURS = pd.DataFrame(
+    [(1, 1.99, 1.22, 1.71, 1.62), (2, 0.89, 0.99, 0.89, 1.14), (4, 1.03, 0.99, 0.86, 1.11), (8, 0.54, 0.98, 0.63, 1.08)],
+    columns=["s", "cola", "mrpc", "stsb", "rte"]).set_index("s")
+#: DCFT paper, Table 6 (which matrices DCFT adapts, all 12 blocks), DeBERTa-v3-base, one seed.
+PAPER_TABLE6 = pd.DataFrame(
+    [("q,k", "6k", 64.99, 87.25, 90.55, 83.03), ("q,v", "6k", 64.50, 89.95, 91.43, 83.03),
+     ("q,k,v", "9k", 65.31, 88.97, 91.24, 84.12), ("q,k,v,o", "18.4k", 68.37, 89.95, 91.50, 85.92),
+     ("all six", "24k", 71.06, 90.93, 91.56, 88.45)],
+    columns=["targets", "params (paper)", "cola", "mrpc", "stsb", "rte"]).set_index("targets")
+
+
+def paper_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A ``PAPER_TABLE*`` with task labels as column names, for printing beside ours.
+
+    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    """
+    return table.rename(columns={t: f"{TASK_LABELS[t]} (paper)" for t in TASK_LABELS})
+
+
+# ------------------------------------------------------------------ labels (hashable, readable)
+def stride_value(row: Union[pd.Series, dict]) -> int:
+    """The stride a DCFT run used: ``stride`` if set, else s = k (``None``/NaN mean "s = k").
+
+    Taught in: ``11_stride_ablation``.
+    """
+    s = row.get("stride")
+    if s is None or (isinstance(s, float) and np.isnan(s)):
+        return int(row["kernel_size"])
+    return int(s)
+
+
+def target_label(target_modules: Union[str, Sequence[str]]) -> str:
+    """"q,v", "q,k,v,o", "all six" … for a run's ``target_modules`` (a list in the result rows).
+
+    Taught in: ``12_layer_ablation``.
+    """
+    if isinstance(target_modules, str):
+        return "all six" if target_modules == "all-linear" else MATRIX_SHORT.get(target_modules, target_modules)
+    names = [MATRIX_SHORT.get(t, t) for t in target_modules]
+    return "all six" if sorted(names) == sorted(MATRIX_SHORT.values()) else ",".join(names)
+
+
+def blocks_label(layers: Optional[Sequence[int]], n_blocks: int = 6) -> str:
+    """"blocks 0–5" (all, ``layers`` None), "blocks 0–2", "blocks 3–5" … for a run's ``layers``.
+
+    Taught in: ``12_layer_ablation``.
+    """
+    if layers is None or (isinstance(layers, float) and np.isnan(layers)):
+        return f"blocks 0–{n_blocks - 1}"
+    ls = sorted(int(i) for i in layers)
+    if ls == list(range(ls[0], ls[-1] + 1)) and len(ls) > 1:
+        return f"blocks {ls[0]}–{ls[-1]}"
+    return "blocks " + ",".join(map(str, ls))
+
+
+def config_label(row: Union[pd.Series, dict]) -> str:
+    """"q,v", "all six, blocks 0–2" …: which matrices of which blocks a run adapts (all blocks: no suffix).
+
+    Taught in: ``12_layer_ablation``.
+    """
+    t, b = target_label(row["target_modules"]), blocks_label(row.get("layers"))
+    return t if b == "blocks 0–5" else f"{t}, {b}"
+
+
+def method_short(method: str) -> str:
+    """"LoRA r=8", "DCFT k=8": the two methods of sweep ``layers``, as tables and legends name them.
+
+    Taught in: ``12_layer_ablation``.
+    """
+    return {"lora": "LoRA r=8", "dcft": "DCFT k=8"}.get(method, method)
+
+
+def annotate(df: pd.DataFrame) -> pd.DataFrame:
+    """Add hashable columns to result rows: ``s`` (the stride used), ``targets``, ``blocks``, ``config``.
+
+    (``target_modules`` and ``layers`` are lists in the rows, which pandas cannot group by.)
+
+    Taught in: ``12_layer_ablation``.
+    """
+    df = df.copy()
+    if df.empty:
+        return df
+    df["s"] = [stride_value(r) if r["method"] == "dcft" else np.nan for _, r in df.iterrows()]
+    df["targets"] = df["target_modules"].map(target_label)
+    df["blocks"] = df["layers"].map(blocks_label)
+    df["config"] = [config_label(r) for _, r in df.iterrows()]
+    return df
+
+
+# ------------------------------------------------------------------ coverage and summaries
+def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
+    """Every run the named grid (``dcft_edu.sweep.GRIDS``) asks for at scale gpu, and whether its result exists.
+
+    One row per expected run: task, method, kernel_size, s, targets, blocks, config, seed, ``present``.
+    A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` exists
+    (``folder`` defaults to ``results_dir()``). Missing runs are never filled in.
+
+    Taught in: ``10_kernel_ablation``.
+    """
+    folder = results_dir() if folder is None else Path(folder)
+    rows = []
+    for run in grid_runs(GRIDS[sweep], scale="gpu"):
+        d = run.to_dict()
+        rows.append({**{k: d[k] for k in ("task", "method", "kernel_size", "stride", "target_modules", "layers",
+                                           "seed")}, "present": result_path(folder, sweep, run).exists()})
+    return annotate(pd.DataFrame(rows))
+
+
+def coverage_table(cov: pd.DataFrame, rows: Sequence[str], cols: str = "task") -> pd.DataFrame:
+    """Seeds present per cell of a ``grid_coverage`` result, as "n/expected (seed …)" strings.
+
+    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    """
+    def fmt(g: pd.DataFrame) -> str:
+        have = sorted(int(s) for s in g.loc[g["present"], "seed"])
+        return f"{len(have)}/{len(g)}" + (f" (seed {','.join(map(str, have))})" if 0 < len(have) < len(g) else "")
+
+    t = cov.groupby(list(rows) + [cols], sort=False).apply(fmt, include_groups=False).unstack(cols)
+    t = t[[c for c in ABLATION_TASKS + ["sst2"] if c in t.columns]]
+    t.columns = [TASK_LABELS[c] for c in t.columns]
+    return t
+
+
+def cell(mean: float, std: float, n: int, digits: int = 1) -> str:
+    """"71.2 ± 1.3 (n=3)", "49.8 (n=1)" (no ± for a single seed), "missing" for no run.
+
+    Taught in: ``10_kernel_ablation``.
+    """
+    if n == 0 or mean is None or np.isnan(mean):
+        return "missing"
+    if n < 2 or np.isnan(std):
+        return f"{mean:.{digits}f} (n={n})"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+
+
+def summarize_cells(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric") -> pd.DataFrame:
+    """One row per group ``by``: ``mean``, ``std`` (ddof 1, NaN for one seed) and ``n`` of ``metric`` ×100,
+    the seeds, adapter parameters, mean training time and the device(s), plus a printable ``cell``.
+
+    Taught in: ``10_kernel_ablation``.
+    """
+    g = df.groupby(list(by), sort=True)
+    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
+    out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(x))))
+    out["adapter_params"] = g["adapter_params"].agg(lambda x: int(x.iloc[0]) if x.nunique() == 1 else -1)
+    out["train_time_s"] = g["train_time_s"].mean()
+    out["device"] = g["device"].agg(lambda x: "+".join(sorted({short_device(d) for d in x})))
+    out = out.reset_index()
+    out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
+    return out
+
+
+def short_device(device: str) -> str:
+    """"H100", "H200", "cpu" … from a result's ``device`` string.
+
+    Taught in: ``10_kernel_ablation`` (timings compare only within one device).
+    """
+    for name in ("H100", "H200", "A100", "L4", "T4"):
+        if name in str(device):
+            return name
+    return str(device).split()[0]
+
+
+def wide(summary: pd.DataFrame, index: Union[str, Sequence[str]], values: str = "cell",
+         tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
+    """Pivot ``summarize_cells`` output to one row per ``index``, one column per task (CoLA, MRPC, …).
+
+    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    """
+    t = summary.pivot_table(index=index, columns="task", values=values, aggfunc="first")
+    t = t[[c for c in tasks if c in t.columns]]
+    t.columns = [TASK_LABELS[c] for c in t.columns]
+    return t
+
+
+def time_table(df: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Mean ``train_time_s`` per (``by``, task), one column block per device: "98 s (n=3)" cells.
+
+    Runs shared a GPU 14–15 at a time, so these are rough and only comparable within one device.
+
+    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``.
+    """
+    d = df.assign(dev=df["device"].map(short_device))
+    g = d.groupby(["dev", by, "task"])["train_time_s"].agg(["mean", "count"]).reset_index()
+    g["cell"] = [f"{m:.0f} s (n={n})" for m, n in zip(g["mean"], g["count"])]
+    t = g.pivot_table(index=by, columns=["dev", "task"], values="cell", aggfunc="first")
+    order = [(dv, tk) for dv in sorted(d["dev"].unique()) for tk in ABLATION_TASKS if (dv, tk) in t.columns]
+    t = t[order]
+    t.columns = [f"{dv} {TASK_LABELS[tk]}" for dv, tk in order]
+    return t.fillna("—")
+
+
+@functools.lru_cache(maxsize=None)
+def _cached_sweep(name: str, folder: str) -> pd.DataFrame:
+    return annotate(load_sweep(name))
+
+
+def ablation_results(name: str) -> pd.DataFrame:
+    """The committed results of sweep ``name`` (``kernel``, ``stride``, ``layers``, ``main``) with the
+    ``annotate`` columns; read once per process.
+
+    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    """
+    return _cached_sweep(name, str(results_dir())).copy()
+
+
+def lora_reference(tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
+    """LoRA r = 8 on all six matrices (sweep ``main``): mean, std, n ×100 and adapter parameters per task.
+
+    Taught in: ``10_kernel_ablation``.
+    """
+    m = ablation_results("main")
+    m = m[(m["method"] == "lora") & (m["r"] == 8) & m["task"].isin(list(tasks))]
+    return summarize_cells(m, ["task"]).set_index("task")
+
+
+# ------------------------------------------------------------------ closed-form parameter counts
+@functools.lru_cache(maxsize=None)
+def _minilm_meta():
+    from transformers import AutoConfig
+
+    from .models import default_model_path, meta_model
+
+    return meta_model(AutoConfig.from_pretrained(default_model_path()))
+
+
+def adapted_shapes(run) -> list[tuple[str, int, int]]:
+    """(name, in_features, out_features) of every matrix ``run`` (a RunConfig) adapts in MiniLM.
+
+    Which matrices: ``dcft_edu.inject.find_target_modules`` on a weightless (meta) MiniLM.
+
+    Taught in: ``10_kernel_ablation``, ``12_layer_ablation``.
+    """
+    from .inject import find_target_modules
+
+    model = _minilm_meta()
+    out = []
+    for name in find_target_modules(model, run.adapter_config()):
+        lin = model.get_submodule(name)
+        out.append((name, lin.in_features, lin.out_features))
+    return out
+
+
+def expected_adapter_params(run) -> int:
+    """Adapter parameters of ``run`` on MiniLM from the closed forms, summed over the adapted matrices:
+
+    LoRA / Delta-LoRA: r·(in + out) per matrix (A: r × in, B: out × r);
+    DCFT: r·(h(in) + h(out)) + k² per matrix (``dcft_num_params``).
+
+    Taught in: ``10_kernel_ablation``, ``12_layer_ablation``.
+    """
+    total = 0
+    for _, d_in, d_out in adapted_shapes(run):
+        if run.method == "dcft":
+            s = run.stride if run.stride is not None else run.kernel_size
+            # r·(h(in) + h(out)) + k²
+            total += dcft_num_params(d_in, d_out, run.kernel_size, s, run.r)
+        elif run.method in ("lora", "delta_lora"):
+            # A (r, in) + B (out, r)
+            total += run.r * (d_in + d_out)
+        else:
+            raise ValueError(f"{run.method!r} has no adapter")
+    return total
+
+
+def weight_change(weight_similarity: dict) -> pd.DataFrame:
+    """A run's ``weight_similarity`` ({module: {"cosine", "rel_change"}}) as a table: one row per block,
+    columns (query/value × cosine/rel_change), where
+    rel_change = ‖W_eff(after) − W_eff(before)‖_F / ‖W_eff(before)‖_F.
+
+    Taught in: ``12_layer_ablation`` (a block outside ``layers`` must keep rel_change 0).
+    """
+    from .inject import block_index
+
+    rows = [{"block": block_index(name), "matrix": name.rsplit(".", 1)[-1], **v}
+            for name, v in weight_similarity.items()]
+    return pd.DataFrame(rows).pivot(index="block", columns="matrix", values=["rel_change", "cosine"])
+
+
+# ------------------------------------------------------------------ learned ΔW
+def load_learned_delta(json_path: Union[str, Path]) -> np.ndarray:
+    """The ΔW a run kept (``RunConfig.save_delta``): W_eff after − before training, (out, in), float32.
+
+    Stored as float16 in ``<result stem>.delta.safetensors`` (``dcft_edu.sweep.delta_path``).
+
+    Taught in: ``11_stride_ablation``.
+    """
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(delta_path(Path(json_path))))
+    if len(tensors) != 1:
+        raise ValueError(f"expected one tensor in {delta_path(Path(json_path))}, found {list(tensors)}")
+    return next(iter(tensors.values())).float().numpy()
+
+
+def delta_weight_at_init(run, module_suffix: str) -> np.ndarray:
+    """ΔW of the adapter layer whose name ends in ``module_suffix`` right after injection, as ``train(run)``
+    starts it: same seed, same model loading, same adapter init (DCFT's "paper" init makes it tiny but ≠ 0).
+
+    So a kept ΔW (``RunConfig.save_delta``) should equal ``layer.get_delta_weight()`` after training
+    minus this. Float32 numpy array (out, in).
+
+    Taught in: ``11_stride_ablation``.
+    """
+    from .inject import adapter_layers
+    from .models import load_model
+    from .trainer import prepare_model, set_seed
+
+    set_seed(run.seed)  # train(): set_seed → load_model → prepare_model, in this order
+    model = prepare_model(load_model(run.task, run.model)[0], run)
+    layer = next(m for n, m in adapter_layers(model) if n.endswith(module_suffix))
+    return layer.get_delta_weight().detach().float().numpy()
+
+
+def rms_by_coverage(delta: np.ndarray, kernel_size: int, stride: int) -> pd.Series:
+    """RMS of ΔW over the cells that receive 1, 2, 4 … kernel taps (``coverage_map``), interior only.
+
+    The borders (``kernel_size`` cells on each side) are dropped: they get fewer taps at every
+    stride. If the uneven coverage of s < k (k not a multiple of s) leaves a checkerboard in the
+    learned ΔW, the RMS differs between coverage classes; with even coverage there is one class.
+
+    Taught in: ``11_stride_ablation``.
+    """
+    k = kernel_size
+    cov = coverage_map(k, stride, delta.shape).numpy()[k:-k, k:-k]
+    x = delta[k:-k, k:-k]
+    return pd.Series({int(c): float(np.sqrt(np.mean(x[cov == c] ** 2))) for c in np.unique(cov)},
+                     name="rms").rename_axis("taps")
+
+
+def stride_deltas() -> pd.DataFrame:
+    """One row per seed-0 run of sweep ``stride`` that kept a ΔW: task, s, the ΔW (384 × 384), path.
+
+    Taught in: ``11_stride_ablation``.
+    """
+    df = ablation_results("stride")
+    rows = []
+    for _, r in df[df["seed"] == 0].iterrows():
+        if delta_path(Path(r["file"])).exists():
+            rows.append({"task": r["task"], "s": int(r["s"]), "delta": load_learned_delta(r["file"]),
+                         "device": short_device(r["device"]), "file": r["file"]})
+    return pd.DataFrame(rows).sort_values(["s", "task"]).reset_index(drop=True)
+
+
+# ------------------------------------------------------------------ figures
+def _subtitle(df: pd.DataFrame, width: int = 125) -> str:
+    """Backbone, scale, seeds per point and GPUs of the runs in ``df``, for a figure's title."""
+    devices = ", ".join(sorted({short_device(d) for d in df["device"]}))
+    n = df.groupby([c for c in ("task", "config", "method", "kernel_size", "s") if c in df])["seed"].count()
+    return textwrap.fill(f"{BACKBONE}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
+            f"mean ± std over seeds, n = {n.min()}–{n.max()} per point (n printed; bars only where n ≥ 2; "
+            f"n < 3 in red); GPU: {devices}", width=width)
+
+
+def _metric_vs_setting(df: pd.DataFrame, x: str, xlabel: str, title: str, shade: Optional[float] = None,
+                       shade_label: str = "") -> Figure:
+    """Shared body of ``kernel_ablation`` and ``stride_ablation``: one panel per task (2 × 2), metric vs ``x``,
+    seeds as dots, mean ± std, n per point, adapter parameters on a second axis, LoRA r = 8 line."""
+    lora = lora_reference()
+    summ = summarize_cells(df, ["task", x])
+    tasks = [t for t in ABLATION_TASKS if t in set(summ["task"])]
+    ncols = 2 if len(tasks) > 1 else 1
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(6.2 * ncols, 3.9 * nrows + 1.6), layout="constrained",
+                             squeeze=False)
+    xs = sorted(summ[x].unique())
+    for ax, task in zip(axes.flat, tasks):
+        st = summ[summ["task"] == task].sort_values(x)
+        runs = df[df["task"] == task]
+        if shade is not None:
+            ax.axvspan(shade - 0.5, shade + 0.5, color="0.9", zorder=0)
+        ref = lora.loc[task]
+        ax.axhline(ref["mean"], color="C2", ls="--", lw=1.5, zorder=1)
+        ax.axhspan(ref["mean"] - ref["std"], ref["mean"] + ref["std"], color="C2", alpha=0.12, lw=0, zorder=0)
+        ax.scatter(runs[x], 100 * runs["best_metric"], s=14, color="0.55", zorder=2)
+        err = np.where(st["n"] >= 2, st["std"], np.nan)
+        ax.errorbar(st[x], st["mean"], yerr=err, fmt="o-", color="C0", lw=2, ms=7, capsize=4, zorder=3)
+        lo = min(100 * runs["best_metric"].min(), ref["mean"] - ref["std"])
+        hi = max(100 * runs["best_metric"].max(), ref["mean"] + ref["std"])
+        pad = 0.12 * (hi - lo)
+        ax.set_ylim(lo - 1.6 * pad, hi + pad)
+        for xv, n in zip(st[x], st["n"]):
+            ax.annotate(f"n={n}", (xv, lo - 1.6 * pad), xytext=(0, 3), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=9, color=FEW_SEEDS_COLOR if n < 3 else "0.3",
+                        fontweight="bold" if n < 3 else "normal")
+        ax.set_xticks(xs)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"{TASK_LABELS[task]} {METRIC_AXIS[TASK_METRIC[task]]}")
+        ax.set_title(TASK_LABELS[task])
+        ax2 = ax.twinx()
+        ax2.plot(st[x], st["adapter_params"] / 1e3, "s:", color="0.35", ms=5, lw=1.2)
+        ax2.set_ylim(0, 1.1 * summ["adapter_params"].max() / 1e3)
+        ax2.grid(False)
+        ax2.set_ylabel("adapter parameters (thousands)", color="0.35", fontsize=9)
+        ax2.tick_params(axis="y", colors="0.35", labelsize=8)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.set_visible(False)
+    handles = [
+        Line2D([], [], color="C0", marker="o", lw=2, label="DCFT: mean ± std over seeds (best dev epoch)"),
+        Line2D([], [], color="0.55", marker="o", ls="", ms=4, label="DCFT: one seed"),
+        Line2D([], [], color="C2", ls="--", lw=1.5,
+               label=f"LoRA r=8 on all six matrices ± std (sweep main, n=3; "
+                     f"{int(lora['adapter_params'].iloc[0]):,} adapter params)"),
+        Line2D([], [], color="0.35", marker="s", ls=":", label="DCFT adapter parameters (right axis)"),
+    ]
+    if shade is not None:
+        handles.append(plt.Rectangle((0, 0), 1, 1, color="0.9", label=shade_label))
+    fig.legend(handles=handles, loc="outside lower center", ncol=2, fontsize=9, frameon=False)
+    fig.suptitle(title + "\n" + _subtitle(df), fontsize=11)
+    return fig
+
+
+@register("kernel_ablation")
+def draw_kernel_ablation() -> Figure:
+    """DCFT metric vs kernel size k (s = k) per task, adapter parameters on a second axis (DCFT Table 4).
+
+    Taught in: ``10_kernel_ablation``.
+    """
+    df = ablation_results("kernel")
+    return _metric_vs_setting(
+        df, "kernel_size", "kernel size k (stride s = k)",
+        "DCFT kernel-size ablation (cf. the paper's Table 4): rank-1 subspace, all six matrices of every block")
+
+
+@register("stride_ablation")
+def draw_stride_ablation() -> Figure:
+    """DCFT metric vs stride s at kernel k = 8 per task, adapter parameters on a second axis (DCFT Table 5).
+
+    Taught in: ``11_stride_ablation``.
+    """
+    df = ablation_results("stride")
+    return _metric_vs_setting(
+        df, "s", "stride s (kernel k = 8; s = 8 is the paper's default)",
+        "DCFT stride ablation (cf. the paper's Table 5): kernel k = 8, rank-1 subspace, all six matrices of every "
+        "block",
+        shade=6, shade_label="s = 6: uneven coverage (checkerboard, 1, 2 or 4 taps per cell)")
+
+
+def interior_tiles(delta: np.ndarray, margin: int, size: int) -> list[np.ndarray]:
+    """Non-overlapping ``size`` × ``size`` tiles of ``delta`` without its ``margin``-wide border, row-major.
+
+    Averaging the power spectra of the tiles (Bartlett's method) trades frequency resolution (1/size)
+    for a less noisy spectrum; with ``size`` a multiple of the stride, multiples of 1/s fall on bins.
+
+    Taught in: ``11_stride_ablation`` (the spectra of ``stride_learned_delta``).
+    """
+    x = delta[margin:delta.shape[0] - margin, margin:delta.shape[1] - margin]
+    n0, n1 = x.shape[0] // size, x.shape[1] // size
+    return [x[i * size:(i + 1) * size, j * size:(j + 1) * size] for i in range(n0) for j in range(n1)]
+
+
+def checkerboard_contrast(deltas: pd.DataFrame, kernel_size: int = 8, stride: int = 6) -> pd.DataFrame:
+    """RMS of each learned ΔW on the cells that stride ``stride`` covers with 1, 2, 4 … taps, relative to the
+    1-tap cells: one row per (s, task) of ``deltas`` (``stride_deltas``), one column per tap count.
+
+    Applied to the s = 6 runs it measures their checkerboard; applied to the runs of the other strides
+    (which have no such classes) it is the control: there the same cells should show ratios ≈ 1.
+
+    Taught in: ``11_stride_ablation``.
+    """
+    rows = []
+    for _, r in deltas.iterrows():
+        rms = rms_by_coverage(r["delta"], kernel_size, stride)
+        rows.append({"s": r["s"], "task": r["task"], **(rms / rms.iloc[0]).to_dict()})
+    return pd.DataFrame(rows).set_index(["s", "task"]).sort_index()
+
+
+@register("stride_learned_delta")
+def draw_stride_learned_delta(show: int = 48, origin: int = 96, heatmap_task: str = "rte", tile: int = 120) -> Figure:
+    """Learned ΔW of layer 0's query per stride (k = 8): coverage map, ΔW window, spectra of ΔW and ΔW².
+
+    Row 1: kernel taps per cell (``coverage_map``) in a ``show`` × ``show`` window of the interior
+    starting at row and column ``origin`` (96: a multiple of every stride, so each window starts a
+    period). Row 2: the learned ΔW (after − before training, seed 0, task ``heatmap_task``), same
+    window, divided by its interior RMS; its title gives ``checkerboard_contrast`` (RMS on the cells
+    that s = 6 covers with 1, 2, 4 taps), mean over the four tasks. Rows 3–4: log10 power spectrum
+    (``log_power_spectrum``) of ΔW and of ΔW² (where the change's energy sits), averaged over
+    ``tile`` × ``tile`` interior tiles (``interior_tiles``; 120 holds a whole number of periods of
+    every stride) of the four tasks' ΔWs.
+
+    Taught in: ``11_stride_ablation``.
+    """
+    deltas = stride_deltas()
+    k = 8
+    strides = sorted(deltas["s"].unique())
+    contrast = checkerboard_contrast(deltas, k, 6).groupby(level="s").mean()
+    n = len(strides)
+    fig, axes = plt.subplots(4, n, figsize=(3.4 * n, 14.6), squeeze=False, layout="constrained")
+    for j, s in enumerate(strides):
+        ds = deltas[deltas["s"] == s]
+        shape = ds["delta"].iloc[0].shape
+        cov = coverage_map(k, s, shape).numpy()
+        axes[0, j].set_title(f"stride s = {s}\n{_coverage_verdict(cov[k:-k, k:-k], s, k)}", fontsize=10.5)
+
+        ax = axes[0, j]
+        win = (slice(origin, origin + show), slice(origin, origin + show))
+        box = (origin - 0.5, origin + show - 0.5, origin + show - 0.5, origin - 0.5)
+        c = cov[win]
+        im = ax.imshow(c, cmap="viridis", vmin=0, vmax=max(1, int(cov.max())), interpolation="nearest", extent=box)
+        cb = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
+        cb.set_label("kernel taps per cell", fontsize=9)
+        cb.ax.yaxis.set_major_locator(MaxNLocator(integer=True, nbins=5))
+
+        ax = axes[1, j]
+        row = ds[ds["task"] == heatmap_task]
+        d = (row if len(row) else ds)["delta"].iloc[0]
+        d = d / np.sqrt(np.mean(d[k:-k, k:-k] ** 2))
+        im = ax.imshow(d[win], cmap="RdBu_r", vmin=-3, vmax=3, interpolation="nearest", extent=box)
+        fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02).set_label("ΔW / RMS of ΔW", fontsize=9)
+        ratio = " : ".join(f"{v:.2f}" for v in contrast.loc[s].values)
+        ax.set_title(f"RMS on s=6's {'/'.join(map(str, contrast.columns))}-tap cells\n{ratio}"
+                     + ("\n← the checkerboard" if s == 6 else "\n(control)"), fontsize=9.5,
+                     color=FEW_SEEDS_COLOR if s == 6 else "0.2", fontweight="bold" if s == 6 else "normal")
+
+        for i, (field, what) in enumerate(((ds["delta"], "ΔW"), ([x ** 2 for x in ds["delta"]], "ΔW²")), start=2):
+            ax = axes[i, j]
+            # Bartlett's method: average the spectra of 3 × 3 interior tiles of every task's ΔW (less noise)
+            spec, freqs = log_power_spectrum([t for x in field for t in interior_tiles(x, k, tile)], 0)
+            half = 0.5 / len(freqs)
+            ext = (freqs[0] - half, freqs[-1] + half, freqs[-1] + half, freqs[0] - half)
+            im = ax.imshow(spec, cmap="cividis", vmin=-3.0, vmax=0.0, extent=ext, interpolation="nearest")
+            fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02).set_label(f"log₁₀ power of {what} (max = 0)", fontsize=9)
+            _freq_ticks(ax, s)
+            ax.set_xlabel("frequency along columns\n(cycles per cell)", fontsize=9)
+        for i in range(4):
+            axes[i, j].grid(False)
+        for i in (0, 1):
+            axes[i, j].set_xlabel("column (input dim)", fontsize=9)
+            axes[i, j].tick_params(labelsize=8)
+    tasks = ", ".join(TASK_LABELS[t] for t in ABLATION_TASKS if t in set(deltas["task"]))
+    axes[0, 0].set_ylabel(f"coverage map (theory)\n{show}×{show} window of the interior\nrow (output dim)",
+                          fontsize=10)
+    axes[1, 0].set_ylabel(f"learned ΔW, {TASK_LABELS[heatmap_task]}\n(same window)\nrow (output dim)",
+                          fontsize=10)
+    n_t, n_tiles = len(set(deltas["task"])), len(interior_tiles(deltas["delta"].iloc[0], k, tile))
+    axes[2, 0].set_ylabel(f"spectrum of learned ΔW\n(mean over {n_t} tasks × {n_tiles} tiles of {tile}²)\n"
+                          "frequency along rows", fontsize=10)
+    axes[3, 0].set_ylabel(f"spectrum of ΔW² (its energy)\n(mean over {n_t} tasks × {n_tiles} tiles of {tile}²)\n"
+                          "frequency along rows", fontsize=10)
+    fig.suptitle(
+        "Checkerboard on TRAINED weights? The learned ΔW = W_eff(after) − W_eff(before) of "
+        "bert.encoder.layer.0.attention.self.query (384 × 384), DCFT k = 8\n"
+        f"{BACKBONE}; one run per stride and task ({tasks}; seed 0, scale gpu, "
+        f"{', '.join(sorted(set(deltas['device'])))}), ΔW saved as float16. Compare figures/checkerboard.png "
+        "(random positive factors).", fontsize=11.5)
+    fig.supxlabel(
+        "How to read it: row 1 is the theory; only s = 6 (k = 8 not a multiple of s) covers ΔW unevenly. "
+        "Row 2: red/blue = sign of the learned change; the titles measure the checkerboard: RMS of ΔW on the "
+        "cells that s = 6 covers\nwith 1, 2 or 4 taps (1-tap cells = 1). For s = 6 the more-covered cells "
+        "changed more; the same cells of the other strides' ΔW (control) did not. Row 3: the learned factors "
+        "are zero-mean and irregular,\nso the spectrum of ΔW is broadband (unlike the theory figure's positive "
+        "factors). Row 4: the spectrum of ΔW² shows where the change's energy repeats: multiples of 1/s "
+        "(the kernel's pattern; at s = 6 also the uneven coverage).", fontsize=10.5)
+    return fig
+
+
+LAYER_MARKERS = {"q,v": "o", "q,k,v,o": "s", "all six": "D", "all six, blocks 0–2": "^", "all six, blocks 3–5": "v"}
+
+
+@register("layer_ablation")
+def draw_layer_ablation() -> Figure:
+    """Metric vs adapter parameters per adapted-matrix configuration, LoRA r = 8 and DCFT k = 8 (DCFT Table 6).
+
+    Taught in: ``12_layer_ablation``.
+    """
+    df = ablation_results("layers")
+    cov = grid_coverage("layers")
+    summ = summarize_cells(df, ["task", "method", "config"])
+    tasks = [t for t in ABLATION_TASKS if t in set(cov["task"])]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.6 * len(tasks), 5.0), layout="constrained", squeeze=False)
+    colors = {"lora": "C1", "dcft": "C0"}
+    for ax, task in zip(axes[0], tasks):
+        st = summ[summ["task"] == task]
+        for method, sm in st.groupby("method"):
+            sm = sm.sort_values("adapter_params")
+            line = sm[sm["config"].isin(["q,v", "q,k,v,o", "all six"])]
+            ax.plot(line["adapter_params"], line["mean"], "-", color=colors[method], lw=1, alpha=0.5, zorder=1)
+            for _, r in sm.iterrows():
+                err = r["std"] if r["n"] >= 2 else None
+                ax.errorbar(r["adapter_params"], r["mean"], yerr=err, fmt=LAYER_MARKERS.get(r["config"], "o"),
+                            color=colors[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
+                ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]), xytext=(7, -4),
+                            textcoords="offset points", fontsize=8, va="top",
+                            color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2")
+            seeds = df[(df["task"] == task) & (df["method"] == method)]
+            ax.scatter(seeds["adapter_params"], 100 * seeds["best_metric"], s=10, color="0.5", zorder=2)
+        missing = cov[(cov["task"] == task)].groupby(["method", "config"])["present"].sum()
+        missing = [f"{method_short(m)}: {c}" for (m, c), v in missing.items() if v == 0]
+        if missing:
+            ax.text(0.99, 0.02, "not run (no seed):\n" + "\n".join(missing), transform=ax.transAxes, ha="right",
+                    va="bottom", fontsize=8.5, color=FEW_SEEDS_COLOR,
+                    bbox=dict(fc="white", ec=FEW_SEEDS_COLOR, alpha=0.85))
+        ax.set_xscale("log")
+        ax.set_xlim(1e3, 8e5)
+        ax.set_xlabel("trainable adapter parameters (log scale; head and pooler not counted)")
+        ax.set_ylabel(f"{TASK_LABELS[task]} {METRIC_AXIS[TASK_METRIC[task]]}")
+        ax.set_title(TASK_LABELS[task])
+        lo, hi = 100 * df.loc[df["task"] == task, "best_metric"].min(), 100 * df.loc[df["task"] == task,
+                                                                                     "best_metric"].max()
+        ax.set_ylim(lo - 0.35 * (hi - lo), hi + 0.1 * (hi - lo))
+    handles = [Line2D([], [], color=colors[m], marker="o", ls="-", lw=1, label=method_short(m)
+                      + (" (rank 8)" if m == "lora" else " (rank-1 subspace, s = k)")) for m in ("lora", "dcft")]
+    handles += [Line2D([], [], color="0.3", marker=mk, ls="", mfc="white", label=c) for c, mk in LAYER_MARKERS.items()]
+    handles.append(Line2D([], [], color="0.5", marker="o", ls="", ms=4, label="one seed"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=9, frameon=False)
+    fig.suptitle("Which weights to adapt (cf. the paper's Table 6): metric vs adapter parameters. q,k,v,o = the four "
+                 "attention matrices, all six = q,k,v,o + the two FFN matrices\n" + _subtitle(df), fontsize=11)
+    return fig
