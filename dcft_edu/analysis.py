@@ -140,12 +140,15 @@ def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delt
     return pd.DataFrame(rows).set_index("sweep")
 
 
-def best_lambda(folder: Union[str, Path]) -> float:
+def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
     """The λ of Delta-LoRA with the highest metric averaged over tasks (each task's mean over seeds).
 
-    Used by ``scripts/gpu_experiments.sh`` to pick λ for the K ablation (``13_delta_lora_lambda_k``).
+    ``positive=True`` leaves λ = 0 out: it is plain LoRA, where K means nothing, and this λ picks
+    the K ablation's setting. Used by ``scripts/gpu_experiments.sh`` (``13_delta_lora_lambda_k``).
     """
     df = load_results(folder)
+    if not df.empty and positive:
+        df = df[df["update_ratio"] > 0]
     if df.empty:
         raise ValueError(f"no results under {folder}: run the delta_lambda sweep first")
     per_task = df.groupby(["update_ratio", "task"])["best_metric"].mean().unstack("task")

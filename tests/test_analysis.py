@@ -43,12 +43,13 @@ def test_labels_and_formatting():
 def test_best_lambda(tmp_path):
     folder = tmp_path / "delta_lambda"
     folder.mkdir()
-    for lam, metric in ((0.0, 0.5), (0.5, 0.7), (2.0, 0.6)):
+    for lam, metric in ((0.0, 0.9), (0.5, 0.7), (2.0, 0.6)):
         for task in ("rte", "mrpc"):
             rec = {"config": {"task": task, "method": "delta_lora", "update_ratio": lam, "seed": 0},
                    "best": {"epoch": 1, "accuracy": metric}, "best_metric": metric, "task": task}
             (folder / f"{task}-{lam}.json").write_text(json.dumps(rec))
-    assert best_lambda(folder) == 0.5
+    assert best_lambda(folder) == 0.5  # λ = 0 is plain LoRA: left out unless asked for
+    assert best_lambda(folder, positive=False) == 0.0
     with pytest.raises(ValueError, match="no results"):
         best_lambda(tmp_path / "empty")
 
