@@ -103,6 +103,18 @@ def mean_std(mean: float, std: float, n: int) -> str:
     return f"{mean:.1f}" if n < 2 or np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
 
 
+def cell(mean: float, std: float, n: int, digits: int = 1, missing: str = "missing") -> str:
+    """'71.2 ± 1.3 (n=3)'; one seed gives '49.8 (n=1)' (no ±); no run gives ``missing``.
+
+    Taught in: ``07_glue_main_results`` (and every ablation notebook after it).
+    """
+    if n == 0 or mean is None or np.isnan(mean):
+        return missing
+    if n < 2 or np.isnan(std):
+        return f"{mean:.{digits}f} (n={n})"
+    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+
+
 def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
                order: Optional[Sequence[str]] = None) -> pd.DataFrame:
     """Pivot a ``summarize`` result into the papers' layout: one row per method, one column per task."""

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .analysis import TASK_LABELS, load_sweep, results_dir
+from .analysis import TASK_LABELS, cell, load_sweep, results_dir
 from .dcft import coverage_map, dcft_num_params
 from .figures import _coverage_verdict, _freq_ticks, log_power_spectrum, register
 from .sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
@@ -187,17 +187,6 @@ def coverage_table(cov: pd.DataFrame, rows: Sequence[str], cols: str = "task") -
     t.columns = [TASK_LABELS[c] for c in t.columns]
     return t
 
-
-def cell(mean: float, std: float, n: int, digits: int = 1) -> str:
-    """"71.2 ± 1.3 (n=3)", "49.8 (n=1)" (no ± for a single seed), "missing" for no run.
-
-    Taught in: ``10_kernel_ablation``.
-    """
-    if n == 0 or mean is None or np.isnan(mean):
-        return "missing"
-    if n < 2 or np.isnan(std):
-        return f"{mean:.{digits}f} (n={n})"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
 
 
 def summarize_cells(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric") -> pd.DataFrame:

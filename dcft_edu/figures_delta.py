@@ -32,7 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
 
-from .analysis import TASK_LABELS, TASK_ORDER, load_sweep, results_dir
+from .analysis import TASK_LABELS, TASK_ORDER, cell, load_sweep, results_dir
 from .figures import register
 from .presets import METHOD_DEFAULTS
 from .sweep import ABLATION_TASKS, GRIDS
@@ -180,17 +180,6 @@ def collapse_check(df: pd.DataFrame, tol: float = 0.05) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ cells and tables
-def cell(mean: float, std: float, n: int, digits: int = 1) -> str:
-    """"71.2 ± 1.3 (n=3)", "49.8 (n=1)" (no ± for one seed), "missing" when no run exists.
-
-    Taught in: ``13_delta_lora_lambda_k``.
-    """
-    if n == 0 or mean is None or np.isnan(mean):
-        return "missing"
-    if n < 2 or np.isnan(std):
-        return f"{mean:.{digits}f} (n={n})"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
-
 
 def seed_summary(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric") -> pd.DataFrame:
     """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100,

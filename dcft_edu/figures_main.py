@@ -15,6 +15,7 @@ README show the same numbers.
 """
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -26,6 +27,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .analysis import TASK_LABELS, TASK_ORDER, load_sweep, method_label, results_dir, summarize
+from .analysis import cell as _cell
+
+cell = functools.partial(_cell, missing="—")  # the main table marks an empty cell with a dash
 from .figures import register  # noqa: F401
 
 # ------------------------------------------------------------------ conventions
@@ -42,14 +46,6 @@ METRIC_NAMES = {"cola": "Matthews corr.", "sst2": "accuracy", "mrpc": "accuracy"
                 "rte": "accuracy"}
 BACKBONE = "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 layers × 384)"
 
-
-def cell(mean: float, std: float, n: int, digits: int = 1) -> str:
-    """'71.2 ± 1.3 (n=3)'; a single seed gives '71.2 (n=1)'; no seed '—'."""
-    if n == 0 or np.isnan(mean):
-        return "—"
-    if n < 2 or np.isnan(std):
-        return f"{mean:.{digits}f} (n={n})"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
 
 
 def _labelled(df: pd.DataFrame) -> pd.DataFrame:
