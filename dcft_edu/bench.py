@@ -88,6 +88,7 @@ def run_adapters(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    t_start = time.perf_counter()
     torch.manual_seed(0)
     shapes = [f"{i}→{o}" for i, o in DEBERTA_BASE_SHAPES]
 
@@ -135,6 +136,15 @@ def run_adapters(args: argparse.Namespace) -> int:
     print(f"{'PASS' if ok2 else 'FAIL'}  DCFT conv ≥ 1.5× DCFT fast on {' and '.join(big)} "
           f"(min ratio {min(conv_vs_fast[s] for s in big):.2f})")
     print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+    if args.out:
+        from .runinfo import atomic_write_json, provenance
+
+        atomic_write_json(args.out, {
+            "ms_per_step": {f"{m} | {s}": v for (m, s), v in ms.items()},
+            "fast_vs_lora8": fast_vs_lora, "conv_vs_fast": conv_vs_fast,
+            "checks": {"fast within 10% of LoRA r=8": ok1, "conv >= 1.5x fast on the FFN shapes": ok2},
+            "settings": {"tokens": args.tokens, "repeats": args.repeats, "warmup": args.warmup, "dtype": "float32"},
+            "wall_time_s": time.perf_counter() - t_start, **provenance(device, "bench", 0)})
     return 0
 
 
@@ -148,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--out", help="also write the numbers and their provenance as JSON here")
     p.set_defaults(func=run_adapters)
 
     from .bench_train import add_parser as add_train_parser

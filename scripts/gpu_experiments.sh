@@ -34,7 +34,8 @@ GRIDS=${GRIDS:-main kernel stride delta_lambda layers scale_jump}
 if [ "$PHASE" = 1 ]; then
   # 09_efficiency: each benchmark has the device to itself (no sweep running beside it)
   dev=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
-  "$PY" -m dcft_edu.bench adapters --device "$dev" 2>&1 | tee "figures/data/efficiency/bench_adapters_$dev.txt"
+  "$PY" -m dcft_edu.bench adapters --device "$dev" --out "figures/data/efficiency/bench_adapters_$dev.json" 2>&1 \
+    | tee "figures/data/efficiency/bench_adapters_$dev.txt"
   for t in ${BENCH_TASKS:-rte mrpc stsb cola sst2}; do
     "$PY" -m dcft_edu.bench train --task $t --device "$dev" --batch-size 32 --steps 8 --rounds 3 \
       --out "figures/data/efficiency/bench_train_${dev}_$t.json" 2>&1 | grep -v "$FILTER" | tail -14
