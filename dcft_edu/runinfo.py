@@ -33,6 +33,17 @@ def resolve_device(device: str = "auto") -> torch.device:
     return torch.device(device)
 
 
+def notebook_setup() -> tuple[torch.device, bool]:
+    """``(DEVICE, QUICK)`` for a notebook's first cell, printed: the device it will use and whether
+    ``DCFT_EDU_QUICK=1`` put it at its tiny CI scale.
+
+    Used in: the first code cell of every notebook (01–13).
+    """
+    device, quick = resolve_device(), is_quick()
+    print(f"device: {device_name(device)}  |  quick mode (DCFT_EDU_QUICK): {quick}")
+    return device, quick
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)

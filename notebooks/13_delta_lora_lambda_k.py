@@ -51,11 +51,9 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import device_name, is_quick, resolve_device
+from dcft_edu.runinfo import notebook_setup
 
-DEVICE = resolve_device()
-QUICK = is_quick()
-print(f"device: {device_name(DEVICE)}  |  quick mode (DCFT_EDU_QUICK): {QUICK}")
+DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
 # %%
 import tempfile
