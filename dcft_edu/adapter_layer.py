@@ -89,6 +89,11 @@ class AdapterLayer(nn.Module):
         ps = self.adapter_parameters()
         return ps[0].dtype if ps else self.base_layer.weight.dtype
 
+    def effective_weight(self) -> torch.Tensor:
+        """What this layer multiplies x by, (out, in): W + ΔW, or W alone once merged (ΔW is in it)."""
+        w = self.base_weight()
+        return w if self.merged else w + self.get_delta_weight().to(w.dtype)
+
     # ------------------------------------------------------------ merge/unmerge
     @torch.no_grad()
     def merge(self) -> None:

@@ -14,6 +14,7 @@ Used in: notebooks 07–13 and ``dcft_edu.figures``.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -38,13 +39,33 @@ def results_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[1] / "figures" / "data"
 
 
+@functools.lru_cache(maxsize=None)
+def _read_sweep(folder: Path, mtime_ns: int) -> pd.DataFrame:
+    return load_results(folder)
+
+
 def load_sweep(name: str) -> pd.DataFrame:
-    """The committed results of one sweep (``results_dir() / name``) as a DataFrame, one row per run."""
+    """The committed results of one sweep (``results_dir() / name``) as a DataFrame, one row per run.
+
+    Read once per process and returned as a fresh copy; a new result file (which changes the folder's
+    modification time) makes the next call read the folder again.
+    """
     folder = results_dir() / name
     if not folder.is_dir():
         raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.sweep {name} --scale gpu` "
                                 f"(or set {RESULTS_ENV})")
-    return load_results(folder)
+    return _read_sweep(folder, folder.stat().st_mtime_ns).copy()
+
+
+def short_device(device: str) -> str:
+    """"H100", "H200", "cpu" … from a result's ``device`` string (timings compare only within one device).
+
+    Taught in: ``09_efficiency``, ``10_kernel_ablation``.
+    """
+    for gpu in ("H100", "H200", "A100", "L4", "T4"):
+        if gpu in str(device):
+            return gpu
+    return str(device).split()[0]
 
 TASK_ORDER = ["cola", "sst2", "mrpc", "stsb", "rte"]
 TASK_LABELS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "qnli": "QNLI"}
@@ -96,23 +117,36 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("task", "label"), metric: s
     return out.reset_index()
 
 
+def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric", sort: bool = True) -> pd.DataFrame:
+    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100, the
+    ``seeds`` present ("0,1,2") and a printable ``cell`` ("71.2 ± 1.3 (n=3)").
+
+    Taught in: ``10_kernel_ablation``, ``13_delta_lora_lambda_k``.
+    """
+    g = df.groupby(list(by), sort=sort)
+    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
+    out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
+    out = out.reset_index()
+    out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
+    return out
+
+
 def mean_std(mean: float, std: float, n: int) -> str:
     """'71.2 ± 1.3' (or '71.2' for a single seed)."""
-    if np.isnan(mean):
-        return "—"
-    return f"{mean:.1f}" if n < 2 or np.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+    return cell(mean, std, n, missing="—", show_n=False)
 
 
-def cell(mean: float, std: float, n: int, digits: int = 1, missing: str = "missing") -> str:
+def cell(mean: float, std: float, n: int, digits: int = 1, missing: str = "missing", show_n: bool = True) -> str:
     """'71.2 ± 1.3 (n=3)'; one seed gives '49.8 (n=1)' (no ±); no run gives ``missing``.
 
     Taught in: ``07_glue_main_results`` (and every ablation notebook after it).
     """
     if n == 0 or mean is None or np.isnan(mean):
         return missing
+    seeds = f" (n={n})" if show_n else ""
     if n < 2 or np.isnan(std):
-        return f"{mean:.{digits}f} (n={n})"
-    return f"{mean:.{digits}f} ± {std:.{digits}f} (n={n})"
+        return f"{mean:.{digits}f}{seeds}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}{seeds}"
 
 
 def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
@@ -139,8 +173,7 @@ def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delt
 
     rows = []
     for name in names:
-        over = {"update_ratio": 0.5} if name == "delta_k" else {}  # delta_k ran at the paper's GLUE λ
-        runs = grid_runs(GRIDS[name], scale=scale, **over)
+        runs = grid_runs(GRIDS[name], scale=scale)  # delta_k: Delta-LoRA's default λ = 0.5, as it ran
         done: dict[str, int] = {}
         for run in runs:
             cfg = repr({**run.to_dict(), "seed": None, "save_delta": None})  # the config, whatever the seed

@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .analysis import TASK_LABELS, cell, load_sweep, results_dir
+from .analysis import TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
 from .dcft import coverage_map, dcft_num_params
 from .figures import _coverage_verdict, _freq_ticks, log_power_spectrum, register
 from .sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
@@ -196,25 +196,11 @@ def summarize_cells(df: pd.DataFrame, by: Sequence[str], metric: str = "best_met
     Taught in: ``10_kernel_ablation``.
     """
     g = df.groupby(list(by), sort=True)
-    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
-    out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(x))))
-    out["adapter_params"] = g["adapter_params"].agg(lambda x: int(x.iloc[0]) if x.nunique() == 1 else -1)
-    out["train_time_s"] = g["train_time_s"].mean()
-    out["device"] = g["device"].agg(lambda x: "+".join(sorted({short_device(d) for d in x})))
-    out = out.reset_index()
-    out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
+    out = seed_stats(df, by, metric)
+    out["adapter_params"] = g["adapter_params"].agg(lambda x: int(x.iloc[0]) if x.nunique() == 1 else -1).to_numpy()
+    out["train_time_s"] = g["train_time_s"].mean().to_numpy()
+    out["device"] = g["device"].agg(lambda x: "+".join(sorted({short_device(d) for d in x}))).to_numpy()
     return out
-
-
-def short_device(device: str) -> str:
-    """"H100", "H200", "cpu" … from a result's ``device`` string.
-
-    Taught in: ``10_kernel_ablation`` (timings compare only within one device).
-    """
-    for name in ("H100", "H200", "A100", "L4", "T4"):
-        if name in str(device):
-            return name
-    return str(device).split()[0]
 
 
 def wide(summary: pd.DataFrame, index: Union[str, Sequence[str]], values: str = "cell",
@@ -246,10 +232,6 @@ def time_table(df: pd.DataFrame, by: str) -> pd.DataFrame:
     return t.fillna("—")
 
 
-@functools.lru_cache(maxsize=None)
-def _cached_sweep(name: str, folder: str) -> pd.DataFrame:
-    return annotate(load_sweep(name))
-
 
 def ablation_results(name: str) -> pd.DataFrame:
     """The committed results of sweep ``name`` (``kernel``, ``stride``, ``layers``, ``main``) with the
@@ -257,7 +239,7 @@ def ablation_results(name: str) -> pd.DataFrame:
 
     Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
     """
-    return _cached_sweep(name, str(results_dir())).copy()
+    return annotate(load_sweep(name))
 
 
 def lora_reference(tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:

@@ -21,7 +21,6 @@ Taught in: ``13_delta_lora_lambda_k``.
 """
 from __future__ import annotations
 
-import functools
 from typing import Optional, Sequence, Union
 
 import matplotlib.pyplot as plt
@@ -32,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
 
-from .analysis import TASK_LABELS, TASK_ORDER, cell, load_sweep, results_dir
+from .analysis import TASK_LABELS, TASK_ORDER, cell, load_sweep, seed_stats, short_device  # noqa: F401 (cell)
 from .figures import register
 from .presets import METHOD_DEFAULTS
 from .sweep import ABLATION_TASKS, GRIDS
@@ -75,17 +74,12 @@ PAPER_E2E_BATCH, PAPER_E2E_EPOCHS = 8, 5
 
 
 # ------------------------------------------------------------------ loading
-@functools.lru_cache(maxsize=None)
-def _cached(name: str, folder: str) -> pd.DataFrame:
-    return load_sweep(name)
-
-
 def sweep_results(name: str) -> pd.DataFrame:
     """The committed results of one sweep (read once per process; a copy each call).
 
     Taught in: ``13_delta_lora_lambda_k``.
     """
-    return _cached(name, str(results_dir())).copy()
+    return load_sweep(name)
 
 
 def lora_reference(main: Optional[pd.DataFrame] = None) -> pd.DataFrame:
@@ -181,18 +175,7 @@ def collapse_check(df: pd.DataFrame, tol: float = 0.05) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ cells and tables
 
-def seed_summary(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric") -> pd.DataFrame:
-    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100,
-    the ``seeds`` present and a printable ``cell``.
-
-    Taught in: ``13_delta_lora_lambda_k``.
-    """
-    g = df.groupby(list(by), sort=True)
-    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
-    out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
-    out = out.reset_index()
-    out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
-    return out
+seed_summary = seed_stats  # mean ± std (n) per group; the name notebook 13 uses
 
 
 def _task_index(tasks: Sequence[str]) -> list[str]:
@@ -275,7 +258,7 @@ def _curve(row: pd.Series) -> pd.DataFrame:
                          "metric": [100 * e[main] for e in row["epochs"]],
                          "dev_loss": [e["loss"] for e in row["epochs"]],
                          "train_loss": [e["train_loss"] for e in row["epochs"]],
-                         "device": _short_device(row["device"])})
+                         "device": short_device(row["device"])})
 
 
 def _one(df: pd.DataFrame, **eq) -> Optional[pd.Series]:
@@ -396,7 +379,7 @@ def effective_weight(layer: nn.Module) -> torch.Tensor:
 
     Taught in: ``13_delta_lora_lambda_k``.
     """
-    return (layer.base_weight() + layer.get_delta_weight()).detach()
+    return layer.effective_weight().detach()
 
 
 @torch.no_grad()
@@ -452,15 +435,9 @@ def effective_change_gap(model_a: nn.Module, model_b: nn.Module, pretrained: dic
 
 
 # ------------------------------------------------------------------ figures
-def _short_device(device: str) -> str:
-    for name in ("H100", "H200", "A100", "L4", "T4"):
-        if name in str(device):
-            return name
-    return str(device).split()[0]
-
 
 def _devices(*dfs: pd.DataFrame) -> str:
-    return ", ".join(sorted({_short_device(d) for df in dfs for d in df["device"]}))
+    return ", ".join(sorted({short_device(d) for df in dfs for d in df["device"]}))
 
 
 def _reference_band(ax, ref: pd.Series, label: bool) -> None:
@@ -615,7 +592,7 @@ def draw_delta_lora_twin() -> Figure:
     fig.suptitle(
         "Delta-LoRA and its twin share the effective weight W₀ + s·((1+λ)·P_t − λ·P_K) for the same A, B; "
         "but after K the twin's A, B get (1+λ)× the gradient, and Adam remembers the steps before K\n"
-        f"{BACKBONE}, scale gpu ({', '.join(sorted({_short_device(d) for d in _devices_of(matches)}))}), "
+        f"{BACKBONE}, scale gpu ({', '.join(sorted({short_device(d) for d in _devices_of(matches)}))}), "
         f"GLUE dev after each epoch; seed {','.join(map(str, seeds))} only (n=1 per curve: the other seeds were not run)",
         fontsize=10.5)
     return fig

@@ -24,10 +24,13 @@ from .inject import adapter_layers
 
 
 def gram_deviation(P: torch.Tensor, rows: bool, squared: bool = False) -> torch.Tensor:
-    """‖P Pᵀ − I‖_F for ``rows=True`` (A: (r, in)), ‖Pᵀ P − I‖_F for ``rows=False`` (B: (out, r))."""
-    # A Aᵀ: (r, in) @ (in, r) -> (r, r)   |   Bᵀ B: (r, out) @ (out, r) -> (r, r)
-    gram = P @ P.T if rows else P.T @ P
-    eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+    """‖P Pᵀ − I‖_F for ``rows=True`` (A: (r, in)), ‖Pᵀ P − I‖_F for ``rows=False`` (B: (out, r)).
+
+    Also takes a stack of same-shaped tensors, (n, r, in) or (n, out, r), and returns the n deviations.
+    """
+    # A Aᵀ: (…, r, in) @ (…, in, r) -> (…, r, r)   |   Bᵀ B: (…, r, out) @ (…, out, r) -> (…, r, r)
+    gram = P @ P.mT if rows else P.mT @ P
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     # ‖G − I‖_F  (official),  or ‖G − I‖_F²  (the squared variant)
     dev = torch.linalg.matrix_norm(gram - eye, ord="fro")
     return dev.square() if squared else dev
@@ -53,13 +56,7 @@ def orthogonal_penalty(model: nn.Module, squared: bool = False) -> torch.Tensor:
     if not groups:
         p = next(model.parameters())
         return torch.zeros((), device=p.device, dtype=torch.float32)
-    devs = []
-    for (r, _), tensors in groups.items():
-        P = torch.stack(tensors)  # (n, r, d)
-        # R_A = ‖A Aᵀ − I‖_F,   R_B = ‖Bᵀ B − I‖_F :  (n, r, d) @ (n, d, r) -> (n, r, r)
-        gram = P @ P.transpose(1, 2)
-        eye = torch.eye(r, dtype=gram.dtype, device=gram.device)
-        dev = torch.linalg.matrix_norm(gram - eye, ord="fro")  # (n,)
-        devs.append(dev.square() if squared else dev)
+    # R_A = ‖A Aᵀ − I‖_F,  R_B = ‖Bᵀ B − I‖_F, one stack per shape: (n, r, d) -> (n,)
+    devs = [gram_deviation(torch.stack(tensors), rows=True, squared=squared) for tensors in groups.values()]
     # R = mean over all A and B tensors
     return torch.cat(devs).mean()

@@ -19,7 +19,7 @@ import math
 import random
 import sys
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -97,9 +97,7 @@ def effective_weights(model: nn.Module, suffixes=SIMILARITY_MODULES) -> dict[str
         if not name.endswith(tuple(f".{s}" for s in suffixes)):
             continue
         if isinstance(m, AdapterLayer):
-            w = m.base_weight().detach().float()
-            if not m.merged:
-                w = w + m.get_delta_weight().detach().float()
+            w = m.effective_weight().detach().float()
         elif isinstance(m, nn.Linear):
             w = m.weight.detach().float()
         else:
@@ -177,7 +175,6 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     from tqdm import tqdm
 
     from .data import GLUE_TASKS, make_dataloaders
-    from .metrics import main_metric
     from .models import load_model
 
     t_start = time.perf_counter()
@@ -187,10 +184,9 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         torch.cuda.reset_peak_memory_stats(device)
     model, tokenizer = model_and_tokenizer or load_model(run.task, run.model)
     model = prepare_model(model, run).to(device)
-    pretrained = effective_weights(model)  # query/value before training (W₀; for DCFT W₀ + its tiny init ΔW)
-    watched = [run.save_delta] if run.save_delta else []
-    if watched:
-        pretrained.update(effective_weights(model, suffixes=tuple(watched)))
+    # query/value (and the module whose ΔW is kept) before training: W₀; for DCFT W₀ + its tiny init ΔW
+    watched = SIMILARITY_MODULES + ((run.save_delta,) if run.save_delta else ())
+    pretrained = effective_weights(model, suffixes=watched)
     train_loader, dev_loader = make_dataloaders(
         run.task, tokenizer, run.batch_size, limit_train=run.limit_train, limit_dev=run.limit_dev,
         seed=run.seed, max_length=run.max_length,
@@ -252,10 +248,9 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
             f"train_loss={rec['train_loss']:.4f}  dev_loss={metrics['loss']:.4f}  {main}={metrics[main]:.4f}")
 
     best = max(epochs, key=lambda r: r[main])
-    final_weights = effective_weights(model)
-    if watched:
-        final_weights.update(effective_weights(model, suffixes=tuple(watched)))
-    similarity = weight_similarity(pretrained, final_weights)
+    final_weights = effective_weights(model, suffixes=watched)
+    qv = tuple(f".{s}" for s in SIMILARITY_MODULES)
+    similarity = weight_similarity({n: w for n, w in pretrained.items() if n.endswith(qv)}, final_weights)
     peak, peak_kind = peak_memory_mb(device)
     result = {
         "key": run.key(),
@@ -282,7 +277,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         **provenance(device, run.scale, run.seed),
     }
     result["_model"] = model  # removed by callers that serialise; handy in notebooks
-    if watched:  # the learned change of one module, W_eff − W₀ (out, in), saved beside the result by sweeps
+    if run.save_delta:  # the learned change of one module, W_eff − W₀ (out, in), saved beside the result by sweeps
         name = next(n for n in final_weights if n.endswith(run.save_delta))
         result["_delta"] = {name: final_weights[name] - pretrained[name]}
     return result
