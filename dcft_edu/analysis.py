@@ -46,14 +46,15 @@ def _read_sweep(folder: Path, mtime_ns: int) -> pd.DataFrame:
 
 def load_sweep(name: str) -> pd.DataFrame:
     """The committed results of one sweep (``results_dir() / name``) as a DataFrame, one row per run.
+    ``name`` may name a sub-folder: ``"cpu/stride"`` is sweep ``stride`` trained on a CPU (``CPU_RESULTS``).
 
     Read once per process and returned as a fresh copy; a new result file (which changes the folder's
     modification time) makes the next call read the folder again.
     """
     folder = results_dir() / name
     if not folder.is_dir():
-        raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.sweep {name} --scale gpu` "
-                                f"(or set {RESULTS_ENV})")
+        raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.sweep {folder.name} --scale gpu "
+                                f"--results {folder.parent}` (or set {RESULTS_ENV})")
     return _read_sweep(folder, folder.stat().st_mtime_ns).copy()
 
 
@@ -128,6 +129,34 @@ def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric",
     out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
     out = out.reset_index()
     out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
+    return out
+
+
+#: Sub-folder of the results folder for runs of the ``gpu`` preset trained on a CPU, one folder per sweep
+#: (``figures/data/cpu/stride/`` …). They are kept apart from the GPU runs because the device alone moves a
+#: run (``device_comparison``), and so that a GPU sweep still trains those configs.
+CPU_RESULTS = "cpu"
+
+
+def device_comparison(gpu: pd.DataFrame, cpu: pd.DataFrame, by: Sequence[str],
+                      metric: str = "best_metric") -> pd.DataFrame:
+    """The same configs on two devices: per group ``by``, ``GPU`` and ``CPU`` cells ("9.0 ± 0.5 (n=3)") and,
+    over the seeds that ran on both, the mean same-seed difference ``CPU − GPU`` (×100) and how many
+    seeds it averages (``paired n``; NaN/0 where no seed ran on both).
+
+    Taught in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
+    """
+    by = list(by)
+    g = seed_stats(gpu, by, metric).set_index(by)
+    c = seed_stats(cpu, by, metric).set_index(by)
+    out = pd.DataFrame({"GPU": g["cell"], "GPU seeds": g["seeds"], "CPU": c["cell"], "CPU seeds": c["seeds"]})
+    # same config and seed on both devices: (rows of gpu) ⋈ (rows of cpu) on by + seed
+    both = gpu[by + ["seed", metric]].merge(cpu[by + ["seed", metric]], on=by + ["seed"], suffixes=(" gpu", " cpu"))
+    diff = (100 * (both[f"{metric} cpu"] - both[f"{metric} gpu"])).groupby([both[b] for b in by])
+    out["CPU − GPU (same seed)"] = diff.mean()
+    out["paired n"] = diff.count()
+    out["paired n"] = out["paired n"].fillna(0).astype(int)
+    out[["GPU", "CPU", "GPU seeds", "CPU seeds"]] = out[["GPU", "CPU", "GPU seeds", "CPU seeds"]].fillna("—")
     return out
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dcft_edu.analysis import best_lambda, mean_std, method_label, summarize, wide_table
+from dcft_edu.analysis import best_lambda, device_comparison, mean_std, method_label, summarize, wide_table
 from dcft_edu.trainer import effective_weights, weight_similarity
 
 
@@ -38,6 +38,18 @@ def test_labels_and_formatting():
     assert method_label({"method": "delta_lora", "r": 8, "update_ratio": 0.5}) == "Delta-LoRA r=8 λ=0.5"
     assert mean_std(71.23, float("nan"), 1) == "71.2"
     assert mean_std(float("nan"), 0.0, 0) == "—"
+
+
+def test_device_comparison_pairs_same_config_and_seed():
+    gpu = pd.DataFrame({"s": [8, 8, 8, 1], "seed": [0, 1, 2, 0], "best_metric": [0.10, 0.12, 0.08, 0.20]})
+    cpu = pd.DataFrame({"s": [8, 8, 1, 1], "seed": [0, 1, 1, 2], "best_metric": [0.07, 0.10, 0.15, 0.25]})
+    t = device_comparison(gpu, cpu, ["s"])
+    assert t.loc[8, "GPU"] == "10.0 ± 2.0 (n=3)" and t.loc[8, "CPU seeds"] == "0,1"
+    # only seeds 0 and 1 of s = 8 ran on both: (−3 + −2) / 2
+    assert t.loc[8, "CPU − GPU (same seed)"] == pytest.approx(-2.5) and t.loc[8, "paired n"] == 2
+    # s = 1: no seed ran on both devices, so no paired difference
+    assert t.loc[1, "paired n"] == 0 and pd.isna(t.loc[1, "CPU − GPU (same seed)"])
+    assert t.loc[1, "CPU"] == "20.0 ± 7.1 (n=2)"
 
 
 def test_best_lambda(tmp_path):

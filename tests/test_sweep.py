@@ -107,6 +107,22 @@ def test_shared_configs_are_trained_once_and_copied(tmp_path):
     assert calls == []
 
 
+def test_runs_in_the_cpu_results_folder_are_never_copied_into_gpu_sweeps(tmp_path):
+    from dcft_edu.analysis import CPU_RESULTS
+
+    calls = []
+
+    def counting(run, **kw):
+        calls.append(run.key())
+        return fake_train(run)
+
+    grid = {"task": ["rte"], "method": ["dcft"], "seed": [0]}
+    run_sweep("stride", grid, tmp_path / CPU_RESULTS, train_fn=counting, log=lambda m: None)  # "on the CPU"
+    run_sweep("stride", grid, tmp_path, train_fn=counting, log=lambda m: None)  # the GPU sweep trains it itself
+    assert len(calls) == 2 and calls[0] == calls[1]
+    assert "reused_from" not in next((tmp_path / "stride").glob("*.json")).read_text()
+
+
 def test_seed_major_order_and_deadline(tmp_path):
     order = []
 
