@@ -17,7 +17,7 @@ import argparse
 import functools
 import sys
 from pathlib import Path
-from typing import Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -158,6 +158,33 @@ def device_comparison(gpu: pd.DataFrame, cpu: pd.DataFrame, by: Sequence[str],
     out["paired n"] = out["paired n"].fillna(0).astype(int)
     out[["GPU", "CPU", "GPU seeds", "CPU seeds"]] = out[["GPU", "CPU", "GPU seeds", "CPU seeds"]].fillna("—")
     return out
+
+
+def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = "best_metric") -> pd.DataFrame:
+    """Every setting of column ``by`` against the ``reference`` setting *of the same seed on the same device*.
+
+    One row per setting ≠ ``reference``: the runs' seeds, devices and metrics, their differences metric − reference
+    (×100, in seed order), the mean difference, how many are > 0, and a one-sample t-test of the differences
+    (NaN below two pairs). A run whose seed has no reference run on its device is left out. Pairing within
+    seed and device is what lets runs from two devices (``CPU_RESULTS``) share one comparison.
+
+    Taught in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
+    """
+    from scipy import stats
+
+    d = df.assign(dev=df["device"].map(short_device))
+    ref = d[d[by] == reference].set_index(["seed", "dev"])[metric]
+    d = d[d[by] != reference].copy()
+    d["diff"] = 100 * (d[metric].to_numpy() - ref.reindex(list(zip(d["seed"], d["dev"]))).to_numpy())
+    rows = []
+    for value, g in d.dropna(subset=["diff"]).sort_values("seed").groupby(by):
+        x = g["diff"]
+        rows.append({by: value, "runs (seed device)": ", ".join(f"{sd} {dv}" for sd, dv in zip(g["seed"], g["dev"])),
+                     "metric ×100": ", ".join(f"{100 * v:.1f}" for v in g[metric]),
+                     f"minus {by}={reference:g}": ", ".join(f"{v:+.1f}" for v in x), "mean": x.mean(),
+                     "pairs > 0": f"{int((x > 0).sum())}/{len(x)}",
+                     "paired t-test p": stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan})
+    return pd.DataFrame(rows).set_index(by)
 
 
 def mean_std(mean: float, std: float, n: int) -> str:

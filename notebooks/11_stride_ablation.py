@@ -54,10 +54,9 @@ import datasets
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from dcft_edu import adapter_layers
-from dcft_edu.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, short_device
+from dcft_edu.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences
 from dcft_edu.dcft import coverage_map, subspace_size
 from dcft_edu.figures_ablations import (PAPER_TABLE5, PAPER_TABLE5_HOURS, ablation_results, checkerboard_contrast, coverage_table,
                                         delta_weight_at_init, draw_stride_ablation, draw_stride_learned_delta,
@@ -274,18 +273,9 @@ dev_cmp.round(2)
 
 # %%
 seed0_h200 = df[(df["task"] == "cola") & (df["seed"] == 0)]
-both = pd.concat([seed0_h200, cpu[cpu["seed"] > 0]], ignore_index=True)
-both["dev"] = both["device"].map(short_device)
-ref8 = both[both["s"] == 8].set_index(["seed", "dev"])["best_metric"]
-both["minus s = 8"] = 100 * (both["best_metric"] - ref8.reindex(list(zip(both["seed"], both["dev"]))).to_numpy())
-rows = []
-for s, g in both[both["s"] != 8].groupby("s"):
-    d = g.sort_values("seed")["minus s = 8"]
-    rows.append({"s": s, "pairs (seed 0 H200, 1 cpu, 2 cpu)": ", ".join(f"{v:+.1f}" for v in d),
-                 "mean": d.mean(), "pairs > 0": f"{int((d > 0).sum())}/{len(d)}",
-                 "paired t-test p": stats.ttest_1samp(d, 0.0).pvalue})
-paired_cola = pd.DataFrame(rows).set_index("s")
-assert (both.groupby("s")["seed"].nunique() == 3).all()
+both = pd.concat([seed0_h200, cpu[cpu["seed"] > 0]], ignore_index=True)  # seed 0: H200; seeds 1, 2: CPU
+paired_cola = paired_differences(both, "s", 8)
+assert (paired_cola["runs (seed device)"] == "0 H200, 1 cpu, 2 cpu").all()
 assert paired_cola.loc[1, "pairs > 0"] == "3/3" and paired_cola.loc[1, "paired t-test p"] < 0.01
 assert abs(paired_cola.loc[6, "mean"]) < 2  # s = 6 within noise of s = 8
 paired_cola.round(3)

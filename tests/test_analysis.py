@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dcft_edu.analysis import best_lambda, device_comparison, mean_std, method_label, summarize, wide_table
+from dcft_edu.analysis import best_lambda, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
 from dcft_edu.trainer import effective_weights, weight_similarity
 
 
@@ -50,6 +50,23 @@ def test_device_comparison_pairs_same_config_and_seed():
     # s = 1: no seed ran on both devices, so no paired difference
     assert t.loc[1, "paired n"] == 0 and pd.isna(t.loc[1, "CPU − GPU (same seed)"])
     assert t.loc[1, "CPU"] == "20.0 ± 7.1 (n=2)"
+
+
+def test_paired_differences_pair_within_seed_and_device():
+    df = pd.DataFrame({"s": [8, 8, 8, 1, 1, 1, 4],
+                       "seed": [0, 1, 2, 0, 1, 2, 5],
+                       "device": ["cuda (NVIDIA H200)", "cpu (x86_64)", "cpu (x86_64)",
+                                  "cuda (NVIDIA H200)", "cpu (x86_64)", "cpu (x86_64)", "cpu (x86_64)"],
+                       "best_metric": [0.10, 0.06, 0.04, 0.20, 0.18, 0.13, 0.5]})
+    t = paired_differences(df, "s", 8)
+    assert list(t.index) == [1]  # s = 4's seed 5 has no s = 8 partner: left out
+    assert t.loc[1, "minus s=8"] == "+10.0, +12.0, +9.0" and t.loc[1, "runs (seed device)"] == "0 H200, 1 cpu, 2 cpu"
+    assert t.loc[1, "metric ×100"] == "20.0, 18.0, 13.0"
+    assert t.loc[1, "mean"] == pytest.approx(31 / 3) and t.loc[1, "pairs > 0"] == "3/3"
+    assert 0 < t.loc[1, "paired t-test p"] < 0.01
+    # a CPU run is never paired with a GPU reference of the same seed
+    t = paired_differences(df.drop(index=[1]), "s", 8)
+    assert t.loc[1, "pairs > 0"] == "2/2"
 
 
 def test_best_lambda(tmp_path):
