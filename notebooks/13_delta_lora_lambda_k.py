@@ -64,7 +64,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dcft_edu.analysis import TASK_LABELS, best_lambda, results_dir
+from dcft_edu.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda, device_comparison, paired_differences,
+                               results_dir, short_device)
 from dcft_edu.data import load_e2e
 from dcft_edu.delta_lora import delta_lora_layers
 from dcft_edu.figures import single_thread
@@ -444,6 +445,94 @@ plt.show()
 # LoRA of the same seed (counts printed above), and both collapse on RTE and STS-B at λ = 2 but not on CoLA or
 # MRPC. With one seed per pair we cannot tell a systematic twin-vs-Delta-LoRA difference from seed noise: the
 # gaps are of the size of the seed-to-seed standard deviations (LoRA 0.6–2.5 points).
+
+# %% [markdown]
+# ### 2d. CoLA, seeds 1 and 2, on a CPU
+#
+# A later session without a GPU trained CoLA's missing seeds 1 and 2 on a 2-core CPU: the same code and the
+# same `gpu` preset, two runs at a time, in float32 (the GPU runs use bf16 autocast). They live apart, in
+# `figures/data/cpu/`, and are not in the tables above: notebook 11 found that the device alone moves a CoLA
+# run by about 3 points. λ = 0.5 at the default K was trained on the CPU too (it is sweep `main`'s Delta-LoRA
+# on the GPU), so the same config and seeds exist on both devices. On the CPU, λ = 0 *is* LoRA bit for bit
+# (section 1a), so it is the LoRA reference here. These CPU runs also use the current Delta-LoRA code, which
+# the GPU runs predate (section 2c).
+
+# %%
+cdl = sweep_results(f"{CPU_RESULTS}/delta_lambda")
+ctw = sweep_results(f"{CPU_RESULTS}/scale_jump")
+ck_path = results_dir() / CPU_RESULTS / "delta_k"
+ckr = k_runs(sweep_results(f"{CPU_RESULTS}/delta_k"), cdl) if ck_path.is_dir() else None
+print("CPU runs:", ", ".join(f"{name} {len(d)}" for name, d in
+                             [("delta_lambda", cdl), ("scale_jump", ctw), ("delta_k", [] if ckr is None else
+                                                                         ckr[ckr["k_setting"] != "default"])]),
+      "| tasks", sorted(set(cdl["task"])), "| devices", sorted({short_device(d) for d in cdl["device"]}))
+dev_cmp = device_comparison(dl[dl["task"] == "cola"], cdl, ["update_ratio"])
+assert dev_cmp.loc[0.5, "paired n"] == 2 and dev_cmp.loc[0.5, "CPU − GPU (same seed)"] > 1  # the text below
+dev_cmp.round(2)
+
+# %% [markdown]
+# The same config and seeds (λ = 0.5, seeds 1 and 2) scored about 2 points *higher* on the CPU than on the
+# GPU. DCFT's CoLA runs moved the other way, −2.8 (notebook 11). So a shift of a few points either way is what
+# a change of device does to a CoLA run here, and means are not taken across devices. Instead, each λ is
+# compared with λ = 0 of the same seed on the same device: seed 0 on the H200, seeds 1 and 2 on the CPU.
+# Seed 0 of λ = 0.5 drops out, because it ran on the H100 (sweep `main`), not the H200.
+
+# %%
+cola_runs = pd.concat([dl[(dl["task"] == "cola") & (dl["seed"] == 0)], cdl[cdl["seed"] > 0]], ignore_index=True)
+lam_pairs = paired_differences(cola_runs, "update_ratio", 0.0)  # seed 0: GPU; seeds 1, 2: CPU
+assert lam_pairs.loc[0.5, "pairs > 0"] == "2/2" and lam_pairs.loc[2.0, "mean"] < 0  # the text below
+assert (lam_pairs.loc[[3.0, 5.0], "pairs > 0"] == "0/3").all()
+lam_pairs.round(2)
+
+# %%
+col_cpu = collapse_check(pd.concat([cdl, ctw], ignore_index=True))
+print(col_cpu[col_cpu["collapsed"]].round(3).to_string(index=False) if col_cpu["collapsed"].any()
+      else "no collapsed CPU run")
+
+# %% [markdown]
+# On CoLA, λ = 0.5 is above λ = 0 in both of its same-device pairs (+3.0 and +4.2 points; p = 0.11 with
+# two pairs). λ = 1 is mixed. From λ = 2 on, Delta-LoRA falls below λ = 0 in 8 of 9 pairs. Seed 1 collapses
+# to the constant predictor at λ = 3 and λ = 5 (the collapse table above), whereas GPU seed 0 collapsed only
+# at λ = 5. So where collapse starts depends on the seed. This is the small-λ end of the GPU picture, now
+# with three seeds for CoLA: at most a small gain at λ = 0.5, and harm from λ = 2 on. It does not support
+# the paper's "best at λ = 2".
+
+# %% [markdown]
+# **The twin on the CPU**: seeds 1 and 2, λ ∈ {0.5, 2}, each against the Delta-LoRA run of the same λ, seed and
+# device. Both members of every pair ran on the CPU here, and, unlike section 2c, with the same code version.
+
+# %%
+cpu_pairs = twin_table(twin_matches(cdl, ctw, reference=cdl[cdl["update_ratio"] == 0.0]))
+cpu_pairs = cpu_pairs.rename(columns={"LoRA": "LoRA (= λ=0 on the CPU)"}).drop(columns="abs diff λ=0–LoRA (noise)")
+print(cpu_pairs.round(2).to_string(index=False))
+print(f"|Delta − twin| at the best epoch: median {cpu_pairs['abs diff Delta–twin'].median():.1f}, "
+      f"max {cpu_pairs['abs diff Delta–twin'].max():.1f} over {len(cpu_pairs)} CPU pairs "
+      f"(GPU, section 2c: median {ok['abs diff Delta–twin'].median():.1f})")
+assert cpu_pairs["Delta-LoRA"].notna().all() and len(cpu_pairs) == 4
+assert cpu_pairs["abs diff Delta–twin"].median() > 1  # the text below: not close even like-for-like
+print(f"above LoRA (= λ=0) of the same seed: Delta-LoRA in {int((cpu_pairs['Delta-LoRA'] > cpu_pairs['LoRA (= λ=0 on the CPU)']).sum())}, "
+      f"the twin in {int((cpu_pairs['twin'] > cpu_pairs['LoRA (= λ=0 on the CPU)']).sum())} of {len(cpu_pairs)} pairs")
+
+# %% [markdown]
+# Like for like (same device, same code), the twin is still not a run-for-run copy of Delta-LoRA. At the best
+# epoch the gap has a median of about 2 points and reaches 3.7, about what the GPU pairs of section 2c showed.
+# So those gaps were not an artefact of mixed code versions or GPUs. They come from the optimiser: after K the
+# twin's A and B get (1+λ)× the gradient, and Adam's moments carry the pre-K scale (section 1c). Seen as a
+# method, the twin again behaves like Delta-LoRA: on CoLA both are above LoRA of the same seed in 3 of the
+# 4 pairs, and neither collapses at λ = 2.
+
+# %% [markdown]
+# **K on the CPU** (λ = 0.5), where the runs exist:
+
+# %%
+if ckr is not None:
+    print(k_table(ckr, reference=cdl[cdl["update_ratio"] == 0.0], tasks=["cola"])
+          .rename(columns={"LoRA r=8": "LoRA (= λ=0 on the CPU)"}).to_string())
+
+# %% [markdown]
+# Only three CPU K runs finished before that session's time ran out: K = 0 % for seeds 1 and 2, and K = 10 %
+# for seed 1. K = 0 % scores 1.6 points below the default K (1 % of the steps) for both seeds. With one
+# setting and two seeds that says little about K, and K = 25 % and 50 % are missing on the CPU.
 
 # %% [markdown]
 # ## 3. Compared with the paper's Tables 7 and 8
