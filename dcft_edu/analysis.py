@@ -160,6 +160,10 @@ def device_comparison(gpu: pd.DataFrame, cpu: pd.DataFrame, by: Sequence[str],
     return out
 
 
+def _fmt(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
+
+
 def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = "best_metric") -> pd.DataFrame:
     """Every setting of column ``by`` against the ``reference`` setting *of the same seed on the same device*.
 
@@ -181,7 +185,7 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
         x = g["diff"]
         rows.append({by: value, "runs (seed device)": ", ".join(f"{sd} {dv}" for sd, dv in zip(g["seed"], g["dev"])),
                      "metric ×100": ", ".join(f"{100 * v:.1f}" for v in g[metric]),
-                     f"minus {by}={reference:g}": ", ".join(f"{v:+.1f}" for v in x), "mean": x.mean(),
+                     f"minus {by}={_fmt(reference)}": ", ".join(f"{v:+.1f}" for v in x), "mean": x.mean(),
                      "pairs > 0": f"{int((x > 0).sum())}/{len(x)}",
                      "paired t-test p": stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan})
     return pd.DataFrame(rows).set_index(by)

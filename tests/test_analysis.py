@@ -64,6 +64,7 @@ def test_paired_differences_pair_within_seed_and_device():
     assert t.loc[1, "metric ×100"] == "20.0, 18.0, 13.0"
     assert t.loc[1, "mean"] == pytest.approx(31 / 3) and t.loc[1, "pairs > 0"] == "3/3"
     assert 0 < t.loc[1, "paired t-test p"] < 0.01
+    assert "minus k=default" in paired_differences(df.assign(k=["default"] * 3 + ["10 %"] * 4), "k", "default")
     # a CPU run is never paired with a GPU reference of the same seed
     t = paired_differences(df.drop(index=[1]), "s", 8)
     assert t.loc[1, "pairs > 0"] == "2/2"
