@@ -148,6 +148,16 @@ def _freq_ticks(ax, s: int) -> None:
     ax.tick_params(which="major", length=5)
 
 
+def spectrum_panel(fig, ax, spec: np.ndarray, freqs: np.ndarray, s: int, vmin: float, label: str) -> None:
+    """Draw a ``log_power_spectrum`` result on ``ax``: cividis, max = 0, frequency ticks at multiples of 1/s."""
+    half = 0.5 / len(freqs)  # each pixel is centred on its frequency
+    ext = (freqs[0] - half, freqs[-1] + half, freqs[-1] + half, freqs[0] - half)
+    im = ax.imshow(spec, cmap="cividis", vmin=vmin, vmax=0.0, extent=ext, interpolation="nearest")
+    fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02).set_label(label, fontsize=9)
+    _freq_ticks(ax, s)
+    ax.set_xlabel("frequency along columns\n(cycles per cell)", fontsize=9)
+
+
 @register("checkerboard")
 @_in_single_thread
 def draw_checkerboard(
@@ -191,13 +201,7 @@ def draw_checkerboard(
         # row 3: mean power spectrum of the interior, same colour scale for every stride
         ax = axes[2, j]
         spec, freqs = log_power_spectrum(deltas, k)
-        half = 0.5 / len(freqs)
-        ext = (freqs[0] - half, freqs[-1] + half, freqs[-1] + half, freqs[0] - half)
-        im = ax.imshow(spec, cmap="cividis", vmin=-6.0, vmax=0.0, extent=ext, interpolation="nearest")
-        cb = fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02)
-        cb.set_label("log₁₀ power (max = 0)", fontsize=9)
-        _freq_ticks(ax, s)
-        ax.set_xlabel("frequency along columns\n(cycles per cell)", fontsize=9)
+        spectrum_panel(fig, ax, spec, freqs, s, vmin=-6.0, label="log₁₀ power (max = 0)")
 
         for i in range(3):
             axes[i, j].grid(False)

@@ -33,7 +33,7 @@ from matplotlib.ticker import MaxNLocator
 
 from .analysis import TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
 from .dcft import coverage_map, dcft_num_params
-from .figures import _coverage_verdict, _freq_ticks, log_power_spectrum, register
+from .figures import _coverage_verdict, log_power_spectrum, register, spectrum_panel
 from .sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
 
 #: the seeds every ablation grid asks for
@@ -554,12 +554,7 @@ def draw_stride_learned_delta(show: int = 48, origin: int = 96, heatmap_task: st
             ax = axes[i, j]
             # Bartlett's method: average the spectra of 3 × 3 interior tiles of every task's ΔW (less noise)
             spec, freqs = log_power_spectrum([t for x in field for t in interior_tiles(x, k, tile)], 0)
-            half = 0.5 / len(freqs)
-            ext = (freqs[0] - half, freqs[-1] + half, freqs[-1] + half, freqs[0] - half)
-            im = ax.imshow(spec, cmap="cividis", vmin=-3.0, vmax=0.0, extent=ext, interpolation="nearest")
-            fig.colorbar(im, ax=ax, shrink=0.85, pad=0.02).set_label(f"log₁₀ power of {what} (max = 0)", fontsize=9)
-            _freq_ticks(ax, s)
-            ax.set_xlabel("frequency along columns\n(cycles per cell)", fontsize=9)
+            spectrum_panel(fig, ax, spec, freqs, s, vmin=-3.0, label=f"log₁₀ power of {what} (max = 0)")
         for i in range(4):
             axes[i, j].grid(False)
         for i in (0, 1):

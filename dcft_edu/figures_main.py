@@ -553,29 +553,25 @@ def draw_efficiency() -> Figure:
 
     fig, axes = plt.subplots(2, 3, figsize=(16, 9.5), layout="constrained")
     # (a) samples/s
+    def bars(ax, col: str, note, text_pad: float, xmax: float) -> None:
+        """One bar per method: median over tasks, a dot per task, ``note(v)`` written after the bar."""
+        for i, m in enumerate(methods):
+            v = bench[bench["method"] == m]
+            ax.barh(i, v[col].median(), color=style[m][0], alpha=0.85, edgecolor="0.2")
+            ax.plot(v[col], [i] * len(v), "k.", ms=4)
+            ax.text(v[col].max() + text_pad, i, note(v), va="center", fontsize=8.5)
+        ax.set_yticks(np.arange(len(methods)), [labels[m] for m in methods])
+        ax.invert_yaxis()
+        ax.set_xlim(0, bench[col].max() * xmax)
+
     ax = axes[0, 0]
-    y = np.arange(len(methods))
-    for i, m in enumerate(methods):
-        v = bench[bench["method"] == m]
-        ax.barh(i, v["samples/s"].median(), color=style[m][0], alpha=0.85, edgecolor="0.2")
-        ax.plot(v["samples/s"], [i] * len(v), "k.", ms=4)
-        ax.text(v["samples/s"].max() + 120, i, f"{v['speed vs LoRA'].median():.2f}× LoRA", va="center", fontsize=8.5)
-    ax.set_yticks(y, [labels[m] for m in methods])
-    ax.invert_yaxis()
-    ax.set_xlim(0, bench["samples/s"].max() * 1.35)
+    bars(ax, "samples/s", lambda v: f"{v['speed vs LoRA'].median():.2f}× LoRA", 120, 1.35)
     ax.set_xlabel("training samples / s (bar: median of 5 tasks; dots: each task)")
     ax.set_title("(a) Speed, GPU benchmark")
     # (b) memory
     ax = axes[0, 1]
-    for i, m in enumerate(methods):
-        v = bench[bench["method"] == m]
-        ax.barh(i, v["memory MiB"].median(), color=style[m][0], alpha=0.85, edgecolor="0.2")
-        ax.plot(v["memory MiB"], [i] * len(v), "k.", ms=4)
-        diff = v["memory MiB"].median() - bench[bench["method"] == "lora"]["memory MiB"].median()
-        ax.text(v["memory MiB"].max() + 30, i, f"{diff:+.0f} MiB vs LoRA", va="center", fontsize=8.5)
-    ax.set_yticks(y, [labels[m] for m in methods])
-    ax.invert_yaxis()
-    ax.set_xlim(0, bench["memory MiB"].max() * 1.4)
+    lora_mib = bench[bench["method"] == "lora"]["memory MiB"].median()
+    bars(ax, "memory MiB", lambda v: f"{v['memory MiB'].median() - lora_mib:+.0f} MiB vs LoRA", 30, 1.4)
     ax.set_xlabel("CUDA max allocated while training (MiB)\n(all 7 models resident in the one process: compare differences)")
     ax.set_title("(b) Peak memory, GPU benchmark")
     # (c) wall time per epoch
