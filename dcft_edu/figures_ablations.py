@@ -31,7 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from .analysis import TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
+from .analysis import CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
 from .dcft import coverage_map, dcft_num_params
 from .figures import _coverage_verdict, log_power_spectrum, register, spectrum_panel
 from .sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
@@ -590,52 +590,68 @@ def draw_stride_learned_delta(show: int = 48, origin: int = 96, heatmap_task: st
 LAYER_MARKERS = {"q,v": "o", "q,k,v,o": "s", "all six": "D", "all six, blocks 0–2": "^", "all six, blocks 3–5": "v"}
 
 
+def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title: str) -> None:
+    """One panel of ``layer_ablation``: metric vs adapter parameters of ``task``'s runs in ``df``, one marker
+    per config (mean, ± std where n ≥ 2), the seeds as grey dots, ``missing`` configs listed in a box."""
+    colors = {"lora": "C1", "dcft": "C0"}
+    d = df[df["task"] == task]
+    summ = summarize_cells(d, ["task", "method", "config"])
+    for method, sm in summ.groupby("method"):
+        sm = sm.sort_values("adapter_params")
+        line = sm[sm["config"].isin(["q,v", "q,k,v,o", "all six"])]
+        ax.plot(line["adapter_params"], line["mean"], "-", color=colors[method], lw=1, alpha=0.5, zorder=1)
+        for _, r in sm.iterrows():
+            err = r["std"] if r["n"] >= 2 else None
+            ax.errorbar(r["adapter_params"], r["mean"], yerr=err, fmt=LAYER_MARKERS.get(r["config"], "o"),
+                        color=colors[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
+            ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]), xytext=(7, -4),
+                        textcoords="offset points", fontsize=8, va="top",
+                        color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2")
+        seeds = d[d["method"] == method]
+        ax.scatter(seeds["adapter_params"], 100 * seeds["best_metric"], s=10, color="0.5", zorder=2)
+    if missing:
+        ax.text(0.99, 0.02, "not run (no seed):\n" + "\n".join(missing), transform=ax.transAxes, ha="right",
+                va="bottom", fontsize=8.5, color=FEW_SEEDS_COLOR, bbox=dict(fc="white", ec=FEW_SEEDS_COLOR, alpha=0.85))
+    ax.set_xscale("log")
+    ax.set_xlim(1e3, 8e5)
+    ax.set_xlabel("trainable adapter parameters (log scale; head and pooler not counted)")
+    ax.set_ylabel(f"{TASK_LABELS[task]} {METRIC_AXIS[TASK_METRIC[task]]}")
+    ax.set_title(title)
+    lo, hi = 100 * d["best_metric"].min(), 100 * d["best_metric"].max()
+    ax.set_ylim(lo - 0.35 * (hi - lo), hi + 0.1 * (hi - lo))
+
+
 @register("layer_ablation")
 def draw_layer_ablation() -> Figure:
     """Metric vs adapter parameters per adapted-matrix configuration, LoRA r = 8 and DCFT k = 8 (DCFT Table 6).
+
+    One panel per task of the GPU sweep; where ``cpu/layers`` (``CPU_RESULTS``) holds runs, one more panel per
+    task there. The CPU panels stand apart: the device alone moves a run (``analysis.device_comparison``).
 
     Taught in: ``12_layer_ablation``.
     """
     df = ablation_results("layers")
     cov = grid_coverage("layers")
-    summ = summarize_cells(df, ["task", "method", "config"])
-    tasks = [t for t in ABLATION_TASKS if t in set(cov["task"])]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6.6 * len(tasks), 5.0), layout="constrained", squeeze=False)
+    panels = []  # (runs, task, configs with no run, title)
+    for task in [t for t in ABLATION_TASKS if t in set(cov["task"])]:
+        have = cov[cov["task"] == task].groupby(["method", "config"])["present"].sum()
+        panels.append((df, task, [f"{method_short(m)}: {c}" for (m, c), v in have.items() if v == 0],
+                       f"{TASK_LABELS[task]}, GPU"))
+    cpu = ablation_results(f"{CPU_RESULTS}/layers") if (results_dir() / CPU_RESULTS / "layers").is_dir() else None
+    for task in [] if cpu is None else [t for t in ABLATION_TASKS if t in set(cpu["task"])]:
+        seeds = sorted(set(cpu.loc[cpu["task"] == task, "seed"]))
+        panels.append((cpu, task, [], f"{TASK_LABELS[task]}, CPU (float32, seed{'s' * (len(seeds) > 1)} "
+                                      f"{', '.join(map(str, seeds))}): compare within this panel only"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.6 * len(panels), 5.0), layout="constrained", squeeze=False)
+    for ax, (runs, task, missing, title) in zip(axes[0], panels):
+        _layer_panel(ax, runs, task, missing, title)
     colors = {"lora": "C1", "dcft": "C0"}
-    for ax, task in zip(axes[0], tasks):
-        st = summ[summ["task"] == task]
-        for method, sm in st.groupby("method"):
-            sm = sm.sort_values("adapter_params")
-            line = sm[sm["config"].isin(["q,v", "q,k,v,o", "all six"])]
-            ax.plot(line["adapter_params"], line["mean"], "-", color=colors[method], lw=1, alpha=0.5, zorder=1)
-            for _, r in sm.iterrows():
-                err = r["std"] if r["n"] >= 2 else None
-                ax.errorbar(r["adapter_params"], r["mean"], yerr=err, fmt=LAYER_MARKERS.get(r["config"], "o"),
-                            color=colors[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
-                ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]), xytext=(7, -4),
-                            textcoords="offset points", fontsize=8, va="top",
-                            color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2")
-            seeds = df[(df["task"] == task) & (df["method"] == method)]
-            ax.scatter(seeds["adapter_params"], 100 * seeds["best_metric"], s=10, color="0.5", zorder=2)
-        missing = cov[(cov["task"] == task)].groupby(["method", "config"])["present"].sum()
-        missing = [f"{method_short(m)}: {c}" for (m, c), v in missing.items() if v == 0]
-        if missing:
-            ax.text(0.99, 0.02, "not run (no seed):\n" + "\n".join(missing), transform=ax.transAxes, ha="right",
-                    va="bottom", fontsize=8.5, color=FEW_SEEDS_COLOR,
-                    bbox=dict(fc="white", ec=FEW_SEEDS_COLOR, alpha=0.85))
-        ax.set_xscale("log")
-        ax.set_xlim(1e3, 8e5)
-        ax.set_xlabel("trainable adapter parameters (log scale; head and pooler not counted)")
-        ax.set_ylabel(f"{TASK_LABELS[task]} {METRIC_AXIS[TASK_METRIC[task]]}")
-        ax.set_title(TASK_LABELS[task])
-        lo, hi = 100 * df.loc[df["task"] == task, "best_metric"].min(), 100 * df.loc[df["task"] == task,
-                                                                                     "best_metric"].max()
-        ax.set_ylim(lo - 0.35 * (hi - lo), hi + 0.1 * (hi - lo))
     handles = [Line2D([], [], color=colors[m], marker="o", ls="-", lw=1, label=method_short(m)
                       + (" (rank 8)" if m == "lora" else " (rank-1 subspace, s = k)")) for m in ("lora", "dcft")]
     handles += [Line2D([], [], color="0.3", marker=mk, ls="", mfc="white", label=c) for c, mk in LAYER_MARKERS.items()]
     handles.append(Line2D([], [], color="0.5", marker="o", ls="", ms=4, label="one seed"))
     fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=9, frameon=False)
     fig.suptitle("Which weights to adapt (cf. the paper's Table 6): metric vs adapter parameters. q,k,v,o = the four "
-                 "attention matrices, all six = q,k,v,o + the two FFN matrices\n" + _subtitle(df), fontsize=11)
+                 "attention matrices, all six = q,k,v,o + the two FFN matrices\n" + _subtitle(df)
+                 + ("" if cpu is None else " (the GPU panels)"), fontsize=11)
     return fig
