@@ -188,6 +188,9 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
                      f"minus {by}={_fmt(reference)}": ", ".join(f"{v:+.1f}" for v in x), "mean": x.mean(),
                      "pairs > 0": f"{int((x > 0).sum())}/{len(x)}",
                      "paired t-test p": stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan})
+    if not rows:  # no setting has a reference run of its seed on its device
+        return pd.DataFrame(columns=["runs (seed device)", "metric ×100", f"minus {by}={_fmt(reference)}", "mean",
+                                     "pairs > 0", "paired t-test p"], index=pd.Index([], name=by))
     return pd.DataFrame(rows).set_index(by)
 
 

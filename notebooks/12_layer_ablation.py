@@ -55,7 +55,7 @@ import datasets
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from dcft_edu.analysis import TASK_LABELS
+from dcft_edu.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences
 from dcft_edu.figures_ablations import (PAPER_TABLE6, ablation_results, adapted_shapes, annotate, config_label,
                                         coverage_table, draw_layer_ablation, expected_adapter_params,
                                         grid_coverage, method_short, paper_table, summarize_cells, weight_change,
@@ -143,7 +143,8 @@ if QUICK:
 # all blocks" runs are those of sweep `main`, copied. Metric: best dev epoch, ×100 (MRPC accuracy, STS-B
 # Pearson). `python -m dcft_edu.figures layer_ablation` redraws the figure in seconds.
 #
-# **Coverage.** This sweep was queued last and the GPU budget ran out: seeds present per cell, out of 3:
+# **Coverage.** This sweep was queued last and the GPU budget ran out: seeds present per cell, out of 3 (section
+# 3b fills STS-B's half-block cells on a CPU, apart from these):
 
 # %%
 cov = grid_coverage("layers")
@@ -179,6 +180,82 @@ for _, r in half.iterrows():
     print(f"{TASK_LABELS[r['task']]} {method_short(r['method'])} seed {r['seed']}: relative change of W_eff")
     print(change["rel_change"].round(4))
     assert (change.loc[[3, 4, 5], "rel_change"] == 0).all().all()
+
+# %% [markdown]
+# ### 3b. STS-B on a CPU: the half-block cells
+#
+# A later session without a GPU trained the half-block cells of one task on a 2-core CPU: STS-B (the shorter
+# sentence pairs of the two tasks, 15–25 minutes per run), LoRA and DCFT on all six matrices of blocks 0–2, of
+# blocks 3–5 and — as the reference *on the same device* — of all blocks, seeds 0 and 1; plus DCFT on q,k,v,o
+# (seed 0), which has no GPU run and almost exactly the parameter count of DCFT's half-block cells. Same code
+# and `gpu` preset, two runs at a time, in float32 (the GPU runs use bf16 autocast). They live apart, in
+# `figures/data/cpu/layers/`, and are **not** mixed into the table above: the device alone moves a run
+# (notebook 11, section 4b), so each CPU cell is compared only with CPU runs of the same seed.
+
+# %%
+cpu = ablation_results(f"{CPU_RESULTS}/layers")
+print(f"{len(cpu)} CPU runs: {', '.join(sorted(set(cpu['task'])))}; devices {sorted(set(cpu['device']))}")
+for _, r in cpu.iterrows():  # the closed-form counts hold for the CPU runs too
+    run = make_run(r["task"], r["method"], scale="gpu", target_modules=r["target_modules"], layers=r["layers"])
+    assert r["adapter_params"] == expected_adapter_params(run), r["file"]
+for _, r in cpu[cpu["layers"].notna()].iterrows():  # a block outside `layers` never moves, for either half
+    change = weight_change(r["weight_similarity"])
+    outside = sorted(set(range(6)) - set(r["layers"]))
+    assert (change.loc[outside, "rel_change"] == 0).all().all() and (change.loc[r["layers"], "rel_change"] > 0).all().all()
+cpu_summary = summarize_cells(cpu, ["task", "method", "config"])
+cpu_summary["method"] = cpu_summary["method"].map(method_short)
+cpu_table = cpu_summary.set_index(["method", "config"])[["adapter_params", "cell"]]
+cpu_table = cpu_table.loc[[o for o in order if o in cpu_table.index] +
+                          [o for o in cpu_table.index if o not in order]]
+print("STS-B on the CPU: Pearson ×100, mean ± std over seeds (n = seeds)")
+cpu_table
+
+# %% [markdown]
+# The same config and seed on both devices (only "all six" has both), and the same-seed difference:
+
+# %%
+stsb_gpu = df[df["task"] == "stsb"]
+dev_cmp = device_comparison(stsb_gpu, cpu, ["method", "config"])
+dev_cmp = dev_cmp[dev_cmp["paired n"] > 0]
+assert (dev_cmp["CPU − GPU (same seed)"].abs() < 1.5).all()  # STS-B: about a point or less (text below)
+dev_cmp
+
+# %% [markdown]
+# Each CPU configuration against "all six, all blocks" **of the same seed on the same device**, with a
+# one-sample t-test where there are two pairs. (The GPU cells cannot be paired this way: their "all six" runs
+# are sweep `main`'s, trained on an H100, the other configs on an H200.)
+
+# %%
+paired = {meth: paired_differences(cpu[cpu["method"] == meth], "config", "all six") for meth in ("lora", "dcft")}
+for meth, t in paired.items():
+    print(method_short(meth))
+    print(t.round(3).to_string(), "\n")
+
+# %% [markdown]
+# Two things stand out. **The upper half is the worse half**: LoRA on all six matrices of blocks 3–5 is 2.6
+# points below all blocks in both pairs, and DCFT 6–7. The **lower half** costs DCFT about a point (−0.8, −1.4) and is
+# mixed for LoRA: +0.2 on seed 0, −6.5 on seed 1. That seed-1 run started badly and never caught up — its dev
+# Pearson after each of the 3 epochs:
+
+# %%
+lower = cpu[cpu["config"] == "all six, blocks 0–2"].sort_values(["method", "seed"])
+curves = pd.DataFrame({(method_short(r["method"]), f"seed {r['seed']}"): [100 * e["pearson"] for e in r["epochs"]]
+                       for _, r in lower.iterrows()}, index=pd.Index([1, 2, 3], name="epoch"))
+print(curves.round(1))
+assert curves[("LoRA r=8", "seed 1")].iloc[0] < 30 < curves[("LoRA r=8", "seed 0")].iloc[0]  # the slow start
+for meth in ("lora", "dcft"):  # blocks 3–5 below all blocks in every same-seed pair, both methods
+    assert paired[meth].loc["all six, blocks 3–5", "pairs > 0"] == "0/2"
+dc = cpu[cpu["method"] == "dcft"].pivot_table(index="seed", columns="config", values="best_metric")
+assert (dc["all six, blocks 0–2"] > dc["all six, blocks 3–5"]).all()  # DCFT: lower half above upper, each seed
+# DCFT at ~3.8k parameters, seed 0: all six in the lower blocks > four attention matrices everywhere > upper blocks
+assert dc.loc[0, "all six, blocks 0–2"] > dc.loc[0, "q,k,v,o"] > dc.loc[0, "all six, blocks 3–5"]
+
+# %% [markdown]
+# With a budget of ~3.8k parameters DCFT can spend it three ways, and on seed 0 the order is clear: all six
+# matrices of blocks 0–2 (3,744 parameters, 83.3) > q,k,v,o in every block (3,840, 80.9) > all six matrices of
+# blocks 3–5 (3,744, 77.0). *Which* blocks matters more than breadth over blocks here. On the device question,
+# STS-B is calmer than CoLA: the same "all six" config and seed differ by about a point or less between the
+# CPU and the GPU (table above), against CoLA's 2.8.
 
 # %%
 fig = draw_layer_ablation()
@@ -234,8 +311,11 @@ print("all six minus q,v, DCFT:  paper (DeBERTa-v3-base):", paper_gap.round(2).r
 #   k, o and the FFN matrices (q,v) costs DCFT much more on STS-B than on MRPC, and far more than the paper
 #   saw on DeBERTa-v3-base. Most non-default cells have a single seed, so differences of about a point are
 #   within noise.
-# - Half the blocks (LoRA, blocks 0–2, MRPC, one seed) did worse than q,v in all six blocks with about twice
-#   the parameters: on this evidence, breadth over blocks beats depth within blocks. The upper-half runs and
-#   the DCFT half-block runs are missing, so this is a single observation.
+# - Half the blocks: on the GPU only one run exists (LoRA, blocks 0–2, MRPC), which did worse than q,v in all
+#   six blocks with about twice the parameters. On STS-B, on a CPU (section 3b, 2 seeds), the **upper** half
+#   (blocks 3–5) is clearly the worse half — below all blocks in every pair, by 2.6 points for LoRA and 6–7 for
+#   DCFT — while the lower half costs DCFT about a point. At DCFT's ~3.8k-parameter budget, all six matrices of
+#   blocks 0–2 beat q,k,v,o in all blocks (seed 0): so "breadth over blocks" is not a rule; *which* blocks
+#   matters. Two seeds on one task, one device: suggestive, not settled.
 # - At every configuration DCFT k = 8 trails LoRA r = 8; even LoRA on q,v alone beats DCFT on all six
 #   matrices, with ~10× its parameters.
