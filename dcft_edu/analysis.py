@@ -180,18 +180,15 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
     ref = d[d[by] == reference].set_index(["seed", "dev"])[metric]
     d = d[d[by] != reference].copy()
     d["diff"] = 100 * (d[metric].to_numpy() - ref.reindex(list(zip(d["seed"], d["dev"]))).to_numpy())
+    columns = [by, "runs (seed device)", "metric ×100", f"minus {by}={_fmt(reference)}", "mean", "pairs > 0",
+               "paired t-test p"]
     rows = []
     for value, g in d.dropna(subset=["diff"]).sort_values("seed").groupby(by):
         x = g["diff"]
-        rows.append({by: value, "runs (seed device)": ", ".join(f"{sd} {dv}" for sd, dv in zip(g["seed"], g["dev"])),
-                     "metric ×100": ", ".join(f"{100 * v:.1f}" for v in g[metric]),
-                     f"minus {by}={_fmt(reference)}": ", ".join(f"{v:+.1f}" for v in x), "mean": x.mean(),
-                     "pairs > 0": f"{int((x > 0).sum())}/{len(x)}",
-                     "paired t-test p": stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan})
-    if not rows:  # no setting has a reference run of its seed on its device
-        return pd.DataFrame(columns=["runs (seed device)", "metric ×100", f"minus {by}={_fmt(reference)}", "mean",
-                                     "pairs > 0", "paired t-test p"], index=pd.Index([], name=by))
-    return pd.DataFrame(rows).set_index(by)
+        rows.append([value, ", ".join(f"{sd} {dv}" for sd, dv in zip(g["seed"], g["dev"])),
+                     ", ".join(f"{100 * v:.1f}" for v in g[metric]), ", ".join(f"{v:+.1f}" for v in x), x.mean(),
+                     f"{int((x > 0).sum())}/{len(x)}", stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan])
+    return pd.DataFrame(rows, columns=columns).set_index(by)  # empty (same columns) when nothing pairs
 
 
 def mean_std(mean: float, std: float, n: int) -> str:

@@ -587,23 +587,23 @@ def draw_stride_learned_delta(show: int = 48, origin: int = 96, heatmap_task: st
     return fig
 
 
+LAYER_COLORS = {"lora": "C1", "dcft": "C0"}
 LAYER_MARKERS = {"q,v": "o", "q,k,v,o": "s", "all six": "D", "all six, blocks 0–2": "^", "all six, blocks 3–5": "v"}
 
 
 def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title: str) -> None:
     """One panel of ``layer_ablation``: metric vs adapter parameters of ``task``'s runs in ``df``, one marker
     per config (mean, ± std where n ≥ 2), the seeds as grey dots, ``missing`` configs listed in a box."""
-    colors = {"lora": "C1", "dcft": "C0"}
     d = df[df["task"] == task]
     summ = summarize_cells(d, ["task", "method", "config"])
     for method, sm in summ.groupby("method"):
         sm = sm.sort_values("adapter_params")
         line = sm[sm["config"].isin(["q,v", "q,k,v,o", "all six"])]
-        ax.plot(line["adapter_params"], line["mean"], "-", color=colors[method], lw=1, alpha=0.5, zorder=1)
+        ax.plot(line["adapter_params"], line["mean"], "-", color=LAYER_COLORS[method], lw=1, alpha=0.5, zorder=1)
         for _, r in sm.iterrows():
             err = r["std"] if r["n"] >= 2 else None
             ax.errorbar(r["adapter_params"], r["mean"], yerr=err, fmt=LAYER_MARKERS.get(r["config"], "o"),
-                        color=colors[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
+                        color=LAYER_COLORS[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
             up = r["config"] == "all six, blocks 3–5"  # above its marker: the halves share one x
             ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]), xytext=(7, 4 if up else -4),
                         textcoords="offset points", fontsize=8, va="bottom" if up else "top",
@@ -646,8 +646,7 @@ def draw_layer_ablation() -> Figure:
     fig, axes = plt.subplots(1, len(panels), figsize=(6.6 * len(panels), 5.0), layout="constrained", squeeze=False)
     for ax, (runs, task, missing, title) in zip(axes[0], panels):
         _layer_panel(ax, runs, task, missing, title)
-    colors = {"lora": "C1", "dcft": "C0"}
-    handles = [Line2D([], [], color=colors[m], marker="o", ls="-", lw=1, label=method_short(m)
+    handles = [Line2D([], [], color=LAYER_COLORS[m], marker="o", ls="-", lw=1, label=method_short(m)
                       + (" (rank 8)" if m == "lora" else " (rank-1 subspace, s = k)")) for m in ("lora", "dcft")]
     handles += [Line2D([], [], color="0.3", marker=mk, ls="", mfc="white", label=c) for c, mk in LAYER_MARKERS.items()]
     handles.append(Line2D([], [], color="0.5", marker="o", ls="", ms=4, label="one seed"))

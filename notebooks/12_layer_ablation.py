@@ -160,9 +160,9 @@ summary = summarize_cells(df, ["task", "method", "config"])
 summary["method"] = summary["method"].map(method_short)
 table = wide(summary, ["method", "config"], tasks=["mrpc", "stsb"])
 table.insert(0, "adapter params", summary.groupby(["method", "config"])["adapter_params"].first())
-order = [(m, c) for m in ("LoRA r=8", "DCFT k=8") for c in ("q,v", "q,k,v,o", "all six", "all six, blocks 0–2",
-                                                             "all six, blocks 3–5") if (m, c) in table.index]
-table = table.loc[order].fillna("missing")
+cells = [(m, c) for m in ("LoRA r=8", "DCFT k=8")  # every (method, config) of the grid, in table order
+         for c in ("q,v", "q,k,v,o", "all six", "all six, blocks 0–2", "all six, blocks 3–5")]
+table = table.loc[[o for o in cells if o in table.index]].fillna("missing")
 for _, r in df.iterrows():  # every committed run records its closed-form count
     run = make_run(r["task"], r["method"], scale="gpu", target_modules=r["target_modules"], layers=r["layers"])
     assert r["adapter_params"] == expected_adapter_params(run), r["file"]
@@ -188,8 +188,8 @@ for _, r in half.iterrows():
 # sentence pairs of the two tasks, 15–25 minutes per run), LoRA and DCFT on all six matrices of blocks 0–2, of
 # blocks 3–5 and — as the reference *on the same device* — of all blocks, seeds 0 and 1; plus q,k,v,o in every
 # block: DCFT seeds 0 and 1 (no GPU run; almost exactly the parameter count of DCFT's half-block cells) and
-# LoRA seed 0 (a little fewer parameters than LoRA's half-block cells). Same code
-# and `gpu` preset, two runs at a time, in float32 (the GPU runs use bf16 autocast). They live apart, in
+# LoRA seed 0 (a little fewer parameters than LoRA's half-block cells). Same code and `gpu` preset, two runs
+# at a time, in float32 (the GPU runs use bf16 autocast). They live apart, in
 # `figures/data/cpu/layers/`, and are **not** mixed into the table above: the device alone moves a run
 # (notebook 11, section 4b), so each CPU cell is compared only with CPU runs of the same seed.
 
@@ -202,12 +202,12 @@ for _, r in cpu.iterrows():  # the closed-form counts hold for the CPU runs too
 for _, r in cpu[cpu["layers"].notna()].iterrows():  # a block outside `layers` never moves, for either half
     change = weight_change(r["weight_similarity"])
     outside = sorted(set(range(6)) - set(r["layers"]))
-    assert (change.loc[outside, "rel_change"] == 0).all().all() and (change.loc[r["layers"], "rel_change"] > 0).all().all()
+    assert (change.loc[outside, "rel_change"] == 0).all().all()
+    assert (change.loc[r["layers"], "rel_change"] > 0).all().all()
 cpu_summary = summarize_cells(cpu, ["task", "method", "config"])
 cpu_summary["method"] = cpu_summary["method"].map(method_short)
 cpu_table = cpu_summary.set_index(["method", "config"])[["adapter_params", "cell"]]
-cpu_table = cpu_table.loc[[o for o in order if o in cpu_table.index] +
-                          [o for o in cpu_table.index if o not in order]]
+cpu_table = cpu_table.loc[[o for o in cells if o in cpu_table.index]]
 print("STS-B on the CPU: Pearson ×100, mean ± std over seeds (n = seeds)")
 cpu_table
 
@@ -234,9 +234,9 @@ for meth, t in paired.items():
 
 # %% [markdown]
 # Two things stand out. **The upper half is the worse half**: LoRA on all six matrices of blocks 3–5 is 2.6
-# points below all blocks in both pairs, and DCFT 6–7. The **lower half** costs DCFT about a point (−0.8, −1.4) and is
-# mixed for LoRA: +0.2 on seed 0, −6.5 on seed 1. That seed-1 run started badly and never caught up — its dev
-# Pearson after each of the 3 epochs:
+# points below all blocks in both pairs, and DCFT 6–7. The **lower half** costs DCFT about a point (−0.8,
+# −1.4) and is mixed for LoRA: +0.2 on seed 0, −6.5 on seed 1. That seed-1 run started badly and never caught
+# up — its dev Pearson after each of the 3 epochs:
 
 # %%
 lower = cpu[cpu["config"] == "all six, blocks 0–2"].sort_values(["method", "seed"])
@@ -260,10 +260,9 @@ assert lr.loc[0, "q,k,v,o"] > max(lr.loc[0, ["all six, blocks 0–2", "all six, 
 # six matrices of blocks 3–5 (3,744; 77.0, 78.5). For LoRA the picture differs: q,k,v,o in every block (147,456
 # parameters, seed 0: 86.4) beats both halves with more parameters (165,888) and even all six (+1.0 on one seed;
 # on the GPU, q,k,v,o's one seed is 0.3 above the all-six mean). So breadth over blocks wins for LoRA, the lower
-# half for DCFT:
-# *which* blocks matter at least as much as how many matrices. On the device question,
-# STS-B is calmer than CoLA: the same "all six" config and seed differ by about a point or less between the
-# CPU and the GPU (table above), against CoLA's 2.8.
+# half for DCFT: *which* blocks matter at least as much as how many matrices. On the device question, STS-B is
+# calmer than CoLA: the same config and seed differ by about a point or less between the CPU and the GPU
+# (table above), against CoLA's 2.8.
 
 # %%
 fig = draw_layer_ablation()

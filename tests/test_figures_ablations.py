@@ -17,7 +17,7 @@ from transformers import AutoConfig  # noqa: E402
 
 from dcft_edu import DCFTConfig, LoRAConfig  # noqa: E402
 from dcft_edu import figures_ablations as fa  # noqa: E402
-from dcft_edu.analysis import results_dir  # noqa: E402
+from dcft_edu.analysis import CPU_RESULTS, results_dir  # noqa: E402
 from dcft_edu.dcft import coverage_map  # noqa: E402
 from dcft_edu.figures import FIGURES  # noqa: E402
 from dcft_edu.inject import count_for_config  # noqa: E402
@@ -176,7 +176,7 @@ def test_committed_counts_equal_closed_forms():
                                          ("layer_ablation", 2), ("stride_learned_delta", 40)])
 def test_figures_draw(name, n_axes):
     assert name in FIGURES
-    cpu_layers = results_dir() / "cpu" / "layers"
+    cpu_layers = results_dir() / CPU_RESULTS / "layers"
     if name == "layer_ablation" and cpu_layers.is_dir():  # one more panel per task trained on a CPU
         n_axes += len({p.name.split("-")[0] for p in cpu_layers.glob("*.json")})
     fig = FIGURES[name]()
