@@ -30,6 +30,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from .analysis import CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
 from .dcft import coverage_map, dcft_num_params
@@ -591,11 +592,47 @@ LAYER_COLORS = {"lora": "C1", "dcft": "C0"}
 LAYER_MARKERS = {"q,v": "o", "q,k,v,o": "s", "all six": "D", "all six, blocks 0–2": "^", "all six, blocks 3–5": "v"}
 
 
-def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title: str) -> None:
+#: where a point's label may go, in order of preference: offset from the marker (points), ha, va
+LABEL_SPOTS = [((7, -4), "left", "top"), ((7, 4), "left", "bottom"), ((-8, 0), "right", "center"),
+               ((-8, 8), "right", "bottom"), ((-8, -8), "right", "top")]
+
+
+def _declutter(ax, labels: Sequence, bars: Sequence[float], avoid: Sequence = ()) -> None:
+    """Move each label (an annotation of a marker with an error bar of half-length ``bars[i]`` in data units,
+    placed in order) to the first of ``LABEL_SPOTS`` that stays inside ``ax`` and overlaps no other marker's
+    surroundings (so that no label sits beside a marker not its own), no error bar, no label placed before it
+    and no artist of ``avoid``; a label with no free spot keeps the first. Call it after a draw, so the layout
+    (and so the points' positions) is final."""
+    renderer = ax.figure.canvas.get_renderer()
+    pt = ax.figure.dpi / 72  # pixels per point
+    taken = [a.get_window_extent(renderer) for a in avoid]
+    near = []  # per marker (ms = 9 points): the room its own label takes, closed to the others' labels
+    for a, bar in zip(labels, bars):
+        (x, y), (_, top), (_, bottom) = ax.transData.transform([a.xy, (a.xy[0], a.xy[1] + bar),
+                                                                 (a.xy[0], a.xy[1] - bar)])
+        near.append(Bbox.from_extents(x - 14 * pt, y - 6 * pt, x + 14 * pt, y + 6 * pt))
+        taken.append(Bbox.from_extents(x - 4 * pt, bottom, x + 4 * pt, top))  # the bar and its caps
+    for i, a in enumerate(labels):
+        others = taken + near[:i] + near[i + 1:]
+        for offset, ha, va in LABEL_SPOTS + LABEL_SPOTS[:1]:  # the last try puts it back on the first spot
+            a.xyann = offset
+            a.set_horizontalalignment(ha)
+            a.set_verticalalignment(va)
+            box = a.get_window_extent(renderer).padded(-2)  # the text's own box, less its blank rim
+            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+            if inside and not any(box.overlaps(t) for t in others):
+                break
+        taken.append(a.get_window_extent(renderer))
+
+
+def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title: str) -> tuple[list, list, list]:
     """One panel of ``layer_ablation``: metric vs adapter parameters of ``task``'s runs in ``df``, one marker
-    per config (mean, ± std where n ≥ 2), the seeds as grey dots, ``missing`` configs listed in a box."""
+    per config (mean, ± std where n ≥ 2), the seeds as grey dots, ``missing`` configs listed in a box.
+    Returns the markers' labels, their error bars and the box (``_declutter`` places the labels once the
+    figure is laid out)."""
     d = df[df["task"] == task]
     summ = summarize_cells(d, ["task", "method", "config"])
+    labels, bars, boxes = [], [], []
     for method, sm in summ.groupby("method"):
         sm = sm.sort_values("adapter_params")
         line = sm[sm["config"].isin(["q,v", "q,k,v,o", "all six"])]
@@ -604,22 +641,26 @@ def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title:
             err = r["std"] if r["n"] >= 2 else None
             ax.errorbar(r["adapter_params"], r["mean"], yerr=err, fmt=LAYER_MARKERS.get(r["config"], "o"),
                         color=LAYER_COLORS[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
-            up = r["config"] == "all six, blocks 3–5"  # above its marker: the halves share one x
-            ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]), xytext=(7, 4 if up else -4),
-                        textcoords="offset points", fontsize=8, va="bottom" if up else "top",
-                        color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2")
+            labels.append(ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]),
+                                      xytext=LABEL_SPOTS[0][0], textcoords="offset points", fontsize=8,
+                                      color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2"))
+            bars.append(err or 0.0)
         seeds = d[d["method"] == method]
         ax.scatter(seeds["adapter_params"], 100 * seeds["best_metric"], s=10, color="0.5", zorder=2)
     if missing:
-        ax.text(0.99, 0.02, "not run (no seed):\n" + "\n".join(missing), transform=ax.transAxes, ha="right",
-                va="bottom", fontsize=8.5, color=FEW_SEEDS_COLOR, bbox=dict(fc="white", ec=FEW_SEEDS_COLOR, alpha=0.85))
+        boxes.append(ax.text(0.99, 0.02, "not run (no seed):\n" + "\n".join(missing), transform=ax.transAxes,
+                             ha="right", va="bottom", fontsize=8.5, color=FEW_SEEDS_COLOR,
+                             bbox=dict(fc="white", ec=FEW_SEEDS_COLOR, alpha=0.85)))
     ax.set_xscale("log")
-    ax.set_xlim(1e3, 8e5)
+    ax.set_xlim(4e2, 8e5)  # room on the left for the labels of DCFT's crowded ~3.8k-parameter cells
     ax.set_xlabel("trainable adapter parameters (log scale; head and pooler not counted)")
     ax.set_ylabel(f"{TASK_LABELS[task]} {METRIC_AXIS[TASK_METRIC[task]]}")
     ax.set_title(title)
-    lo, hi = 100 * d["best_metric"].min(), 100 * d["best_metric"].max()
+    spread = summ["std"].where(summ["n"] >= 2, 0.0)  # the error bars drawn above
+    lo = min(100 * d["best_metric"].min(), (summ["mean"] - spread).min())
+    hi = max(100 * d["best_metric"].max(), (summ["mean"] + spread).max())
     ax.set_ylim(lo - 0.35 * (hi - lo), hi + 0.1 * (hi - lo))
+    return labels, bars, boxes
 
 
 @register("layer_ablation")
@@ -644,8 +685,7 @@ def draw_layer_ablation() -> Figure:
         panels.append((cpu, task, [], f"{TASK_LABELS[task]}, CPU (float32, seed{'s' * (len(seeds) > 1)} "
                                       f"{', '.join(map(str, seeds))}): compare within this panel only"))
     fig, axes = plt.subplots(1, len(panels), figsize=(6.6 * len(panels), 5.0), layout="constrained", squeeze=False)
-    for ax, (runs, task, missing, title) in zip(axes[0], panels):
-        _layer_panel(ax, runs, task, missing, title)
+    placed = [_layer_panel(ax, runs, task, missing, title) for ax, (runs, task, missing, title) in zip(axes[0], panels)]
     handles = [Line2D([], [], color=LAYER_COLORS[m], marker="o", ls="-", lw=1, label=method_short(m)
                       + (" (rank 8)" if m == "lora" else " (rank-1 subspace, s = k)")) for m in ("lora", "dcft")]
     handles += [Line2D([], [], color="0.3", marker=mk, ls="", mfc="white", label=c) for c, mk in LAYER_MARKERS.items()]
@@ -654,4 +694,8 @@ def draw_layer_ablation() -> Figure:
     fig.suptitle("Which weights to adapt (cf. the paper's Table 6): metric vs adapter parameters. q,k,v,o = the four "
                  "attention matrices, all six = q,k,v,o + the two FFN matrices\n" + _subtitle(df)
                  + ("" if cpu is None else " (the GPU panels)"), fontsize=11)
+    fig.canvas.draw()  # lay the figure out, then keep the labels off the markers and each other ...
+    fig.set_layout_engine("none")  # ... in a layout frozen from here on, so a save at another dpi keeps it
+    for ax, (labels, bars, boxes) in zip(axes[0], placed):
+        _declutter(ax, labels, bars, avoid=boxes)
     return fig

@@ -171,6 +171,33 @@ def test_committed_counts_equal_closed_forms():
             assert r["adapter_params"] == fa.expected_adapter_params(run), r["file"]
 
 
+def test_declutter_moves_labels_off_other_markers():
+    """Two markers one above the other at the same x: the first spot of the upper one's label lies beside the
+    lower marker, so ``_declutter`` must move it; no two labels may overlap afterwards."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    try:
+        xs, ys = [10.0, 10.0, 30.0], [5.0, 4.6, 5.0]
+        ax.plot(xs, ys, "o", ms=9)
+        ax.set_xscale("log")
+        ax.set_xlim(1, 100)
+        ax.set_ylim(0, 10)
+        labels = [ax.annotate(f"config {i}\nn=3", (x, y), xytext=fa.LABEL_SPOTS[0][0], textcoords="offset points",
+                              fontsize=8) for i, (x, y) in enumerate(zip(xs, ys))]
+        r = fig.canvas.get_renderer()
+        fig.canvas.draw()
+        lower = ax.transData.transform((xs[1], ys[1]))
+        assert labels[0].get_window_extent(r).contains(lower[0] + 15, lower[1])  # first spot: beside marker 1
+        fa._declutter(ax, labels, [0.0, 0.0, 0.0])
+        boxes = [a.get_window_extent(r) for a in labels]
+        assert not boxes[0].contains(lower[0] + 15, lower[1])
+        for i in range(3):
+            assert ax.bbox.contains(boxes[i].x0, boxes[i].y0) and ax.bbox.contains(boxes[i].x1, boxes[i].y1)
+            for j in range(i):
+                assert not boxes[i].padded(-2).overlaps(boxes[j].padded(-2)), (i, j)
+    finally:
+        plt.close(fig)
+
+
 @needs_results
 @pytest.mark.parametrize("name,n_axes", [("kernel_ablation", 8), ("stride_ablation", 8),
                                          ("layer_ablation", 2), ("stride_learned_delta", 40)])
