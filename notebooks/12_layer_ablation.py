@@ -204,7 +204,8 @@ for _, r in cpu[cpu["layers"].notna()].iterrows():  # a block outside `layers` n
     outside = sorted(set(range(6)) - set(r["layers"]))
     assert (change.loc[outside, "rel_change"] == 0).all().all()
     assert (change.loc[r["layers"], "rel_change"] > 0).all().all()
-cpu_summary = summarize_cells(cpu, ["task", "method", "config"])
+stsb_cpu = cpu[cpu["task"] == "stsb"]  # the section is about STS-B; a CPU run of another task would pool in
+cpu_summary = summarize_cells(stsb_cpu, ["task", "method", "config"])
 cpu_summary["method"] = cpu_summary["method"].map(method_short)
 cpu_table = cpu_summary.set_index(["method", "config"])[["adapter_params", "cell"]]
 cpu_table = cpu_table.loc[[o for o in cells if o in cpu_table.index]]
@@ -216,7 +217,7 @@ cpu_table
 
 # %%
 stsb_gpu = df[df["task"] == "stsb"]
-dev_cmp = device_comparison(stsb_gpu, cpu, ["method", "config"])
+dev_cmp = device_comparison(stsb_gpu, stsb_cpu, ["method", "config"])
 dev_cmp = dev_cmp[dev_cmp["paired n"] > 0]
 assert (dev_cmp["CPU − GPU (same seed)"].abs() < 1.5).all()  # STS-B: about a point or less (text below)
 dev_cmp
@@ -227,7 +228,8 @@ dev_cmp
 # are sweep `main`'s, trained on an H100, the other configs on an H200.)
 
 # %%
-paired = {meth: paired_differences(cpu[cpu["method"] == meth], "config", "all six") for meth in ("lora", "dcft")}
+paired = {meth: paired_differences(stsb_cpu[stsb_cpu["method"] == meth], "config", "all six")
+          for meth in ("lora", "dcft")}
 for meth, t in paired.items():
     print(method_short(meth))
     print(t.round(3).to_string(), "\n")
@@ -240,7 +242,7 @@ for meth, t in paired.items():
 # dev Pearson after each of the 3 epochs:
 
 # %%
-lower = cpu[cpu["config"] == "all six, blocks 0–2"].sort_values(["method", "seed"])
+lower = stsb_cpu[stsb_cpu["config"] == "all six, blocks 0–2"].sort_values(["method", "seed"])
 curves = pd.DataFrame({(method_short(r["method"]), f"seed {r['seed']}"): [100 * e["pearson"] for e in r["epochs"]]
                        for _, r in lower.iterrows()}, index=pd.Index([1, 2, 3], name="epoch"))
 print(curves.round(1))
@@ -249,11 +251,11 @@ for meth in ("lora", "dcft"):  # blocks 3–5 below all blocks in every same-see
     assert paired[meth].loc["all six, blocks 3–5", "pairs > 0"] == "0/3"
     assert paired[meth].loc["all six, blocks 3–5", "paired t-test p"] < 0.05
 assert paired["dcft"].loc["all six, blocks 0–2", "pairs > 0"] == "0/3"  # DCFT: the lower half costs on every seed
-dc = cpu[cpu["method"] == "dcft"].pivot_table(index="seed", columns="config", values="best_metric")
+dc = stsb_cpu[stsb_cpu["method"] == "dcft"].pivot_table(index="seed", columns="config", values="best_metric")
 assert len(dc) == 3 and (dc["all six, blocks 0–2"] > dc["all six, blocks 3–5"]).all()  # lower above upper
 # DCFT at ~3.8k parameters, each seed: all six in the lower blocks > four attention matrices everywhere > upper blocks
 assert (dc["all six, blocks 0–2"] > dc["q,k,v,o"]).all() and (dc["q,k,v,o"] > dc["all six, blocks 3–5"]).all()
-lr = cpu[cpu["method"] == "lora"].pivot_table(index="seed", columns="config", values="best_metric")
+lr = stsb_cpu[stsb_cpu["method"] == "lora"].pivot_table(index="seed", columns="config", values="best_metric")
 # LoRA: q,k,v,o in every block (147,456 parameters) within noise of all six: above it on 2 of 3 seeds, p > 0.5 ...
 assert paired["lora"].loc["q,k,v,o", "pairs > 0"] == "2/3" and paired["lora"].loc["q,k,v,o", "paired t-test p"] > 0.5
 # ... and above the upper half (165,888) on every seed, but above the lower half on 2 of 3 seeds only
