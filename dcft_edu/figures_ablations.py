@@ -632,19 +632,19 @@ def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title:
     figure is laid out)."""
     d = df[df["task"] == task]
     summ = summarize_cells(d, ["task", "method", "config"])
+    summ["err"] = summ["std"].where(summ["n"] >= 2, 0.0)  # error bars only where there are 2 or more seeds
     labels, bars, boxes = [], [], []
     for method, sm in summ.groupby("method"):
         sm = sm.sort_values("adapter_params")
         line = sm[sm["config"].isin(["q,v", "q,k,v,o", "all six"])]
         ax.plot(line["adapter_params"], line["mean"], "-", color=LAYER_COLORS[method], lw=1, alpha=0.5, zorder=1)
         for _, r in sm.iterrows():
-            err = r["std"] if r["n"] >= 2 else None
-            ax.errorbar(r["adapter_params"], r["mean"], yerr=err, fmt=LAYER_MARKERS.get(r["config"], "o"),
+            ax.errorbar(r["adapter_params"], r["mean"], yerr=r["err"] or None, fmt=LAYER_MARKERS.get(r["config"], "o"),
                         color=LAYER_COLORS[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
             labels.append(ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]),
                                       xytext=LABEL_SPOTS[0][0], textcoords="offset points", fontsize=8,
                                       color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2"))
-            bars.append(err or 0.0)
+            bars.append(r["err"])
         seeds = d[d["method"] == method]
         ax.scatter(seeds["adapter_params"], 100 * seeds["best_metric"], s=10, color="0.5", zorder=2)
     if missing:
@@ -656,9 +656,8 @@ def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title:
     ax.set_xlabel("trainable adapter parameters (log scale; head and pooler not counted)")
     ax.set_ylabel(f"{TASK_LABELS[task]} {METRIC_AXIS[TASK_METRIC[task]]}")
     ax.set_title(title)
-    spread = summ["std"].where(summ["n"] >= 2, 0.0)  # the error bars drawn above
-    lo = min(100 * d["best_metric"].min(), (summ["mean"] - spread).min())
-    hi = max(100 * d["best_metric"].max(), (summ["mean"] + spread).max())
+    lo = min(100 * d["best_metric"].min(), (summ["mean"] - summ["err"]).min())
+    hi = max(100 * d["best_metric"].max(), (summ["mean"] + summ["err"]).max())
     ax.set_ylim(lo - 0.35 * (hi - lo), hi + 0.1 * (hi - lo))
     return labels, bars, boxes
 

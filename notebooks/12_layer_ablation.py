@@ -56,8 +56,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dcft_edu.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences
-from dcft_edu.figures_ablations import (PAPER_TABLE6, ablation_results, adapted_shapes, annotate, config_label,
-                                        coverage_table, draw_layer_ablation, expected_adapter_params,
+from dcft_edu.figures_ablations import (LAYER_MARKERS, PAPER_TABLE6, ablation_results, adapted_shapes, annotate,
+                                        config_label, coverage_table, draw_layer_ablation, expected_adapter_params,
                                         grid_coverage, method_short, paper_table, summarize_cells, weight_change,
                                         wide)
 from dcft_edu.plotting import savefig, set_theme
@@ -160,8 +160,7 @@ summary = summarize_cells(df, ["task", "method", "config"])
 summary["method"] = summary["method"].map(method_short)
 table = wide(summary, ["method", "config"], tasks=["mrpc", "stsb"])
 table.insert(0, "adapter params", summary.groupby(["method", "config"])["adapter_params"].first())
-cells = [(m, c) for m in ("LoRA r=8", "DCFT k=8")  # every (method, config) of the grid, in table order
-         for c in ("q,v", "q,k,v,o", "all six", "all six, blocks 0–2", "all six, blocks 3–5")]
+cells = [(m, c) for m in ("LoRA r=8", "DCFT k=8") for c in LAYER_MARKERS]  # every (method, config), table order
 table = table.loc[[o for o in cells if o in table.index]].fillna("missing")
 for _, r in df.iterrows():  # every committed run records its closed-form count
     run = make_run(r["task"], r["method"], scale="gpu", target_modules=r["target_modules"], layers=r["layers"])
