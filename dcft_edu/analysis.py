@@ -172,7 +172,7 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
     (NaN below two pairs). A run whose seed has no reference run on its device is left out. Pairing within
     seed and device is what lets runs from two devices (``CPU_RESULTS``) share one comparison.
 
-    Taught in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
+    Taught in: ``11_stride_ablation``, ``12_layer_ablation``, ``13_delta_lora_lambda_k``.
     """
     from scipy import stats
 
@@ -251,11 +251,18 @@ def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
     ``positive=True`` leaves λ = 0 out: it is plain LoRA, where K means nothing, and this λ picks
     the K ablation's setting. Used by ``scripts/gpu_experiments.sh`` (``13_delta_lora_lambda_k``).
     """
-    df = load_results(folder)
+    return best_lambda_of(load_results(folder), folder, positive)
+
+
+def best_lambda_of(df: pd.DataFrame, source: Union[str, Path] = "these runs", positive: bool = True) -> float:
+    """``best_lambda`` of runs already loaded (a delta_lambda sweep's ``load_results``/``load_sweep``).
+
+    Taught in: ``13_delta_lora_lambda_k`` (the K runs' λ in its figure).
+    """
     if not df.empty and positive:
         df = df[df["update_ratio"] > 0]
     if df.empty:
-        raise ValueError(f"no results under {folder}: run the delta_lambda sweep first")
+        raise ValueError(f"no results in {source}: run the delta_lambda sweep first")
     per_task = df.groupby(["update_ratio", "task"])["best_metric"].mean().unstack("task")
     per_task = per_task.dropna(axis=1)  # tasks that every λ has
     return float(per_task.mean(axis=1).idxmax())

@@ -30,6 +30,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
+from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
 from .analysis import CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
@@ -387,7 +388,7 @@ def _subtitle(df: pd.DataFrame, width: int = 125) -> str:
     devices = ", ".join(sorted({short_device(d) for d in df["device"]}))
     n = df.groupby([c for c in ("task", "config", "method", "kernel_size", "s") if c in df])["seed"].count()
     return textwrap.fill(f"{BACKBONE}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
-            f"mean ± std over seeds, n = {n.min()}–{n.max()} per point (n printed; bars only where n ≥ 2; "
+            f"mean ± std over seeds, n = {n.min() if n.min() == n.max() else f'{n.min()}–{n.max()}'} per point (n printed; bars only where n ≥ 2; "
             f"n < 3 in red); GPU: {devices}", width=width)
 
 
@@ -594,35 +595,50 @@ LAYER_MARKERS = {"q,v": "o", "q,k,v,o": "s", "all six": "D", "all six, blocks 0�
 
 #: where a point's label may go, in order of preference: offset from the marker (points), ha, va
 LABEL_SPOTS = [((7, -4), "left", "top"), ((7, 4), "left", "bottom"), ((-8, 0), "right", "center"),
-               ((-8, 8), "right", "bottom"), ((-8, -8), "right", "top")]
+               ((-8, 8), "right", "bottom"), ((-8, -8), "right", "top"), ((7, -16), "left", "top"),
+               ((7, 16), "left", "bottom"), ((-8, 20), "right", "bottom"), ((-8, -20), "right", "top")]
 
 
 def _declutter(ax, labels: Sequence, bars: Sequence[float], avoid: Sequence = ()) -> None:
     """Move each label (an annotation of a marker with an error bar of half-length ``bars[i]`` in data units,
     placed in order) to the first of ``LABEL_SPOTS`` that stays inside ``ax`` and overlaps no other marker's
     surroundings (so that no label sits beside a marker not its own), no error bar, no label placed before it
-    and no artist of ``avoid``; a label with no free spot keeps the first. Call it after a draw, so the layout
-    (and so the points' positions) is final."""
+    and no artist of ``avoid``. Where no spot is free (markers that nearly coincide), the label takes the spot
+    that overlaps least: inside the axes first, then no earlier label or ``avoid`` artist, then the fewest
+    error bars, then the fewest other markers. Call it after a draw, so the layout (and so the points'
+    positions) is final."""
     renderer = ax.figure.canvas.get_renderer()
     pt = ax.figure.dpi / 72  # pixels per point
-    taken = [a.get_window_extent(renderer) for a in avoid]
-    near = []  # per marker (ms = 9 points): the room its own label takes, closed to the others' labels
+    placed = [a.get_window_extent(renderer) for a in avoid]  # boxes no label may touch: avoid, earlier labels
+    near, bar_boxes = [], []  # per marker (ms = 9 points): the room its own label takes; its bar and caps
     for a, bar in zip(labels, bars):
         (x, y), (_, top), (_, bottom) = ax.transData.transform([a.xy, (a.xy[0], a.xy[1] + bar),
                                                                  (a.xy[0], a.xy[1] - bar)])
         near.append(Bbox.from_extents(x - 14 * pt, y - 6 * pt, x + 14 * pt, y + 6 * pt))
-        taken.append(Bbox.from_extents(x - 4 * pt, bottom, x + 4 * pt, top))  # the bar and its caps
+        bar_boxes.append(Bbox.from_extents(x - 4 * pt, bottom, x + 4 * pt, top))
+
+    def text_box(a) -> Bbox:  # the label's text alone, without its leader line
+        return Text.get_window_extent(a, renderer)
+
+    def cost(box: Bbox, i: int) -> tuple[int, int, int, int]:
+        inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+        return (not inside, sum(box.overlaps(t) for t in placed), sum(box.overlaps(t) for t in bar_boxes),
+                sum(box.overlaps(t) for j, t in enumerate(near) if j != i))
+
     for i, a in enumerate(labels):
-        others = taken + near[:i] + near[i + 1:]
-        for offset, ha, va in LABEL_SPOTS + LABEL_SPOTS[:1]:  # the last try puts it back on the first spot
+        costs = []
+        for offset, ha, va in LABEL_SPOTS:
             a.xyann = offset
             a.set_horizontalalignment(ha)
             a.set_verticalalignment(va)
-            box = a.get_window_extent(renderer).padded(-2)  # the text's own box, less its blank rim
-            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1 and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
-            if inside and not any(box.overlaps(t) for t in others):
+            costs.append(cost(text_box(a).padded(-2), i))  # the text's box less its blank rim
+            if costs[-1] == (0, 0, 0, 0):
                 break
-        taken.append(a.get_window_extent(renderer))
+        offset, ha, va = LABEL_SPOTS[costs.index(min(costs))]  # the first free spot, else the least crowded
+        a.xyann = offset
+        a.set_horizontalalignment(ha)
+        a.set_verticalalignment(va)
+        placed.append(text_box(a))
 
 
 def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title: str) -> tuple[list, list, list]:
@@ -643,7 +659,9 @@ def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title:
                         color=LAYER_COLORS[method], ms=9, capsize=4, mec="k", mew=0.6, zorder=3)
             labels.append(ax.annotate(f"{r['config']}\nn={r['n']}", (r["adapter_params"], r["mean"]),
                                       xytext=LABEL_SPOTS[0][0], textcoords="offset points", fontsize=8,
-                                      color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2"))
+                                      color=FEW_SEEDS_COLOR if r["n"] < 3 else "0.2",
+                                      # a leader line, visible only where _declutter puts the label far off
+                                      arrowprops=dict(arrowstyle="-", lw=0.5, color="0.5", shrinkA=1, shrinkB=6)))
             bars.append(r["err"])
         seeds = d[d["method"] == method]
         ax.scatter(seeds["adapter_params"], 100 * seeds["best_metric"], s=10, color="0.5", zorder=2)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from dcft_edu.analysis import best_lambda, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
+from dcft_edu.analysis import best_lambda, best_lambda_of, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
+from dcft_edu.sweep import load_results
 from dcft_edu.trainer import effective_weights, weight_similarity
 
 
@@ -85,6 +86,10 @@ def test_best_lambda(tmp_path):
     assert best_lambda(folder, positive=False) == 0.0
     with pytest.raises(ValueError, match="no results"):
         best_lambda(tmp_path / "empty")
+    runs = load_results(folder)  # the same choice from runs already loaded (the λ/K figure's subtitle)
+    assert best_lambda_of(runs) == 0.5 and best_lambda_of(runs, positive=False) == 0.0
+    with pytest.raises(ValueError, match="no results in these runs"):
+        best_lambda_of(runs[runs["update_ratio"] > 5])
 
 
 def test_weight_similarity_of_effective_weights():

@@ -213,3 +213,28 @@ def test_figures_draw(name, n_axes):
         assert fig.get_suptitle()
     finally:
         plt.close(fig)
+
+
+def test_declutter_separates_labels_of_coinciding_markers():
+    """Four markers at (almost) the same point leave too few spots free of the others' surroundings;
+    ``_declutter`` must then take the least crowded spots, so the labels still stay inside the axes and off
+    each other (keeping the first spot, as it once did, piles them up)."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    try:
+        xs, ys = [10.0, 10.0, 10.2, 9.9], [5.0, 5.02, 4.98, 5.01]
+        ax.plot(xs, ys, "o", ms=9)
+        ax.set_xscale("log")
+        ax.set_xlim(1, 100)
+        ax.set_ylim(0, 10)
+        labels = [ax.annotate(f"config {i}\nn=3", (x, y), xytext=fa.LABEL_SPOTS[0][0], textcoords="offset points",
+                              fontsize=8) for i, (x, y) in enumerate(zip(xs, ys))]
+        r = fig.canvas.get_renderer()
+        fig.canvas.draw()
+        fa._declutter(ax, labels, [0.0, 0.0, 0.0, 0.0])
+        boxes = [a.get_window_extent(r) for a in labels]
+        for i in range(4):
+            assert ax.bbox.contains(boxes[i].x0, boxes[i].y0) and ax.bbox.contains(boxes[i].x1, boxes[i].y1)
+            for j in range(i):
+                assert not boxes[i].padded(-2).overlaps(boxes[j].padded(-2)), (i, j)
+    finally:
+        plt.close(fig)

@@ -150,6 +150,20 @@ def test_constant_predictor_and_collapse_check(data_root):
     runs.at[1, "epochs"] = [{"epoch": 1, "step": 10, "loss": cp["loss"], "train_loss": const_train, "accuracy": 0.5}]
     col = fd.collapse_check(runs)
     assert col["collapsed"].tolist() == [False, True]
+    # the training prior is never a better constant on dev than dev's own prior (Gibbs; Var ≤ any MSE) ...
+    for task in ("rte", "stsb"):
+        for split in ("dev", "train"):
+            c = fd.constant_predictor(task, split)
+            assert c["train prior loss"] >= c["loss"] - 1e-12
+    assert fd.constant_predictor("rte", "train")["train prior loss"] == pytest.approx(const_train)
+    # ... and a collapsed STS-B model, which predicts the training mean, sits 5.1 % above the best dev constant:
+    # the dev test must accept the training prior's dev loss too, or such a run passes for a learning one
+    st, st_train = fd.constant_predictor("stsb"), fd.constant_predictor("stsb", "train")["loss"]
+    assert st["train prior loss"] / st["loss"] > 1.05
+    flat = pd.DataFrame([_row(lam=5.0)]).assign(task="stsb", main_metric="pearson")
+    flat.at[0, "epochs"] = [{"epoch": 1, "step": 10, "loss": st["train prior loss"], "train_loss": st_train}]
+    c = fd.collapse_check(flat).iloc[0]
+    assert abs(c["dev / constant"] - 1) > 0.05 and c["dev / train prior"] == pytest.approx(1.0) and c["collapsed"]
 
 
 needs_results = pytest.mark.skipif(not (results_dir() / "delta_lambda").is_dir(), reason="no committed results")
