@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from dcft_edu import bench
-from dcft_edu.analysis import TASK_LABELS, TASK_ORDER, results_dir
+from dcft_edu.analysis import TASK_LABELS, TASK_ORDER, load_sweep, results_dir
 from dcft_edu.figures_main import (bench_train_frame, draw_efficiency, main_runs, measure_train_speed,
                                    parse_bench_adapters, sweep_speed, train_sizes)
 from dcft_edu.plotting import savefig, set_theme
@@ -178,26 +178,27 @@ assert (r < 1).all() and (conv_vs_fast < 1).all()
 
 # %% [markdown]
 # - **"DCFT trains faster than LoRA" does not hold on this GPU.** With the matrix-free implementation DCFT k = 8
-#   trains at 0.73–0.83 of our LoRA r = 8's samples/s (per task file above), so every epoch takes longer, on
+#   trains at 0.73–0.80 of our LoRA r = 8's samples/s (per task file above), so every epoch takes longer, on
 #   large and small tasks alike (the bench's batch shapes are the same for every task; only the number of
 #   examples per epoch differs). One layer alone tells the same story: at DeBERTa-base shapes DCFT fast takes
 #   1.1–1.4× LoRA r = 8's time. DCFT's update has far fewer *parameters*, but it is not less *work* on a GPU:
 #   it replaces two matrix products with a reshape, two small contractions and an expansion — more, smaller
 #   kernels.
-# - **The fast path does beat the official conv form**, on every task (the conv form runs at 0.90–0.99 of its
+# - **The fast path does beat the official conv form**, on every task (the conv form runs at 0.86–0.95 of its
 #   speed), and by 2× per layer on the 768↔3072 FFN shapes where building $\Delta W$ costs a dense layer's worth
 #   of work. In the whole MiniLM (384-wide) the difference is smaller because the frozen network dominates.
-# - **Delta-LoRA vs LoRA**: 0.78–0.88 of LoRA's speed and +84 MiB (+7 %) of peak memory here — "comparable",
-#   but not equal. Two caveats from the code's history: these files were measured at commit `bf14ddc`; since
-#   then `d95034a` removed a device synchronisation per layer from the Delta-LoRA step, and `2efc4a9` made the
-#   Delta-LoRA layer hand on bf16 activations under autocast (before, the ops after it kept float32 activations
-#   for the backward pass — a plausible source of the extra memory). We have not re-measured with the current
-#   code.
-# - **Full fine-tuning is 1.45–1.71× *faster* than LoRA** on this small model and needs only 154 MiB more:
+# - **Delta-LoRA vs LoRA**: 0.78–0.87 of LoRA's speed and +13 MiB (+1.1 %) of peak memory here — "comparable"
+#   memory, as the paper says, but not the same speed: its extra matmul per matrix after every step costs time.
+#   History: the first measurement (commit `bf14ddc`) gave 0.78–0.88× and +84 MiB (+7 %). Since then `d95034a`
+#   removed a device synchronisation per layer from the Delta-LoRA step, and `2efc4a9` made the layer hand on
+#   bf16 activations under autocast (before, the ops after it kept float32 activations for the backward pass).
+#   Re-measured with both fixes (these files, commit `3d64574`), the extra memory is gone and the speed is
+#   unchanged: the synchronisation was not what cost the time.
+# - **Full fine-tuning is 1.45–1.61× *faster* than LoRA** on this small model and needs only 154 MiB more:
 #   22.7M weights are cheap to update, while the adapters add kernels to every layer. PEFT's savings are about
 #   memory on big models; on MiniLM they are not about time.
-# - **Our LoRA vs HF PEFT's** LoRA on the same modules: 0.96–1.06× the speed and +7 MiB, i.e. the same cost —
-#   the comparisons above are not an artefact of a slow LoRA.
+# - **Our LoRA vs HF PEFT's** LoRA on the same modules: PEFT's runs at 0.94–0.99× our speed and needs +7 MiB,
+#   i.e. the same cost — the comparisons above are not an artefact of a slow LoRA.
 # - Memory numbers share a floor: all seven models stay on the GPU in the one process (≈ 7 × 87 MiB of
 #   weights), so differences between methods are meaningful, ratios are not.
 
@@ -225,8 +226,23 @@ print("code version of the runs:", df.groupby("method")["git_commit"].agg(lambda
 # processes compete for the GPU and the CPU cores that launch kernels; DCFT's runs compute the orthogonal penalty
 # over 72 tensors every step (these ran at `d95034a`, before `28b7de0` batched it by shape); Delta-LoRA's ran at
 # `bf14ddc`, with the per-layer device synchronisation. Use the benchmark, not these, for speed; use these for
-# memory per run: Delta-LoRA needs 7–13 % more peak memory than LoRA r = 8 in every task (see the caveat
-# above).
+# memory per run: `main`'s Delta-LoRA runs (at `bf14ddc`, before the float32 fix) need 7–13 % more peak memory
+# than LoRA r = 8 in every task. The later Delta-LoRA runs of the ablation sweeps, trained with both fixes,
+# show the fix in real runs:
+
+# %%
+abl = pd.concat([load_sweep(n) for n in ("delta_lambda", "delta_k", "scale_jump")], ignore_index=True)
+abl = abl[abl["git_commit"].str.startswith("e7657ad")]  # trained after both Delta-LoRA fixes, on one H100
+abl_peak = abl.assign(run=np.where(abl["method"] == "delta_lora", "Delta-LoRA r=8", "LoRA r=8 (twin)")).groupby(
+    ["run", "task"])["peak_memory_mb"].median().unstack("task")[["cola", "mrpc", "stsb", "rte"]]
+abl_peak.columns = [TASK_LABELS[t] for t in abl_peak.columns]
+print("peak CUDA memory per run (MiB), ablation runs at e7657ad:\n", abl_peak.round(0))
+new_ratio = abl_peak.loc["Delta-LoRA r=8"] / peak.loc["LoRA r=8", abl_peak.columns]
+print("Delta-LoRA (fixed) ÷ LoRA r=8 of main:", new_ratio.round(3).to_dict())
+assert (new_ratio < 1.03).all() and (peak.loc["Delta-LoRA r=8 λ=0.5", abl_peak.columns] / peak.loc["LoRA r=8", abl_peak.columns] > 1.05).all()
+
+# %% [markdown]
+# With both fixes Delta-LoRA's peak memory per run is within 2 % of LoRA's on every task, down from 7–13 %.
 
 # %% [markdown]
 # ## 5. On a CPU
@@ -255,11 +271,11 @@ print((cpu_layer.loc["DCFT fast (k=8, s=8)"] / cpu_layer.loc["LoRA r=8"]).round(
 # ## What you should take away
 #
 # - Fewer trainable parameters ≠ faster training. On an H100, DCFT k = 8 (7.5k adapter parameters) trains at
-#   0.73–0.83× the speed of LoRA r = 8 (332k) on MiniLM, and 1.1–1.4× slower per layer at DeBERTa-base shapes;
+#   0.73–0.80× the speed of LoRA r = 8 (332k) on MiniLM, and 1.1–1.4× slower per layer at DeBERTa-base shapes;
 #   the paper's efficiency claims do not carry over to this setting. On a 2-core CPU DCFT fast ≈ LoRA.
 # - Computing DCFT matrix-free does pay off against the official build-ΔW-every-step form: up to 2× per layer on
-#   the FFN shapes, 1–10 % in whole-model training on MiniLM.
-# - Delta-LoRA costs a little more than LoRA in time (0.78–0.88×) and memory (+7 %) in these measurements, taken
-#   before two later fixes to its implementation.
+#   the FFN shapes, 5–16 % in whole-model training on MiniLM.
+# - Delta-LoRA costs a little more than LoRA in time (0.78–0.87×) and almost nothing in memory (+1 %, after two
+#   fixes to its implementation that removed an earlier +7 %).
 # - On a 22M-parameter model full fine-tuning is the *fastest* method after head-only and needs only ~13 % more
 #   peak memory than LoRA in the benchmark: PEFT's advantages appear with size.
