@@ -164,17 +164,23 @@ def _fmt(value: Any) -> str:
     return f"{value:g}" if isinstance(value, (int, float, np.number)) else str(value)
 
 
-def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = "best_metric") -> pd.DataFrame:
+def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = "best_metric",
+                       within: Sequence[str] = ()) -> pd.DataFrame:
     """Every setting of column ``by`` against the ``reference`` setting *of the same seed on the same device*.
 
     One row per setting ≠ ``reference``: the runs' seeds, devices and metrics, their differences metric − reference
     (×100, in seed order), the mean difference, how many are > 0, and a one-sample t-test of the differences
     (NaN below two pairs). A run whose seed has no reference run on its device is left out. Pairing within
-    seed and device is what lets runs from two devices (``CPU_RESULTS``) share one comparison.
+    seed and device is what lets runs from two devices (``CPU_RESULTS``) share one comparison. ``within``
+    (e.g. ``["task"]``) pairs inside each group of those columns only, which lead the returned index.
 
-    Taught in: ``11_stride_ablation``, ``12_layer_ablation``, ``13_delta_lora_lambda_k``.
+    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``, ``13_delta_lora_lambda_k``.
     """
     from scipy import stats
+
+    if within:  # one table per group, stacked under the group's key
+        return pd.concat({key if len(within) > 1 else key[0]: paired_differences(g, by, reference, metric)
+                          for key, g in df.groupby(list(within))}, names=list(within))
 
     d = df.assign(dev=df["device"].map(short_device))
     ref = d[d[by] == reference].set_index(["seed", "dev"])[metric]

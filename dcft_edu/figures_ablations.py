@@ -387,8 +387,9 @@ def _subtitle(df: pd.DataFrame, width: int = 125) -> str:
     """Backbone, scale, seeds per point and GPUs of the runs in ``df``, for a figure's title."""
     devices = ", ".join(sorted({short_device(d) for d in df["device"]}))
     n = df.groupby([c for c in ("task", "config", "method", "kernel_size", "s") if c in df])["seed"].count()
+    n_range = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
     return textwrap.fill(f"{BACKBONE}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
-            f"mean ± std over seeds, n = {n.min() if n.min() == n.max() else f'{n.min()}–{n.max()}'} per point (n printed; bars only where n ≥ 2; "
+            f"mean ± std over seeds, n = {n_range} per point (n printed; bars only where n ≥ 2; "
             f"n < 3 in red); GPU: {devices}", width=width)
 
 
@@ -625,19 +626,19 @@ def _declutter(ax, labels: Sequence, bars: Sequence[float], avoid: Sequence = ()
         return (not inside, sum(box.overlaps(t) for t in placed), sum(box.overlaps(t) for t in bar_boxes),
                 sum(box.overlaps(t) for j, t in enumerate(near) if j != i))
 
+    def put(a, spot) -> None:
+        a.xyann, ha, va = spot
+        a.set_horizontalalignment(ha)
+        a.set_verticalalignment(va)
+
     for i, a in enumerate(labels):
         costs = []
-        for offset, ha, va in LABEL_SPOTS:
-            a.xyann = offset
-            a.set_horizontalalignment(ha)
-            a.set_verticalalignment(va)
+        for spot in LABEL_SPOTS:
+            put(a, spot)
             costs.append(cost(text_box(a).padded(-2), i))  # the text's box less its blank rim
             if costs[-1] == (0, 0, 0, 0):
                 break
-        offset, ha, va = LABEL_SPOTS[costs.index(min(costs))]  # the first free spot, else the least crowded
-        a.xyann = offset
-        a.set_horizontalalignment(ha)
-        a.set_verticalalignment(va)
+        put(a, LABEL_SPOTS[costs.index(min(costs))])  # the first free spot, else the least crowded
         placed.append(text_box(a))
 
 

@@ -549,14 +549,14 @@ def draw_delta_lora_lambda_k() -> Figure:
                Line2D([], [], color="0.35", ls="--", label="LoRA r=8 (same r, α, matrices), band = ± std"),
                Line2D([], [], color="0.4", marker="v", ls="", label=f"below the axis (> {Y_SPAN:g} points under LoRA)")]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.065), ncol=3, fontsize=9, frameon=False)
-    devices = _devices(dl, kr, ref)
+    devices, best_lam = _devices(dl, kr, ref), best_lambda_of(dl)
     fig.suptitle(
         "Delta-LoRA's update ratio λ (top) and start step K (bottom): best-epoch GLUE dev metric ×100 "
         "(cf. Delta-LoRA Tables 7–8, on E2E)\n"
         f"{BACKBONE}, scale gpu ({devices}); mean ± std over seeds (error bars only where n ≥ 2), "
         f"n=… per point (red: fewer than {len(PLANNED_SEEDS)} seeds)\nthe K runs (bottom) used λ = {k_lam:g}, "
-        + ("the λ > 0 best on average over the four tasks (not each task's best)" if k_lam == best_lambda_of(dl)
-           else f"not the λ > 0 now best on average over the tasks ({best_lambda_of(dl):g})"),
+        + ("the λ > 0 best on average over the four tasks (not each task's best)" if k_lam == best_lam
+           else f"not the λ > 0 now best on average over the tasks ({best_lam:g})"),
         fontsize=10.5)
     return fig
 

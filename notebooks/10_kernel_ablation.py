@@ -209,8 +209,7 @@ print("\n4-task average of the means: " + ", ".join(f"k={k}: {v:.1f}" for k, v i
 mixed = summary[summary["device"].str.contains("+", regex=False)]
 print("cells with runs on two GPU types:",
       ", ".join(f"{TASK_LABELS[t]} k={k}" for t, k in zip(mixed["task"], mixed["kernel_size"])))
-paired = pd.concat({TASK_LABELS[t]: paired_differences(df[df["task"] == t], "kernel_size", 2) for t in TASKS},
-                   names=["task"])
+paired = paired_differences(df, "kernel_size", 2, within=["task"]).rename(index=TASK_LABELS, level="task")
 paired
 
 # %%
@@ -259,10 +258,9 @@ assert avg.max() - avg.min() < 1.5 and avg[[2, 8, 12]].max() - avg[[2, 8, 12]].m
 # %%
 lora_runs = ablation_results("main").query("method == 'lora' and r == 8")
 best_k = wide_mean.idxmax()
-vs_lora = pd.concat({TASK_LABELS[t]: paired_differences(
-    pd.concat([df[(df["task"] == t) & (df["kernel_size"] == best_k[t])].assign(arm=f"DCFT k={best_k[t]}"),
-               lora_runs[lora_runs["task"] == t].assign(arm="LoRA r=8")]), "arm", "LoRA r=8") for t in TASKS},
-    names=["task"])
+best_runs = df[df["kernel_size"] == df["task"].map(best_k)]  # each task's best kernel
+vs_lora = paired_differences(pd.concat([best_runs.assign(arm="best DCFT k"), lora_runs.assign(arm="LoRA r=8")]),
+                             "arm", "LoRA r=8", within=["task"]).rename(index=TASK_LABELS, level="task")
 ratio = lora["adapter_params"].iloc[0] / params["MiniLM-L6 (counted)"]
 print(f"LoRA r=8 has {ratio.min():.0f}× (vs k={ratio.idxmin()}) to {ratio.max():.0f}× (vs k={ratio.idxmax()}) "
       "more adapter parameters than DCFT")

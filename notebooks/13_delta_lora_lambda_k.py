@@ -334,11 +334,11 @@ assert (noise.loc[~noise["same GPU"], "|Δ best| ×100"] <= 1.0).all()  # two GP
 # (`gpu_pairs` wraps `paired_differences`):
 
 # %%
-def gpu_pairs(df, by, reference, tasks=TASKS):
+def gpu_pairs(df, by, reference):
     """paired_differences per task: each setting of `by` minus `reference` of the same seed; H100 and H200
     count as one device ("GPU")."""
-    return pd.concat({TASK_LABELS[t]: paired_differences(df[df["task"] == t].assign(device="GPU"), by, reference)
-                      for t in tasks}, names=["task"])
+    return paired_differences(df.assign(device="GPU"), by, reference, within=["task"]).rename(index=TASK_LABELS,
+                                                                                            level="task")
 
 
 def paired_grid(pairs):

@@ -38,10 +38,10 @@ if [ "$MODE" = start ]; then
   echo "best λ from delta_lambda's finished runs: $best"
   # delta_k as a grid file (named delta_k, so its runs land in delta_k/) with λ fixed to the best
   "$PY" -c "import json, sys; from dcft_edu.sweep import GRIDS; g = dict(GRIDS['delta_k'], update_ratio=[float(sys.argv[1])]); json.dump(g, open('/tmp/dcft_grids/delta_k.json', 'w'))" "$best"
-  "$PY" -m dcft_edu.sweep kernel stride delta_lambda layers scale_jump /tmp/dcft_grids/delta_k.json \
-    --scale "$SCALE" --results "$RES" --seed-major --dry-run | grep -c "^todo" | sed 's/^/runs to train: /'
-  setsid nohup bash -c "'$PY' -m dcft_edu.sweep kernel stride delta_lambda layers scale_jump /tmp/dcft_grids/delta_k.json \
-    --scale '$SCALE' --results '$RES' --workers '$WORKERS' --seed-major --deadline-min '$MINUTES' 2>&1 \
+  SWEEP="'$PY' -m dcft_edu.sweep kernel stride delta_lambda layers scale_jump /tmp/dcft_grids/delta_k.json \
+    --scale '$SCALE' --results '$RES' --seed-major"
+  bash -c "$SWEEP --dry-run" | grep -c "^todo" | sed 's/^/runs to train: /'
+  setsid nohup bash -c "$SWEEP --workers '$WORKERS' --deadline-min '$MINUTES' 2>&1 \
     | grep --line-buffered -v '$FILTER' > /tmp/dcft_sweep.log; touch /tmp/dcft_finished" </dev/null >/dev/null 2>&1 &
   sleep 20; tail -5 /tmp/dcft_sweep.log
 elif [ "$MODE" = wait ]; then

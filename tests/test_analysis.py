@@ -69,6 +69,10 @@ def test_paired_differences_pair_within_seed_and_device():
     # a CPU run is never paired with a GPU reference of the same seed
     t = paired_differences(df.drop(index=[1]), "s", 8)
     assert t.loc[1, "pairs > 0"] == "2/2"
+    # within=: one table per group, the group's key leading the index
+    both = pd.concat([df.assign(task="rte"), df.assign(task="mrpc")])
+    w = paired_differences(both, "s", 8, within=["task"])
+    assert w.index.names == ["task", "s"] and w.loc["rte"].equals(paired_differences(df, "s", 8))
     # no setting with a partner: an empty table with the same columns, not an error
     t = paired_differences(df[df["s"] != 8], "s", 8)
     assert t.empty and t.index.name == "s" and "minus s=8" in t.columns

@@ -171,29 +171,39 @@ def test_committed_counts_equal_closed_forms():
             assert r["adapter_params"] == fa.expected_adapter_params(run), r["file"]
 
 
+def _labelled_axes(xs, ys):
+    """A small log-x axes with a marker at each (x, y) and its label on the first of ``LABEL_SPOTS``, drawn."""
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(xs, ys, "o", ms=9)
+    ax.set_xscale("log")
+    ax.set_xlim(1, 100)
+    ax.set_ylim(0, 10)
+    labels = [ax.annotate(f"config {i}\nn=3", (x, y), xytext=fa.LABEL_SPOTS[0][0], textcoords="offset points",
+                          fontsize=8) for i, (x, y) in enumerate(zip(xs, ys))]
+    fig.canvas.draw()
+    return fig, ax, labels
+
+
+def _assert_inside_and_apart(ax, boxes):
+    for i, box in enumerate(boxes):
+        assert ax.bbox.contains(box.x0, box.y0) and ax.bbox.contains(box.x1, box.y1)
+        for j in range(i):
+            assert not box.padded(-2).overlaps(boxes[j].padded(-2)), (i, j)
+
+
 def test_declutter_moves_labels_off_other_markers():
     """Two markers one above the other at the same x: the first spot of the upper one's label lies beside the
     lower marker, so ``_declutter`` must move it; no two labels may overlap afterwards."""
-    fig, ax = plt.subplots(figsize=(4, 3))
+    xs, ys = [10.0, 10.0, 30.0], [5.0, 4.6, 5.0]
+    fig, ax, labels = _labelled_axes(xs, ys)
     try:
-        xs, ys = [10.0, 10.0, 30.0], [5.0, 4.6, 5.0]
-        ax.plot(xs, ys, "o", ms=9)
-        ax.set_xscale("log")
-        ax.set_xlim(1, 100)
-        ax.set_ylim(0, 10)
-        labels = [ax.annotate(f"config {i}\nn=3", (x, y), xytext=fa.LABEL_SPOTS[0][0], textcoords="offset points",
-                              fontsize=8) for i, (x, y) in enumerate(zip(xs, ys))]
         r = fig.canvas.get_renderer()
-        fig.canvas.draw()
         lower = ax.transData.transform((xs[1], ys[1]))
         assert labels[0].get_window_extent(r).contains(lower[0] + 15, lower[1])  # first spot: beside marker 1
         fa._declutter(ax, labels, [0.0, 0.0, 0.0])
         boxes = [a.get_window_extent(r) for a in labels]
         assert not boxes[0].contains(lower[0] + 15, lower[1])
-        for i in range(3):
-            assert ax.bbox.contains(boxes[i].x0, boxes[i].y0) and ax.bbox.contains(boxes[i].x1, boxes[i].y1)
-            for j in range(i):
-                assert not boxes[i].padded(-2).overlaps(boxes[j].padded(-2)), (i, j)
+        _assert_inside_and_apart(ax, boxes)
     finally:
         plt.close(fig)
 
@@ -219,22 +229,10 @@ def test_declutter_separates_labels_of_coinciding_markers():
     """Four markers at (almost) the same point leave too few spots free of the others' surroundings;
     ``_declutter`` must then take the least crowded spots, so the labels still stay inside the axes and off
     each other (keeping the first spot, as it once did, piles them up)."""
-    fig, ax = plt.subplots(figsize=(4, 3))
+    fig, ax, labels = _labelled_axes([10.0, 10.0, 10.2, 9.9], [5.0, 5.02, 4.98, 5.01])
     try:
-        xs, ys = [10.0, 10.0, 10.2, 9.9], [5.0, 5.02, 4.98, 5.01]
-        ax.plot(xs, ys, "o", ms=9)
-        ax.set_xscale("log")
-        ax.set_xlim(1, 100)
-        ax.set_ylim(0, 10)
-        labels = [ax.annotate(f"config {i}\nn=3", (x, y), xytext=fa.LABEL_SPOTS[0][0], textcoords="offset points",
-                              fontsize=8) for i, (x, y) in enumerate(zip(xs, ys))]
-        r = fig.canvas.get_renderer()
-        fig.canvas.draw()
         fa._declutter(ax, labels, [0.0, 0.0, 0.0, 0.0])
-        boxes = [a.get_window_extent(r) for a in labels]
-        for i in range(4):
-            assert ax.bbox.contains(boxes[i].x0, boxes[i].y0) and ax.bbox.contains(boxes[i].x1, boxes[i].y1)
-            for j in range(i):
-                assert not boxes[i].padded(-2).overlaps(boxes[j].padded(-2)), (i, j)
+        r = fig.canvas.get_renderer()
+        _assert_inside_and_apart(ax, [a.get_window_extent(r) for a in labels])
     finally:
         plt.close(fig)
