@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Iterator
+from typing import Iterator, Optional
 
 import torch
 from torch import nn
 
 from .adapter_layer import SUPPORTED_BASE_LAYERS, AdapterLayer
-from .config import ALL_LINEAR_FAMILIES, AdapterConfig
+from .config import ALL_LINEAR_FAMILIES, AdapterConfig, LoRAConfig
+from .dcft import DCFTLinear
+from .delta_lora import DeltaLoRALinear
+from .lora import LoRALinear
+
+#: the layer class of each method (``config.method``)
+LAYER_CLASSES: dict[str, type[AdapterLayer]] = {"lora": LoRALinear, "dcft": DCFTLinear, "delta_lora": DeltaLoRALinear}
 
 #: Other spellings of the BERT attention names (DeBERTa-v2/v3, Llama, DistilBERT).
 TARGET_ALIASES = {
@@ -42,19 +48,9 @@ _BLOCK_INDEX = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
 
 def layer_class(method: str) -> type[AdapterLayer]:
     """The adapter layer class for a method name ('lora', 'dcft', 'delta_lora')."""
-    if method == "lora":
-        from .lora import LoRALinear
-
-        return LoRALinear
-    if method == "dcft":
-        from .dcft import DCFTLinear
-
-        return DCFTLinear
-    if method == "delta_lora":
-        from .delta_lora import DeltaLoRALinear
-
-        return DeltaLoRALinear
-    raise ValueError(f"unknown adapter method {method!r}: expected one of 'lora', 'dcft', 'delta_lora'")
+    if method not in LAYER_CLASSES:
+        raise ValueError(f"unknown adapter method {method!r}: expected one of {', '.join(map(repr, LAYER_CLASSES))}")
+    return LAYER_CLASSES[method]
 
 
 def _is_linear(m: nn.Module) -> bool:
@@ -257,6 +253,23 @@ def count_trainable_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
+def meta_model(config, auto_class=None) -> nn.Module:
+    """Build any model from ``config`` on the meta device: real shapes, no storage, no memory.
+
+    ``meta_model(deberta_v3_base_config())`` has DeBERTa-v3-base's 184M
+    parameters as shapes only, enough to count parameters or list modules.
+    ``auto_class`` picks the head (``AutoModel``: the bare encoder).
+
+    Used in: ``02_dcft_deconvolution_in_subspace``; used by the parameter-count tests.
+    """
+    if auto_class is None:
+        from transformers import AutoModel
+
+        auto_class = AutoModel
+    with torch.device("meta"):
+        return auto_class.from_config(config)
+
+
 def count_for_config(model_config, adapter_config: AdapterConfig, model_class=None) -> int:
     """Adapter parameters for a model built from a config with no weights.
 
@@ -266,8 +279,47 @@ def count_for_config(model_config, adapter_config: AdapterConfig, model_class=No
 
     Taught in: ``02_dcft_deconvolution_in_subspace``.
     """
-    from .models import meta_model
-
-    model = meta_model(model_config) if model_class is None else meta_model(model_config, model_class)
+    model = meta_model(model_config, model_class)
     inject_adapters(model, adapter_config)
     return count_adapter_parameters(model)
+
+
+# ------------------------------------------------------------ exported LoRA
+def apply_exported_lora(
+    model: nn.Module,
+    factors: dict[str, dict[str, torch.Tensor]],
+    lora_config: LoRAConfig,
+    heads_from: Optional[nn.Module] = None,
+) -> nn.Module:
+    """Put an exported rank-2r LoRA (``export_delta_lora``) onto a model that holds the ORIGINAL weights W_0.
+
+    ``model`` is the pretrained model with no adapters (fresh from
+    ``load_model``, or with ``original_weights`` copied in). LoRA layers are
+    injected with ``lora_config`` and ``factors[name]`` copied into them.
+    ``heads_from`` (the trained model) also copies the ``modules_to_save``
+    (classifier head, pooler), which the factors do not hold. The model is
+    changed in place and returned; its outputs are the trained model's.
+    """
+    inject_adapters(model, lora_config)
+    layers = dict(adapter_layers(model))
+    if set(layers) != set(factors):
+        raise ValueError(
+            f"the exported factors name {len(factors)} layers and this model's LoRA has {len(layers)}; "
+            f"they differ in {sorted(set(layers) ^ set(factors))[:5]}: use the lora_config that export_delta_lora "
+            "returned, on the same kind of model"
+        )
+    with torch.no_grad():
+        for name, layer in layers.items():
+            f = factors[name]
+            if f["lora_A"].shape != layer.lora_A.shape or f["lora_B"].shape != layer.lora_B.shape:
+                raise ValueError(
+                    f"{name}: exported lora_A {tuple(f['lora_A'].shape)} / lora_B {tuple(f['lora_B'].shape)} do not "
+                    f"fit this layer's {tuple(layer.lora_A.shape)} / {tuple(layer.lora_B.shape)}"
+                )
+            layer.lora_A.copy_(f["lora_A"])
+            layer.lora_B.copy_(f["lora_B"])
+        if heads_from is not None:
+            for name, module in heads_from.named_modules():
+                if any(_suffix_match(name, h) for h in lora_config.modules_to_save):
+                    model.get_submodule(name).load_state_dict(module.state_dict())
+    return model

@@ -38,7 +38,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -47,8 +47,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dcft_edu import LoRAConfig, DCFTConfig, adapter_layers, count_adapter_parameters, count_for_config, inject_adapters
-from dcft_edu.models import deberta_v3_base_config, load_model, roberta_large_config
-from dcft_edu.plotting import set_theme
+from dcft_edu.experiments.models import deberta_v3_base_config, load_model, roberta_large_config
+from dcft_edu.figures.plotting import set_theme
 
 set_theme()
 

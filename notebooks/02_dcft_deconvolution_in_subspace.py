@@ -40,7 +40,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -53,7 +53,7 @@ from torch import nn
 
 from dcft_edu import DCFTConfig, DCFTLinear, count_for_config
 from dcft_edu.dcft import dcft_num_params, deconv_reference, subspace_size
-from dcft_edu.models import deberta_v3_base_config, roberta_large_config
+from dcft_edu.experiments.models import deberta_v3_base_config, roberta_large_config
 
 # %% [markdown]
 # ## 1. Transposed convolution, step by step

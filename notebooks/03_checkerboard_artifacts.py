@@ -37,7 +37,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import is_quick, notebook_setup
+from dcft_edu.experiments.runinfo import is_quick, notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -46,8 +46,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dcft_edu.dcft import coverage_map, deconv_reference, subspace_size
-from dcft_edu.figures import CHECKERBOARD_KERNEL, CHECKERBOARD_STRIDES, draw_checkerboard
-from dcft_edu.plotting import REPO_ROOT, savefig, set_theme
+from dcft_edu.figures.concepts import CHECKERBOARD_KERNEL, CHECKERBOARD_STRIDES, draw_checkerboard
+from dcft_edu.figures.plotting import REPO_ROOT, savefig, set_theme
 
 set_theme()
 K = CHECKERBOARD_KERNEL  # 8

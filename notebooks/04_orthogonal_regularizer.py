@@ -41,7 +41,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -54,10 +54,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcft_edu import DCFTConfig, adapter_layers, inject_adapters, orthogonal_penalty
-from dcft_edu.plotting import set_theme
-from dcft_edu.presets import make_run
+from dcft_edu.figures.plotting import set_theme
+from dcft_edu.experiments.presets import make_run
 from dcft_edu.regularizers import gram_deviation
-from dcft_edu.trainer import train
+from dcft_edu.experiments.trainer import train
 
 set_theme()
 datasets.disable_progress_bars()

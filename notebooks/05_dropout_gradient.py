@@ -35,7 +35,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import is_quick, notebook_setup
+from dcft_edu.experiments.runinfo import is_quick, notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcft_edu import DeltaLoRAConfig, LoRAConfig, LoRALinear, dropout_gradient_gap
-from dcft_edu.figures import draw_dropout_gradient_gap
-from dcft_edu.plotting import REPO_ROOT, savefig, set_theme
+from dcft_edu.figures.concepts import draw_dropout_gradient_gap
+from dcft_edu.figures.plotting import REPO_ROOT, savefig, set_theme
 
 set_theme()
 

@@ -39,7 +39,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -52,10 +52,10 @@ from safetensors import safe_open
 
 from dcft_edu import (DeltaLoRAConfig, DeltaLoRAOptimizer, apply_exported_lora, disable_adapters, export_delta_lora,
                       inject_adapters, load_adapters, original_weights, save_adapters)
-from dcft_edu.data import make_dataloaders
+from dcft_edu.experiments.data import make_dataloaders
 from dcft_edu.delta_lora import delta_lora_layers
-from dcft_edu.models import load_model
-from dcft_edu.plotting import set_theme
+from dcft_edu.experiments.models import load_model
+from dcft_edu.figures.plotting import set_theme
 
 set_theme()
 datasets.disable_progress_bars()

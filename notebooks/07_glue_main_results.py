@@ -49,7 +49,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -62,14 +62,14 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dcft_edu import adapter_layers
-from dcft_edu.analysis import TASK_LABELS, summarize
-from dcft_edu.figures_main import (convergence_table, draw_glue_main_results, epoch_frame, main_means, main_runs,
+from dcft_edu.experiments.analysis import TASK_LABELS, summarize
+from dcft_edu.figures.main_results import (convergence_table, draw_glue_main_results, epoch_frame, main_means, main_runs,
                                    main_table, method_difference, paper_table, similarity_frame)
-from dcft_edu.models import load_model
-from dcft_edu.plotting import savefig, set_theme
-from dcft_edu.presets import make_run
-from dcft_edu.sweep import load_results, run_sweep
-from dcft_edu.trainer import prepare_model, set_seed
+from dcft_edu.experiments.models import load_model
+from dcft_edu.figures.plotting import savefig, set_theme
+from dcft_edu.experiments.presets import make_run
+from dcft_edu.experiments.sweep import load_results, run_sweep
+from dcft_edu.experiments.trainer import prepare_model, set_seed
 
 set_theme()
 datasets.disable_progress_bars()
@@ -79,7 +79,7 @@ pd.set_option("display.max_columns", 20)
 # %% [markdown]
 # ## 1. How a sweep runs (quick mode: a tiny one, right here)
 #
-# A sweep is a grid of `RunConfig`s (`dcft_edu.sweep.GRIDS["main"]`: 5 tasks × 7 methods × 3 seeds);
+# A sweep is a grid of `RunConfig`s (`dcft_edu.experiments.sweep.GRIDS["main"]`: 5 tasks × 7 methods × 3 seeds);
 # `run_sweep` trains every run whose result file is missing and writes one JSON per run;
 # `analysis.summarize` turns the files into mean ± std over seeds. In quick mode (CI) we do exactly that at a
 # toy size — three methods on the first 32 RTE examples, one epoch, into a temporary folder — to check the
@@ -106,7 +106,7 @@ if QUICK:
 # ## 2. The committed results
 #
 # Not retrained here. They come from `bash scripts/gpu_experiments.sh` on one GPU machine (equivalently
-# `python -m dcft_edu.sweep main --scale gpu --workers 14`): scale **gpu** = the official DCFT scripts'
+# `python -m dcft_edu.experiments.sweep main --scale gpu --workers 14`): scale **gpu** = the official DCFT scripts'
 # learning rates, warmup fractions, γ and weight decay (NOTES §1) with batch 32, full dev sets, and about **20k
 # training examples seen per run** (MRPC 5 epochs, RTE 8, STS-B 3, CoLA and SST-2 3 epochs of their first
 # 6,666 examples; `dcft_edu/presets.py`). Full FT uses lr 1e-4, head-only 1e-3, every adapter method the task's
@@ -263,7 +263,7 @@ plt.show()
 # 1. **Budget.** The paper trains 25–50 epochs on the full training sets; we see about 20k examples (3–8
 #    epochs). A method that is still improving at the end is the one a short budget hurts. Check: rerun one
 #    task with the recipe's epochs, e.g. a grid file `{"task": ["mrpc"], "method": ["lora", "dcft"], "seed":
-#    [0, 1, 2]}` with `python -m dcft_edu.sweep grid.json --scale gpu --set epochs=30`.
+#    [0, 1, 2]}` with `python -m dcft_edu.experiments.sweep grid.json --scale gpu --set epochs=30`.
 # 2. **Initialisation.** All three DCFT factors start from $\mathcal{N}(0, 0.02^2)$, so $\Delta W$ starts at
 #    $\approx \frac{\alpha}{r}\,0.02^3 \approx 1.3\cdot10^{-4}$ per entry and must grow through a *product of
 #    three* small factors, while LoRA's $\Delta W = sBA$ grows linearly in $B$ from a full-size $A$. The
@@ -310,7 +310,7 @@ print(f"\n5-task average: Delta-LoRA − LoRA r=8 = {ours_gap:+.2f} (ours, MiniL
       f"(Delta-LoRA Table 4, RoBERTa-base, these 5 tasks) and +0.26 (paper, 8 tasks)")
 print(f"tasks with p < 0.05: {int((dl['Welch p'] < 0.05).sum())} of {len(dl)}")
 ff = means.loc["full FT"]
-from dcft_edu.data import load_glue
+from dcft_edu.experiments.data import load_glue
 
 for task in ("rte", "mrpc", "sst2"):
     labels = pd.Series(load_glue(task, "dev")["label"])

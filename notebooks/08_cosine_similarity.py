@@ -33,7 +33,7 @@
 # where $W = W_\text{base} + \Delta W$ is what the layer multiplies $x$ by: for LoRA $W_0 + sBA$; for Delta-LoRA
 # the base itself has moved too, $W = W_0 + \lambda s (P_T - P_K) + sP_T$ (notebook 06); for DCFT
 # $W_0 + \Delta W_\text{DCFT}$ (and "before" includes DCFT's tiny random initial $\Delta W$); for full FT the
-# trained weight. `dcft_edu.trainer.effective_weights` computes $W$, `weight_similarity` both numbers, and
+# trained weight. `dcft_edu.experiments.trainer.effective_weights` computes $W$, `weight_similarity` both numbers, and
 # every training run records them for the query and value projections of blocks 0–5.
 
 # %%
@@ -45,7 +45,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -55,12 +55,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dcft_edu import adapter_layers
-from dcft_edu.analysis import TASK_LABELS, TASK_ORDER
-from dcft_edu.figures_main import draw_cosine_similarity, main_runs, similarity_frame, similarity_ordering
-from dcft_edu.models import load_model
-from dcft_edu.plotting import savefig, set_theme
-from dcft_edu.presets import make_run
-from dcft_edu.trainer import effective_weights, train
+from dcft_edu.experiments.analysis import TASK_LABELS, TASK_ORDER
+from dcft_edu.figures.main_results import draw_cosine_similarity, main_runs, similarity_frame, similarity_ordering
+from dcft_edu.experiments.models import load_model
+from dcft_edu.figures.plotting import savefig, set_theme
+from dcft_edu.experiments.presets import make_run
+from dcft_edu.experiments.trainer import effective_weights, train
 
 set_theme()
 datasets.disable_progress_bars()
@@ -101,7 +101,7 @@ if QUICK:
 # ## 2. The committed runs
 #
 # Not retrained here: the numbers are read from the 105 runs of sweep `main` (notebook 07; produced by
-# `bash scripts/gpu_experiments.sh` or `python -m dcft_edu.sweep main --scale gpu --workers 14` on a GPU;
+# `bash scripts/gpu_experiments.sh` or `python -m dcft_edu.experiments.sweep main --scale gpu --workers 14` on a GPU;
 # `python -m dcft_edu.figures cosine_similarity` redraws the figure). We compare the paper's three methods —
 # full FT, LoRA r = 8, Delta-LoRA (r = 8, λ = 0.5) — plus DCFT k = 8.
 #

@@ -47,7 +47,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -60,11 +60,11 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dcft_edu import bench
-from dcft_edu.analysis import TASK_LABELS, TASK_ORDER, load_sweep, results_dir
-from dcft_edu.figures_main import (bench_train_frame, draw_efficiency, main_runs, measure_train_speed,
+from dcft_edu.experiments import bench
+from dcft_edu.experiments.analysis import TASK_LABELS, TASK_ORDER, load_sweep, results_dir
+from dcft_edu.figures.main_results import (bench_train_frame, draw_efficiency, main_runs, measure_train_speed,
                                    parse_bench_adapters, sweep_speed, train_sizes)
-from dcft_edu.plotting import savefig, set_theme
+from dcft_edu.figures.plotting import savefig, set_theme
 
 set_theme()
 datasets.disable_progress_bars()
@@ -74,10 +74,10 @@ pd.set_option("display.max_columns", 20)
 # %% [markdown]
 # ## 1. The two benchmarks, run here at a tiny size (quick mode)
 #
-# - `python -m dcft_edu.bench adapters` times ONE adapted layer's forward + backward at DeBERTa-base shapes
+# - `python -m dcft_edu.experiments.bench adapters` times ONE adapted layer's forward + backward at DeBERTa-base shapes
 #   (768→768, 768→3072, 3072→768) for LoRA r = 1, 8 and DCFT k = 8 fast/conv (the committed GPU run uses 8,192
 #   tokens and 5 rounds; here 256 tokens and 1 round).
-# - `python -m dcft_edu.bench train` trains every method on MiniLM in one process, in interleaved rounds on the
+# - `python -m dcft_edu.experiments.bench train` trains every method on MiniLM in one process, in interleaved rounds on the
 #   same real batches; `measure_train_speed` is a one-step miniature of it.
 #
 # At this size on a shared CPU the numbers are noise; the point is that the pipeline runs and gives sane
@@ -107,8 +107,8 @@ if QUICK:
 # Produced by `bash scripts/gpu_experiments.sh 1` (phase 1, the GPU to itself, before any sweep started):
 #
 # ```bash
-# python -m dcft_edu.bench adapters --device cuda > figures/data/efficiency/bench_adapters_cuda.txt
-# python -m dcft_edu.bench train --task rte --device cuda --batch-size 32 --steps 8 --rounds 3 \
+# python -m dcft_edu.experiments.bench adapters --device cuda > figures/data/efficiency/bench_adapters_cuda.txt
+# python -m dcft_edu.experiments.bench train --task rte --device cuda --batch-size 32 --steps 8 --rounds 3 \
 #        --out figures/data/efficiency/bench_train_cuda_rte.json      # and cola, mrpc, stsb, sst2
 # ```
 #
@@ -252,8 +252,8 @@ assert (new_ratio < 1.03).all() and (peak.loc["Delta-LoRA r=8 λ=0.5", abl_peak.
 # run here:
 #
 # ```bash
-# python -m dcft_edu.bench train --task rte --device cpu --batch-size 32 --steps 8 --rounds 3
-# python -m dcft_edu.bench adapters          # one layer, CPU (default device)
+# python -m dcft_edu.experiments.bench train --task rte --device cpu --batch-size 32 --steps 8 --rounds 3
+# python -m dcft_edu.experiments.bench adapters          # one layer, CPU (default device)
 # ```
 
 # %%

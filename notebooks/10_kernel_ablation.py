@@ -42,7 +42,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -56,15 +56,15 @@ import pandas as pd
 from transformers import AutoConfig
 
 from dcft_edu import DCFTConfig
-from dcft_edu.analysis import TASK_LABELS, paired_differences
-from dcft_edu.figures_ablations import (PAPER_TABLE4, ablation_results, adapted_shapes, coverage_table,
+from dcft_edu.experiments.analysis import TASK_LABELS, paired_differences
+from dcft_edu.figures.ablations import (PAPER_TABLE4, ablation_results, adapted_shapes, coverage_table,
                                         draw_kernel_ablation, expected_adapter_params, grid_coverage,
                                         lora_reference, paper_table, summarize_cells, time_table, wide)
 from dcft_edu.inject import count_for_config
-from dcft_edu.models import deberta_v3_base_config, default_model_path
-from dcft_edu.plotting import savefig, set_theme
-from dcft_edu.presets import make_run
-from dcft_edu.sweep import load_results, run_sweep
+from dcft_edu.experiments.models import deberta_v3_base_config, default_model_path
+from dcft_edu.figures.plotting import savefig, set_theme
+from dcft_edu.experiments.presets import make_run
+from dcft_edu.experiments.sweep import load_results, run_sweep
 
 set_theme()
 datasets.disable_progress_bars()
@@ -109,7 +109,7 @@ params
 # %% [markdown]
 # ## 2. The experiment, in miniature (quick mode only)
 #
-# The sweep `kernel` (`dcft_edu.sweep.GRIDS["kernel"]`) is DCFT on CoLA, MRPC, STS-B and RTE × $k \in
+# The sweep `kernel` (`dcft_edu.experiments.sweep.GRIDS["kernel"]`) is DCFT on CoLA, MRPC, STS-B and RTE × $k \in
 # \{2,4,6,8,12\}$ × seeds 0, 1, 2. In quick mode (CI) we run a tiny version end to end — two kernel sizes on
 # the first 32 RTE examples, into a temporary folder — and check that every result file records exactly the
 # closed-form parameter count. Its accuracies are noise.
@@ -132,7 +132,7 @@ if QUICK:
 # ## 3. The committed results
 #
 # Not retrained here. They come from `bash scripts/gpu_experiments.sh` on one GPU machine (equivalently
-# `python -m dcft_edu.sweep kernel --scale gpu --workers 14`): scale **gpu** = the official DCFT recipes'
+# `python -m dcft_edu.experiments.sweep kernel --scale gpu --workers 14`): scale **gpu** = the official DCFT recipes'
 # learning rates, warmup fractions, γ (orthogonal penalty) and weight decay with batch 32, full dev sets and
 # about 20k training examples seen per run (MRPC 5 epochs, RTE 8, STS-B 3, CoLA 3 epochs of its first 6,666
 # examples; `dcft_edu/presets.py`). DCFT: rank-1 subspace, α/r = 16, all six matrices of every block.

@@ -42,7 +42,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -57,17 +57,17 @@ import pandas as pd
 from scipy import stats
 
 from dcft_edu import adapter_layers
-from dcft_edu.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences, short_device
+from dcft_edu.experiments.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences, short_device
 from dcft_edu.dcft import coverage_map, subspace_size
-from dcft_edu.figures_ablations import (PAPER_TABLE5, PAPER_TABLE5_HOURS, ablation_results, checkerboard_contrast, coverage_table,
+from dcft_edu.figures.ablations import (PAPER_TABLE5, PAPER_TABLE5_HOURS, ablation_results, checkerboard_contrast, coverage_table,
                                         delta_weight_at_init, draw_stride_ablation, draw_stride_learned_delta,
                                         expected_adapter_params, grid_coverage, load_learned_delta, lora_reference,
                                         paper_table, rms_by_coverage, stride_deltas, summarize_cells, time_table,
                                         wide)
-from dcft_edu.plotting import savefig, set_theme
-from dcft_edu.presets import make_run
-from dcft_edu.sweep import STRIDE_DELTA_MODULE, delta_path, load_results, run_sweep
-from dcft_edu.trainer import train
+from dcft_edu.figures.plotting import savefig, set_theme
+from dcft_edu.experiments.presets import make_run
+from dcft_edu.experiments.sweep import STRIDE_DELTA_MODULE, delta_path, load_results, run_sweep
+from dcft_edu.experiments.trainer import train
 
 set_theme()
 datasets.disable_progress_bars()
@@ -99,7 +99,7 @@ params
 # Sweep `stride` (`GRIDS["stride"]`): CoLA, MRPC, STS-B, RTE × $s \in \{1,2,4,6,8\}$ × seeds 0, 1, 2; the
 # seed-0 runs also keep the learned $\Delta W$ of `bert.encoder.layer.0.attention.self.query`
 # (`save_delta`): the effective weight after training minus before, $384\times384$, float16, saved as
-# `<result stem>.delta.safetensors` beside the result (`dcft_edu.sweep.delta_path`). In quick mode we run
+# `<result stem>.delta.safetensors` beside the result (`dcft_edu.experiments.sweep.delta_path`). In quick mode we run
 # two strides on 32 RTE examples and check the kept $\Delta W$ against the trained layer itself:
 # $\Delta W_\text{kept} = \Delta W_\text{after} - \Delta W_\text{init}$ (DCFT's init is tiny but not zero).
 
@@ -137,7 +137,7 @@ if QUICK:
 # %% [markdown]
 # ## 3. The committed results
 #
-# Not retrained here. They come from `python -m dcft_edu.sweep stride --scale gpu --workers 14` on GPU
+# Not retrained here. They come from `python -m dcft_edu.experiments.sweep stride --scale gpu --workers 14` on GPU
 # machines (`bash scripts/gpu_experiments.sh`; the later seeds with `scripts/gpu_background.sh`): scale
 # **gpu** = the official DCFT recipes' learning rates, warmup, γ and weight decay, batch 32, full dev sets,
 # about 20k training examples per run (`dcft_edu/presets.py`); rank-1 subspace, all six matrices of every

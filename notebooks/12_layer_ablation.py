@@ -43,7 +43,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -55,14 +55,14 @@ import datasets
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from dcft_edu.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences
-from dcft_edu.figures_ablations import (LAYER_MARKERS, PAPER_TABLE6, ablation_results, adapted_shapes, annotate,
+from dcft_edu.experiments.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences
+from dcft_edu.figures.ablations import (LAYER_MARKERS, PAPER_TABLE6, ablation_results, adapted_shapes, annotate,
                                         config_label, coverage_table, draw_layer_ablation, expected_adapter_params,
                                         grid_coverage, method_short, paper_table, summarize_cells, weight_change,
                                         wide)
-from dcft_edu.plotting import savefig, set_theme
-from dcft_edu.presets import make_run
-from dcft_edu.sweep import GRIDS, grid_runs, load_results, run_sweep
+from dcft_edu.figures.plotting import savefig, set_theme
+from dcft_edu.experiments.presets import make_run
+from dcft_edu.experiments.sweep import GRIDS, grid_runs, load_results, run_sweep
 
 set_theme()
 datasets.disable_progress_bars()
@@ -72,7 +72,7 @@ pd.set_option("display.max_columns", 20)
 # %% [markdown]
 # ## 1. The configurations and their parameter counts
 #
-# The grid of sweep `layers` (`dcft_edu.sweep.GRIDS["layers"]`), which matrices each configuration adapts in
+# The grid of sweep `layers` (`dcft_edu.experiments.sweep.GRIDS["layers"]`), which matrices each configuration adapts in
 # MiniLM-L6 (found by `dcft_edu.inject.find_target_modules` on a weightless model) and the closed forms
 # above summed over them:
 
@@ -137,7 +137,7 @@ if QUICK:
 # ## 3. The committed results
 #
 # Not retrained here. They come from `bash scripts/gpu_experiments.sh` and `bash scripts/gpu_background.sh`
-# on GPU machines (equivalently `python -m dcft_edu.sweep layers --scale gpu --workers 15`): scale **gpu** =
+# on GPU machines (equivalently `python -m dcft_edu.experiments.sweep layers --scale gpu --workers 15`): scale **gpu** =
 # the official DCFT recipes' learning rates, warmup, γ and weight decay (the same learning rate for LoRA and
 # DCFT), batch 32, full dev sets, about 20k training examples per run (MRPC 5 epochs, STS-B 3;
 # `dcft_edu/presets.py`). The "all six, all blocks" runs are those of sweep `main`, copied. Metric: best dev

@@ -51,7 +51,7 @@ if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (loc
                     "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
 
 import torch
-from dcft_edu.runinfo import notebook_setup
+from dcft_edu.experiments.runinfo import notebook_setup
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
@@ -64,21 +64,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dcft_edu.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda, device_comparison, paired_differences,
+from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda, device_comparison, paired_differences,
                                results_dir, short_device)
-from dcft_edu.data import load_e2e, load_glue
+from dcft_edu.experiments.data import load_e2e, load_glue
 from dcft_edu.delta_lora import delta_lora_layers
-from dcft_edu.figures import single_thread
-from dcft_edu.figures_delta import (LAMBDAS, PAPER_E2E_BATCH, PAPER_E2E_EPOCHS, PAPER_TABLE7, PAPER_TABLE8,
+from dcft_edu.figures.registry import single_thread
+from dcft_edu.figures.delta_lora import (LAMBDAS, PAPER_E2E_BATCH, PAPER_E2E_EPOCHS, PAPER_TABLE7, PAPER_TABLE8,
                                     PLANNED_SEEDS, TASKS, TWIN_LAMBDAS, collapse_check, constant_predictor, coverage,
                                     delta_lora_identity_gap, draw_delta_lora_lambda_k, draw_delta_lora_twin,
                                     effective_change_gap, effective_weight, k_runs, k_table, lambda_table,
                                     lora_reference, pretrained_weights, seed_summary, sweep_results,
                                     twin_adam_step_ratio, twin_curves, twin_matches, twin_table)
 from dcft_edu.inject import adapter_layers
-from dcft_edu.plotting import savefig, set_theme
-from dcft_edu.sweep import load_results, run_sweep
-from dcft_edu.trainer import train
+from dcft_edu.figures.plotting import savefig, set_theme
+from dcft_edu.experiments.sweep import load_results, run_sweep
+from dcft_edu.experiments.trainer import train
 from scipy import stats
 
 set_theme()
@@ -264,7 +264,7 @@ assert (adam_ratio["largest ratio"] > 1).all() and (adam_ratio["largest ratio"] 
 # ## 2. The committed GPU results
 #
 # Not retrained here. They come from `bash scripts/gpu_experiments.sh` on one GPU machine. Equivalently:
-# `python -m dcft_edu.sweep delta_lambda delta_k scale_jump --scale gpu --workers 14`. Scale **gpu**
+# `python -m dcft_edu.experiments.sweep delta_lambda delta_k scale_jump --scale gpu --workers 14`. Scale **gpu**
 # (`dcft_edu/presets.py`) uses the official DCFT recipes' learning rates, warmup fractions and weight decay,
 # batch 32, full dev sets, and about 20k training examples per run (MRPC 5 epochs, RTE 8, STS-B 3, CoLA 3
 # epochs of its first 6,666 examples).

@@ -34,11 +34,11 @@ if [ "$MODE" = start ]; then
   "$PY" -c "import torch, transformers, datasets; print('torch', torch.__version__, '| transformers', transformers.__version__, '| datasets', datasets.__version__, '| cuda', torch.cuda.is_available())" || exit 1
   rm -rf "$RES" /tmp/dcft_grids /tmp/dcft_finished && mkdir -p "$RES" /tmp/dcft_grids && cp -a figures/data/. "$RES"/
   touch /tmp/dcft_started
-  best=$("$PY" -m dcft_edu.analysis best-lambda "$RES/delta_lambda") || exit 1
+  best=$("$PY" -m dcft_edu.experiments.analysis best-lambda "$RES/delta_lambda") || exit 1
   echo "best λ from delta_lambda's finished runs: $best"
   # delta_k as a grid file (named delta_k, so its runs land in delta_k/) with λ fixed to the best
-  "$PY" -c "import json, sys; from dcft_edu.sweep import GRIDS; g = dict(GRIDS['delta_k'], update_ratio=[float(sys.argv[1])]); json.dump(g, open('/tmp/dcft_grids/delta_k.json', 'w'))" "$best"
-  SWEEP="'$PY' -m dcft_edu.sweep kernel stride delta_lambda layers scale_jump /tmp/dcft_grids/delta_k.json \
+  "$PY" -c "import json, sys; from dcft_edu.experiments.sweep import GRIDS; g = dict(GRIDS['delta_k'], update_ratio=[float(sys.argv[1])]); json.dump(g, open('/tmp/dcft_grids/delta_k.json', 'w'))" "$best"
+  SWEEP="'$PY' -m dcft_edu.experiments.sweep kernel stride delta_lambda layers scale_jump /tmp/dcft_grids/delta_k.json \
     --scale '$SCALE' --results '$RES' --seed-major"
   bash -c "$SWEEP --dry-run" | grep -c "^todo" | sed 's/^/runs to train: /'
   setsid nohup bash -c "$SWEEP --workers '$WORKERS' --deadline-min '$MINUTES' 2>&1 \

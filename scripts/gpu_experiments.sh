@@ -34,21 +34,21 @@ GRIDS=${GRIDS:-main kernel stride delta_lambda layers scale_jump}
 if [ "$PHASE" = 1 ]; then
   # 09_efficiency: each benchmark has the device to itself (no sweep running beside it)
   dev=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
-  "$PY" -m dcft_edu.bench adapters --device "$dev" --out "figures/data/efficiency/bench_adapters_$dev.json" 2>&1 \
+  "$PY" -m dcft_edu.experiments.bench adapters --device "$dev" --out "figures/data/efficiency/bench_adapters_$dev.json" 2>&1 \
     | tee "figures/data/efficiency/bench_adapters_$dev.txt"
   for t in ${BENCH_TASKS:-rte mrpc stsb cola sst2}; do
-    "$PY" -m dcft_edu.bench train --task $t --device "$dev" --batch-size 32 --steps 8 --rounds 3 \
+    "$PY" -m dcft_edu.experiments.bench train --task $t --device "$dev" --batch-size 32 --steps 8 --rounds 3 \
       --out "figures/data/efficiency/bench_train_${dev}_$t.json" 2>&1 | grep -v "$FILTER" | tail -14
   done
 elif [ "$PHASE" = 3 ]; then
   # the K ablation and the scale-jump twin at the best λ of delta_lambda, before anything left over
-  best=$("$PY" -m dcft_edu.analysis best-lambda figures/data/delta_lambda)
+  best=$("$PY" -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda)
   echo "best λ from delta_lambda: $best"
-  "$PY" -m dcft_edu.sweep delta_k scale_jump --set update_ratio="$best" --scale "$SCALE" --workers "$WORKERS" \
+  "$PY" -m dcft_edu.experiments.sweep delta_k scale_jump --set update_ratio="$best" --scale "$SCALE" --workers "$WORKERS" \
     --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
 fi
 # PHASE 2 (and what 1 and 3 have time for): the sweeps in $GRIDS as one queue of parallel runs
-"$PY" -m dcft_edu.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" ${SWEEP_FLAGS:-} 2>&1 \
+"$PY" -m dcft_edu.experiments.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" ${SWEEP_FLAGS:-} 2>&1 \
   | grep -v "$FILTER"
 echo "phase $PHASE done in $(( $(date +%s) - t0 )) s"
 [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" figures/data && ls -la "$OUT"

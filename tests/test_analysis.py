@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import torch
 
-from dcft_edu.analysis import best_lambda, best_lambda_of, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
-from dcft_edu.sweep import load_results
-from dcft_edu.trainer import effective_weights, weight_similarity
+from dcft_edu.experiments.analysis import best_lambda, best_lambda_of, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
+from dcft_edu.experiments.sweep import load_results
+from dcft_edu.experiments.trainer import effective_weights, weight_similarity
 
 
 def rows():
@@ -98,7 +98,7 @@ def test_best_lambda(tmp_path):
 
 def test_weight_similarity_of_effective_weights():
     from dcft_edu import LoRAConfig, inject_adapters
-    from dcft_edu.models import tiny_model
+    from dcft_edu.experiments.models import tiny_model
 
     model = tiny_model("bert")
     before = effective_weights(model)

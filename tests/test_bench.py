@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from dcft_edu import bench
+from dcft_edu.experiments import bench
 
 
 def test_bench_adapters_writes_its_numbers_and_provenance(tmp_path, capsys):

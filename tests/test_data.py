@@ -1,4 +1,4 @@
-"""dcft_edu.data: the offline GLUE/E2E files read exactly as GLUE (and HF nyu-mll/glue) has them."""
+"""dcft_edu.experiments.data: the offline GLUE/E2E files read exactly as GLUE (and HF nyu-mll/glue) has them."""
 from __future__ import annotations
 
 import functools
@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from dcft_edu import data as D
-from dcft_edu.models import default_model_path
+from dcft_edu.experiments import data as D
+from dcft_edu.experiments.models import default_model_path
 
 ROOT = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[1].parent / "shared" / "data")
 HAVE_DATA = (ROOT / "RTE" / "train.tsv").is_file()

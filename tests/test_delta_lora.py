@@ -14,11 +14,11 @@ from torch import nn
 from transformers import BertConfig, BertForSequenceClassification
 
 from dcft_edu.config import DeltaLoRAConfig, LoRAConfig
+from dcft_edu.inject import apply_exported_lora
 from dcft_edu.delta_lora import (
     DeltaLoRALinear,
     DeltaLoRAOptimizer,
     DeltaLoRAUpdater,
-    apply_exported_lora,
     delta_lora_layers,
     export_delta_lora,
     original_weights,
@@ -469,7 +469,7 @@ def test_autocast_activation_memory_matches_lora():
     """Under bf16 autocast a Delta-LoRA layer hands on bf16, like LoRA, so the layers after it keep
     bf16 activations: the tensors saved for backward weigh the same (a device-free memory check)."""
     from dcft_edu import LoRAConfig
-    from dcft_edu.models import tiny_model
+    from dcft_edu.experiments.models import tiny_model
 
     def saved_bytes(model, batch):
         total = 0

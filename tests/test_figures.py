@@ -1,4 +1,4 @@
-"""dcft_edu.figures: the registry, the command, and quick mode (never writes into figures/)."""
+"""dcft_edu.figures: the registry, the concept figures, the command, and quick mode (never writes into figures/)."""
 from __future__ import annotations
 
 import tempfile
@@ -12,7 +12,9 @@ import pytest
 from matplotlib.figure import Figure
 
 from dcft_edu import figures
-from dcft_edu.plotting import REPO_ROOT
+from dcft_edu.figures import concepts, registry
+from dcft_edu.figures.__main__ import main as figures_main
+from dcft_edu.figures.plotting import REPO_ROOT
 
 COMMITTED = REPO_ROOT / "figures"
 
@@ -32,15 +34,15 @@ def _snapshot(folder):
 
 def test_registry_holds_zero_argument_figure_functions():
     assert {"checkerboard", "dropout_gradient_gap"} <= set(figures.FIGURES)
-    assert figures.FIGURES["checkerboard"] is figures.draw_checkerboard
-    assert figures.FIGURES["dropout_gradient_gap"] is figures.draw_dropout_gradient_gap
+    assert figures.FIGURES["checkerboard"] is concepts.draw_checkerboard
+    assert figures.FIGURES["dropout_gradient_gap"] is concepts.draw_dropout_gradient_gap
     with pytest.raises(ValueError, match="already registered"):
         figures.register("checkerboard")(lambda: plt.figure())
 
 
 def test_quick_mode_writes_to_the_temp_folder_not_figures(quick_tmp):
     before = _snapshot(COMMITTED)
-    assert figures.main([]) == 0  # every registered figure
+    assert figures_main([]) == 0  # every registered figure
     written = sorted(p.name for p in quick_tmp.iterdir())
     expected = sorted(f"{n}.{ext}" for n in figures.FIGURES for ext in ("png", "pdf"))
     assert written == expected
@@ -50,27 +52,27 @@ def test_quick_mode_writes_to_the_temp_folder_not_figures(quick_tmp):
 
 def test_unknown_figure_name_is_a_usage_error(quick_tmp, capsys):
     with pytest.raises(SystemExit) as exc:
-        figures.main(["no_such_figure"])
+        figures_main(["no_such_figure"])
     assert exc.value.code == 2
     assert "registered figures are" in capsys.readouterr().err
 
 
 def test_list(capsys):
-    assert figures.main(["--list"]) == 0
+    assert figures_main(["--list"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in figures.FIGURES)
 
 
 def test_new_figures_can_be_registered(quick_tmp, monkeypatch):
-    monkeypatch.setattr(figures, "FIGURES", dict(figures.FIGURES))
+    monkeypatch.setattr(registry, "FIGURES", dict(registry.FIGURES))
 
-    @figures.register("tiny_test_figure")
+    @registry.register("tiny_test_figure")
     def draw_tiny() -> Figure:
         fig, ax = plt.subplots()
         ax.plot([0, 1], [0, 1])
         return fig
 
-    paths = figures.render(["tiny_test_figure"])
+    paths = registry.render(["tiny_test_figure"])
     assert [p.name for p in paths] == ["tiny_test_figure.png", "tiny_test_figure.pdf"]
     assert all(p.parent == quick_tmp for p in paths)
 
@@ -92,9 +94,9 @@ def test_figures_are_labelled(quick_tmp, name):
 def test_checkerboard_coverage_verdicts():
     import numpy as np
 
-    assert figures._coverage_verdict(np.ones((4, 4)), 8, 8) == "no overlap: 1 tap"
-    assert figures._coverage_verdict(np.full((4, 4), 4), 4, 8) == "even: 4 taps"
-    assert figures._coverage_verdict(np.array([[1, 2], [2, 4]]), 6, 8) == "uneven: 1, 2 or 4 taps"
+    assert concepts._coverage_verdict(np.ones((4, 4)), 8, 8) == "no overlap: 1 tap"
+    assert concepts._coverage_verdict(np.full((4, 4), 4), 4, 8) == "even: 4 taps"
+    assert concepts._coverage_verdict(np.array([[1, 2], [2, 4]]), 6, 8) == "uneven: 1, 2 or 4 taps"
 
 
 def test_command_line_sees_every_figure_and_every_committed_png_has_one():

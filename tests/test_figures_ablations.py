@@ -1,4 +1,4 @@
-"""dcft_edu.figures_ablations: labels, cells, coverage, closed-form counts, checkerboard measure, figures.
+"""dcft_edu.figures.ablations: labels, cells, coverage, closed-form counts, checkerboard measure, figures.
 
 Fast (seconds): parameter counts use weightless (meta) models; the figures read the committed results.
 """
@@ -16,14 +16,14 @@ import pytest  # noqa: E402
 from transformers import AutoConfig  # noqa: E402
 
 from dcft_edu import DCFTConfig, LoRAConfig  # noqa: E402
-from dcft_edu import figures_ablations as fa  # noqa: E402
-from dcft_edu.analysis import CPU_RESULTS, results_dir  # noqa: E402
+from dcft_edu.figures import ablations as fa  # noqa: E402
+from dcft_edu.experiments.analysis import CPU_RESULTS, results_dir  # noqa: E402
 from dcft_edu.dcft import coverage_map  # noqa: E402
 from dcft_edu.figures import FIGURES  # noqa: E402
 from dcft_edu.inject import count_for_config  # noqa: E402
-from dcft_edu.models import default_model_path  # noqa: E402
-from dcft_edu.presets import make_run  # noqa: E402
-from dcft_edu.sweep import GRIDS, grid_runs, result_path  # noqa: E402
+from dcft_edu.experiments.models import default_model_path  # noqa: E402
+from dcft_edu.experiments.presets import make_run  # noqa: E402
+from dcft_edu.experiments.sweep import GRIDS, grid_runs, result_path  # noqa: E402
 
 HAVE_RESULTS = all((results_dir() / s).is_dir() for s in ("main", "kernel", "stride", "layers"))
 needs_results = pytest.mark.skipif(not HAVE_RESULTS, reason="committed results not present")

@@ -1,4 +1,4 @@
-"""dcft_edu.figures_delta: tables of the λ/K ablations, the twin pairs, the identity checks and the two figures."""
+"""dcft_edu.figures.delta_lora: tables of the λ/K ablations, the twin pairs, the identity checks and the two figures."""
 from __future__ import annotations
 
 import copy
@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from dcft_edu import DeltaLoRAConfig, DeltaLoRAOptimizer, inject_adapters
-from dcft_edu import figures_delta as fd
-from dcft_edu.analysis import results_dir
+from dcft_edu.figures import delta_lora as fd
+from dcft_edu.experiments.analysis import results_dir
 from dcft_edu.delta_lora import delta_lora_layers
 
 

@@ -1,4 +1,4 @@
-"""dcft_edu.figures_main: the tables behind notebooks 07–09, on synthetic rows and on the committed files. Fast."""
+"""dcft_edu.figures.main_results: the tables behind notebooks 07–09, on synthetic rows and on the committed files. Fast."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dcft_edu import figures, figures_main as fm
-from dcft_edu.analysis import results_dir
+from dcft_edu import figures
+from dcft_edu.figures import main_results as fm
+from dcft_edu.experiments.analysis import results_dir
 
 
 def _row(task, method, seed, metric, epochs=None, **kw):

@@ -25,7 +25,7 @@ from dcft_edu import (
     set_dcft_impl,
     unmerge_adapters,
 )
-from dcft_edu.models import deberta_v3_base_config, tiny_model
+from dcft_edu.experiments.models import deberta_v3_base_config, tiny_model
 
 ARCHS = ["bert", "roberta", "deberta-v2", "gpt2", "llama"]
 

@@ -1,4 +1,4 @@
-"""dcft_edu.models (offline MiniLM, tiny random models, meta-device configs) and dcft_edu.metrics."""
+"""dcft_edu.experiments.models (offline MiniLM, tiny random models, meta-device configs) and dcft_edu.experiments.metrics."""
 from __future__ import annotations
 
 import logging
@@ -10,10 +10,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from dcft_edu import metrics as M
-from dcft_edu.data import get_task
-from dcft_edu import models
-from dcft_edu.models import (
+from dcft_edu.experiments import metrics as M
+from dcft_edu.experiments.data import get_task
+from dcft_edu.experiments import models
+from dcft_edu.experiments.models import (
     ARCHS,
     deberta_v3_base_config,
     load_model,
@@ -42,9 +42,9 @@ def test_model_name_resolution(monkeypatch):
 def test_load_packaged_minilm(monkeypatch, caplog, task, num_labels, problem):
     monkeypatch.delenv(models.MODEL_ENV, raising=False)
     torch.manual_seed(0)
-    with caplog.at_level(logging.WARNING, logger="dcft_edu.models"):
+    with caplog.at_level(logging.WARNING, logger="dcft_edu.experiments.models"):
         model, tok = load_model(task)
-    notes = [r.getMessage() for r in caplog.records if r.name == "dcft_edu.models"]
+    notes = [r.getMessage() for r in caplog.records if r.name == "dcft_edu.experiments.models"]
     assert len(notes) == 1 and "classifier.weight" in notes[0]  # the fresh head, summarised on one line
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert model.config.num_labels == num_labels and model.config.problem_type == problem

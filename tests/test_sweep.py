@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from dcft_edu.presets import make_run
-from dcft_edu.sweep import expand_grid, grid_runs, load_results, main, run_sweep, run_sweeps
+from dcft_edu.experiments.presets import make_run
+from dcft_edu.experiments.sweep import expand_grid, grid_runs, load_results, main, run_sweep, run_sweeps
 
 GRID = {"task": ["rte", "mrpc"], "method": ["lora", "dcft"], "seed": [0, 1, 2]}  # 12 runs
 
@@ -40,7 +40,7 @@ def test_killed_sweep_resumes(tmp_path):
         "import sys; sys.path.insert(0, %r)\n"
         "from functools import partial\n"
         "from test_sweep import GRID, fake_train\n"
-        "from dcft_edu.sweep import run_sweep\n"
+        "from dcft_edu.experiments.sweep import run_sweep\n"
         "run_sweep('s', GRID, %r, train_fn=partial(fake_train, delay=0.4), log=lambda m: None)\n"
     ) % (str(Path(__file__).parent), str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -108,7 +108,7 @@ def test_shared_configs_are_trained_once_and_copied(tmp_path):
 
 
 def test_runs_in_the_cpu_results_folder_are_never_copied_into_gpu_sweeps(tmp_path):
-    from dcft_edu.analysis import CPU_RESULTS
+    from dcft_edu.experiments.analysis import CPU_RESULTS
 
     calls = []
 
@@ -144,7 +144,7 @@ def test_kept_delta_is_saved_beside_the_result(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from dcft_edu.sweep import delta_path
+    from dcft_edu.experiments.sweep import delta_path
 
     def with_delta(run, **kw):
         rec = fake_train(run)

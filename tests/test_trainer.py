@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from dcft_edu.presets import PRESETS, make_run, total_optimizer_steps
-from dcft_edu.train import main as train_cli
-from dcft_edu.trainer import strip_model, train
+from dcft_edu.experiments.presets import PRESETS, make_run, total_optimizer_steps
+from dcft_edu.experiments.train import main as train_cli
+from dcft_edu.experiments.trainer import strip_model, train
 
 
 @pytest.mark.parametrize("method", ["head", "full", "lora", "dcft", "delta_lora"])

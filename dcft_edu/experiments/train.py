@@ -1,10 +1,10 @@
 """Command line: train one run and print (and optionally save) its result.
 
-    python -m dcft_edu.train --task rte --method dcft --kernel-size 8 --preset cpu --seed 0
+    python -m dcft_edu.experiments.train --task rte --method dcft --kernel-size 8 --preset cpu --seed 0
 
-Every option maps to a ``RunConfig`` field (``dcft_edu.presets``); unset options
+Every option maps to a ``RunConfig`` field (``dcft_edu.experiments.presets``); unset options
 take the preset's / task recipe's / method's default. The training loop itself
-is ``dcft_edu.trainer.train``.
+is ``dcft_edu.experiments.trainer.train``.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ TASK_CHOICES = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli")
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
-        prog="python -m dcft_edu.train",
+        prog="python -m dcft_edu.experiments.train",
         description="Fine-tune the packaged MiniLM (or --model) on a GLUE task with one PEFT method.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

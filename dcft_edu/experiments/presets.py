@@ -15,7 +15,7 @@ so that comparisons differ only in the method; full fine-tuning uses 1e-4 and
 head-only 1e-3. Delta-LoRA's start step K is the paper's per-task K expressed as
 a fraction of its total steps (RoBERTa-base, batch 128), so it scales with ours.
 
-Used by: ``dcft_edu.trainer``, ``dcft_edu.sweep`` and notebooks 07–13.
+Used by: ``dcft_edu.experiments.trainer``, ``dcft_edu.experiments.sweep`` and notebooks 07–13.
 """
 from __future__ import annotations
 
@@ -145,7 +145,7 @@ class RunConfig:
 
     def adapter_config(self):
         """The adapter config this run asks for (None for full fine-tuning / head-only)."""
-        from .config import DCFTConfig, DeltaLoRAConfig, LoRAConfig
+        from ..config import DCFTConfig, DeltaLoRAConfig, LoRAConfig
 
         common = dict(r=self.r, lora_alpha=self.lora_alpha, target_modules=self.target_modules, layers=self.layers)
         if self.method == "lora":
@@ -187,7 +187,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> RunConfig:
     """A RunConfig from a scale preset, the task recipe and the method's defaults; ``overrides`` win.
 
-    Used in: notebooks 07–13, ``python -m dcft_edu.train``.
+    Used in: notebooks 07–13, ``python -m dcft_edu.experiments.train``.
     """
     from .data import GLUE_TASKS, canonical_task
 

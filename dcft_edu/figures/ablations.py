@@ -33,10 +33,11 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from .analysis import CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
-from .dcft import coverage_map, dcft_num_params
-from .figures import _coverage_verdict, log_power_spectrum, register, spectrum_panel
-from .sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
+from ..experiments.analysis import CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
+from ..dcft import coverage_map, dcft_num_params
+from .concepts import _coverage_verdict, log_power_spectrum, spectrum_panel
+from .registry import register
+from ..experiments.sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
 
 #: the seeds every ablation grid asks for
 SEEDS = (0, 1, 2)
@@ -158,7 +159,7 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ coverage and summaries
 def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
-    """Every run the named grid (``dcft_edu.sweep.GRIDS``) asks for at scale gpu, and whether its result exists.
+    """Every run the named grid (``dcft_edu.experiments.sweep.GRIDS``) asks for at scale gpu, and whether its result exists.
 
     One row per expected run: task, method, kernel_size, s, targets, blocks, config, seed, ``present``.
     A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` exists
@@ -259,7 +260,7 @@ def lora_reference(tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
 def _minilm_meta():
     from transformers import AutoConfig
 
-    from .models import default_model_path, meta_model
+    from ..experiments.models import default_model_path, meta_model
 
     return meta_model(AutoConfig.from_pretrained(default_model_path()))
 
@@ -271,7 +272,7 @@ def adapted_shapes(run) -> list[tuple[str, int, int]]:
 
     Taught in: ``10_kernel_ablation``, ``12_layer_ablation``.
     """
-    from .inject import find_target_modules
+    from ..inject import find_target_modules
 
     model = _minilm_meta()
     out = []
@@ -310,7 +311,7 @@ def weight_change(weight_similarity: dict) -> pd.DataFrame:
 
     Taught in: ``12_layer_ablation`` (a block outside ``layers`` must keep rel_change 0).
     """
-    from .inject import block_index
+    from ..inject import block_index
 
     rows = [{"block": block_index(name), "matrix": name.rsplit(".", 1)[-1], **v}
             for name, v in weight_similarity.items()]
@@ -321,7 +322,7 @@ def weight_change(weight_similarity: dict) -> pd.DataFrame:
 def load_learned_delta(json_path: Union[str, Path]) -> np.ndarray:
     """The ΔW a run kept (``RunConfig.save_delta``): W_eff after − before training, (out, in), float32.
 
-    Stored as float16 in ``<result stem>.delta.safetensors`` (``dcft_edu.sweep.delta_path``).
+    Stored as float16 in ``<result stem>.delta.safetensors`` (``dcft_edu.experiments.sweep.delta_path``).
 
     Taught in: ``11_stride_ablation``.
     """
@@ -342,9 +343,9 @@ def delta_weight_at_init(run, module_suffix: str) -> np.ndarray:
 
     Taught in: ``11_stride_ablation``.
     """
-    from .inject import adapter_layers
-    from .models import load_model
-    from .trainer import prepare_model, set_seed
+    from ..inject import adapter_layers
+    from ..experiments.models import load_model
+    from ..experiments.trainer import prepare_model, set_seed
 
     set_seed(run.seed)  # train(): set_seed → load_model → prepare_model, in this order
     model = prepare_model(load_model(run.task, run.model)[0], run)

@@ -15,7 +15,7 @@ initialised from torch's global RNG, so call ``torch.manual_seed`` (or
 ``transformers.set_seed``) first.
 
 Used in: ``02_dcft_deconvolution_in_subspace`` (counting), ``07_glue_main_results``;
-used by ``dcft_edu.trainer`` and the tests.
+used by ``dcft_edu.experiments.trainer`` and the tests.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ from transformers import (
     RobertaConfig,
 )
 
+from ..inject import meta_model  # noqa: F401  (lives in the core: counting parameters needs no data code)
 from .data import get_task
 
 MODEL_ENV = "DCFT_EDU_MODEL"
@@ -63,7 +64,7 @@ def default_model_path() -> str:
 def resolve_model_name(name: Optional[str] = None) -> str:
     """Which model to load: ``name`` if given, else ``$DCFT_EDU_MODEL``, else the packaged MiniLM.
 
-    Used by: ``load_model``, ``dcft_edu.trainer``.
+    Used by: ``load_model``, ``dcft_edu.experiments.trainer``.
     """
     return name or os.environ.get(MODEL_ENV) or default_model_path()
 
@@ -99,7 +100,7 @@ def load_model(task: str, name: Optional[str] = None, dtype: torch.dtype = torch
     expected and reported in one log line instead of transformers' report.
     Seed control is the caller's (``torch.manual_seed`` before this call).
 
-    Used in: ``07_glue_main_results``; used by ``dcft_edu.trainer``.
+    Used in: ``07_glue_main_results``; used by ``dcft_edu.experiments.trainer``.
     """
     spec = get_task(task)
     name = resolve_model_name(name)
@@ -197,19 +198,6 @@ def tiny_model(arch: str, task: Optional[str] = "rte", num_labels: Optional[int]
 
 
 # ---- real sizes, no weights ---------------------------------------------------
-
-def meta_model(config: PretrainedConfig, auto_class=AutoModel) -> torch.nn.Module:
-    """Build any model from ``config`` on the meta device: real shapes, no storage, no memory.
-
-    ``meta_model(deberta_v3_base_config())`` has DeBERTa-v3-base's 184M
-    parameters as shapes only, enough to count parameters or list modules.
-    ``auto_class`` picks the head (``AutoModel``: the bare encoder).
-
-    Used in: ``02_dcft_deconvolution_in_subspace``; used by the parameter-count tests.
-    """
-    with torch.device("meta"):
-        return auto_class.from_config(config)
-
 
 def deberta_v3_base_config() -> DebertaV2Config:
     """microsoft/deberta-v3-base's config written out (no download): 12 layers, 768 hidden, vocab 128100.

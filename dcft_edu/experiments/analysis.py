@@ -1,13 +1,13 @@
 """From result files to tables: mean ± std over seeds, the papers' numbers beside ours.
 
-``load_results`` (``dcft_edu.sweep``) gives one row per run; here those rows are
+``load_results`` (``dcft_edu.experiments.sweep``) gives one row per run; here those rows are
 grouped by everything that defines a configuration except the seed, and each
 group becomes one row with the mean, standard deviation and number of seeds of
 the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
 ×100 as in the papers' tables.
 
-    python -m dcft_edu.analysis table figures/data/main          # a quick look from the shell
-    python -m dcft_edu.analysis best-lambda figures/data/delta_lambda
+    python -m dcft_edu.experiments.analysis table figures/data/main          # a quick look from the shell
+    python -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda
 
 Used in: notebooks 07–13 and ``dcft_edu.figures``.
 """
@@ -36,7 +36,7 @@ def results_dir() -> Path:
     import os
 
     env = os.environ.get(RESULTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "figures" / "data"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "figures" / "data"
 
 
 @functools.lru_cache(maxsize=None)
@@ -53,7 +53,7 @@ def load_sweep(name: str) -> pd.DataFrame:
     """
     folder = results_dir() / name
     if not folder.is_dir():
-        raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.sweep {folder.name} --scale gpu "
+        raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.experiments.sweep {folder.name} --scale gpu "
                                 f"--results {folder.parent}` (or set {RESULTS_ENV})")
     return _read_sweep(folder, folder.stat().st_mtime_ns).copy()
 
@@ -231,7 +231,7 @@ def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
 
 def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delta_lambda", "delta_k", "scale_jump"),
              scale: str = "gpu") -> pd.DataFrame:
-    """Per sweep: runs planned (``dcft_edu.sweep.GRIDS``), runs done, and configs with 3, 2, 1 or 0 seeds.
+    """Per sweep: runs planned (``dcft_edu.experiments.sweep.GRIDS``), runs done, and configs with 3, 2, 1 or 0 seeds.
 
     Used in: the README's Results section and notebooks 07–13 (what the committed results cover).
     """
@@ -275,7 +275,7 @@ def best_lambda_of(df: pd.DataFrame, source: Union[str, Path] = "these runs", po
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m dcft_edu.analysis", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m dcft_edu.experiments.analysis", description=__doc__.split("\n\n")[0])
     sub = ap.add_subparsers(dest="command", required=True)
     t = sub.add_parser("table", help="mean ± std over seeds, one row per method, one column per task")
     t.add_argument("folder")

@@ -8,7 +8,7 @@ whose file exists. ``load_results`` reads a sweep back as a pandas DataFrame.
 
 A grid is a dict ``{"task": [...], "method": [...], "seed": [...], <any
 RunConfig field>: [...]}`` (every combination is run) or a list of such dicts
-(their union). ``python -m dcft_edu.sweep GRID --scale cpu`` runs a named grid
+(their union). ``python -m dcft_edu.experiments.sweep GRID --scale cpu`` runs a named grid
 (see ``GRIDS``) or a JSON grid file.
 
 Used in: notebooks 07–13.
@@ -216,7 +216,7 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
     """Train every run of ``grid`` whose result file is missing; return all result paths.
 
     ``grid`` is a grid dict/list or an iterable of ready RunConfigs.
-    ``train_fn`` defaults to ``dcft_edu.trainer.train`` (tests pass a fake).
+    ``train_fn`` defaults to ``dcft_edu.experiments.trainer.train`` (tests pass a fake).
     A run whose exact config already finished in another sweep under ``results_dir`` is
     copied, not retrained. ``workers=N`` trains N runs at once in separate processes
     (one GPU is shared well by several small models); ``deadline`` (a ``time.time()``
@@ -292,7 +292,7 @@ def _parse_value(text: str) -> Any:
 
 def main(argv: Optional[list[str]] = None) -> int:
     ap = argparse.ArgumentParser(
-        prog="python -m dcft_edu.sweep",
+        prog="python -m dcft_edu.experiments.sweep",
         description="Run resumable sweeps: every run's result is written atomically to "
                     "RESULTS/NAME/<task>-<method>-s<seed>-<hash>.json; rerun the same command to resume. "
                     "Several grids run as one queue, in the order given.",

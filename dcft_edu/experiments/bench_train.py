@@ -1,4 +1,4 @@
-"""``python -m dcft_edu.bench train``: training throughput and memory of every method on MiniLM.
+"""``python -m dcft_edu.experiments.bench train``: training throughput and memory of every method on MiniLM.
 
 Methods: head-only, our LoRA r=8, HF PEFT's LoRA r=8 on the same modules (the
 peer; skipped when ``peft`` is not installed), DCFT k=8 (fast and conv),
@@ -56,7 +56,7 @@ def build(method: str, task: str, seed: int, device: torch.device):
     if method == "peft_lora":
         import peft
 
-        from .config import BERT_ALL_LINEAR
+        from ..config import BERT_ALL_LINEAR
 
         cfg = peft.LoraConfig(r=run.r, lora_alpha=run.lora_alpha, lora_dropout=0.0,
                               target_modules=list(BERT_ALL_LINEAR), modules_to_save=["classifier"])
@@ -69,7 +69,7 @@ def build(method: str, task: str, seed: int, device: torch.device):
     model.to(device).train()
     hook = None
     if method == "delta_lora":
-        from .delta_lora import DeltaLoRAUpdater
+        from ..delta_lora import DeltaLoRAUpdater
 
         hook = DeltaLoRAUpdater(model)
     return model, make_optimizer(model, run), hook
@@ -99,7 +99,7 @@ def _steps(model, opt, hook, data: list[dict]) -> float:
     cuda = data[0]["input_ids"].is_cuda
     t0 = time.perf_counter()
     for b in data:
-        # as in training (dcft_edu.trainer): bf16 autocast on a GPU, float32 on a CPU
+        # as in training (dcft_edu.experiments.trainer): bf16 autocast on a GPU, float32 on a CPU
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
             loss = model(**b).loss
         loss.backward()
@@ -169,7 +169,7 @@ def run_train(args: argparse.Namespace) -> int:
     del built
     if device.type != "cuda":
         for m in methods:
-            cmd = [sys.executable, "-m", "dcft_edu.bench", "train", "--child", m, "--task", args.task,
+            cmd = [sys.executable, "-m", "dcft_edu.experiments.bench", "train", "--child", m, "--task", args.task,
                    "--steps", str(min(args.steps, 4)), "--batch-size", str(args.batch_size),
                    "--max-length", str(args.max_length), "--seed", str(args.seed)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]

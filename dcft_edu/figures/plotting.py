@@ -18,9 +18,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
 import seaborn as sns
 
-from .runinfo import is_quick
+from ..experiments.runinfo import is_quick
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]  # dcft_edu/figures/plotting.py -> the repository
 FIGURES_ENV = "DCFT_EDU_FIGURES"
 
 

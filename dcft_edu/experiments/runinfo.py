@@ -3,7 +3,7 @@
 Every JSON/CSV the package writes under ``figures/data/`` carries these fields,
 so a reader can tell a 2-core CPU run from a GPU run at a glance.
 
-Used by: ``dcft_edu.trainer``, ``dcft_edu.bench``, ``dcft_edu.sweep``.
+Used by: ``dcft_edu.experiments.trainer``, ``dcft_edu.experiments.bench``, ``dcft_edu.experiments.sweep``.
 """
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+
+from ..adapter_io import atomic_write  # noqa: F401  (the one atomic writer lives in the core)
 
 QUICK_ENV = "DCFT_EDU_QUICK"
 
@@ -57,7 +59,7 @@ def git_commit() -> str:
     """
     if os.environ.get("DCFT_EDU_GIT_COMMIT"):
         return os.environ["DCFT_EDU_GIT_COMMIT"]
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]  # dcft_edu/experiments/runinfo.py -> the repository
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         if sha.returncode != 0:
@@ -101,22 +103,6 @@ def provenance(device: torch.device, scale: str, seed: int | None = None) -> dic
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "hostname": platform.node(),
     }
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(tmp_path)`` then rename tmp → ``path``: a killed writer leaves nothing half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .analysis import TASK_LABELS, TASK_ORDER, load_sweep, method_label, results_dir, summarize
-from .analysis import cell as _cell
+from ..experiments.analysis import TASK_LABELS, TASK_ORDER, load_sweep, method_label, results_dir, summarize
+from ..experiments.analysis import cell as _cell
 
 cell = functools.partial(_cell, missing="—")  # the main table marks an empty cell with a dash
-from .figures import register  # noqa: F401
+from .registry import register
 
 # ------------------------------------------------------------------ conventions
 #: the methods of sweep ``main``, in table order (``analysis.method_label`` names)
@@ -311,7 +311,7 @@ def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] =
 
     Taught in: ``09_efficiency``.
     """
-    from .bench_train import LABELS
+    from ..experiments.bench_train import LABELS
 
     folder = Path(folder) if folder is not None else results_dir() / "efficiency"
     rows = []
@@ -328,7 +328,7 @@ def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] =
                 row["s per epoch"] = train_sizes[task] / sps[m]
             rows.append(row)
     if not rows:
-        raise FileNotFoundError(f"no bench_train_{device}_*.json under {folder}: run `python -m dcft_edu.bench train --out ...`")
+        raise FileNotFoundError(f"no bench_train_{device}_*.json under {folder}: run `python -m dcft_edu.experiments.bench train --out ...`")
     out = pd.DataFrame(rows)
     out["method"] = pd.Categorical(out["method"], [m for m in BENCH_ORDER if m in set(out["method"])]
                                    + sorted(set(out["method"]) - set(BENCH_ORDER)), ordered=True)
@@ -347,7 +347,7 @@ def train_sizes(df: pd.DataFrame) -> dict[str, int]:
 
 
 def parse_bench_adapters(text: str, table: str = "ms per forward+backward") -> pd.DataFrame:
-    """A printed table of ``python -m dcft_edu.bench adapters`` as a DataFrame: one row per line, one column per shape.
+    """A printed table of ``python -m dcft_edu.experiments.bench adapters`` as a DataFrame: one row per line, one column per shape.
 
     ``table`` is the start of the table's header line: "ms per forward+backward" (milliseconds per method)
     or "ratio" (the ratios the benchmark printed from its unrounded times). Reads up to the first blank line.
@@ -394,7 +394,7 @@ def measure_train_speed(methods: Sequence[str] = ("lora", "dcft_fast"), task: st
     """
     import torch
 
-    from .bench_train import _steps, batches, build
+    from ..experiments.bench_train import _steps, batches, build
 
     dev = torch.device(device)
     data = batches(task, steps, batch_size, max_length, dev)

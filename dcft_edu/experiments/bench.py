@@ -1,4 +1,4 @@
-"""Benchmarks, one subcommand each:  ``python -m dcft_edu.bench <subcommand> --help``.
+"""Benchmarks, one subcommand each:  ``python -m dcft_edu.experiments.bench <subcommand> --help``.
 
 ``train`` (in ``bench_train.py``): training samples/s and memory of every
 method on MiniLM, printed as ratios to our LoRA.
@@ -30,9 +30,9 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .config import DCFTConfig, LoRAConfig
-from .dcft import DCFTLinear
-from .lora import LoRALinear
+from ..config import DCFTConfig, LoRAConfig
+from ..dcft import DCFTLinear
+from ..lora import LoRALinear
 
 #: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
 DEBERTA_BASE_SHAPES = ((768, 768), (768, 3072), (3072, 768))
@@ -101,7 +101,7 @@ def run_adapters(args: argparse.Namespace) -> int:
         for method, wrap in ADAPTER_METHODS.items():
             cells[method, shape] = (base if wrap is None else wrap(base), x, grad_out)
 
-    print(f"dcft_edu.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
+    print(f"dcft_edu.experiments.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
     print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {_device_name(device)}")
     print(f"{args.warmup} warm-up + {args.repeats} interleaved rounds, median | load average before: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
@@ -149,7 +149,7 @@ def run_adapters(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m dcft_edu.bench", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m dcft_edu.experiments.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("adapters", help="time one adapted layer (LoRA vs DCFT fast vs DCFT conv)")

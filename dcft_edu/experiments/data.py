@@ -15,7 +15,7 @@ was taken. Splits are ``"train"`` and ``"dev"`` (GLUE's test labels are
 private; both papers report dev, as we do).
 
 Used in: ``07_glue_main_results`` and every training notebook after it;
-used by ``dcft_edu.trainer`` and ``dcft_edu.presets``.
+used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
 """
 from __future__ import annotations
 
@@ -112,7 +112,7 @@ def data_root(root: Optional[PathLike] = None) -> Optional[Path]:
 def canonical_task(task: str) -> str:
     """``"SST-2"``, ``"sst_2"``, ``"CoLA"`` → ``"sst2"``, ``"cola"``; unknown names raise, listing the tasks.
 
-    Used by: ``dcft_edu.presets`` and every function here.
+    Used by: ``dcft_edu.experiments.presets`` and every function here.
     """
     key = str(task).lower().replace("-", "").replace("_", "").replace(" ", "")
     if key not in GLUE_TASKS:
@@ -123,7 +123,7 @@ def canonical_task(task: str) -> str:
 def get_task(task: str) -> TaskSpec:
     """The ``TaskSpec`` of a task (aliases accepted, see ``canonical_task``).
 
-    Used in: ``07_glue_main_results``; used by ``dcft_edu.models`` and ``dcft_edu.metrics``.
+    Used in: ``07_glue_main_results``; used by ``dcft_edu.experiments.models`` and ``dcft_edu.experiments.metrics``.
     """
     return GLUE_TASKS[canonical_task(task)]
 
@@ -221,7 +221,7 @@ def load_e2e(split: str, root: Optional[PathLike] = None, limit: Optional[int] =
     ``<root>/E2E/{trainset,devset,testset_w_refs}.csv`` (real csv, quoted);
     without a root, the HF hub's ``tuetschek/e2e_nlg`` is tried.
 
-    Used in: the Delta-LoRA E2E notebook (NLG); used by ``dcft_edu.trainer``.
+    Used in: the Delta-LoRA E2E notebook (NLG); used by ``dcft_edu.experiments.trainer``.
     """
     split = _canonical_split(split, ("train", "dev", "test"))
     root_path = data_root(root)
@@ -303,7 +303,7 @@ def make_dataloaders(
     ``input_ids``, ``attention_mask`` (``token_type_ids`` for BERT-style
     tokenizers) and ``labels``.
 
-    Used by: ``dcft_edu.trainer``; used in ``07_glue_main_results``.
+    Used by: ``dcft_edu.experiments.trainer``; used in ``07_glue_main_results``.
     """
     collate = make_collator(tokenizer)
     train = tokenize_glue(load_glue(task, "train", root=root, limit=limit_train), tokenizer, task, max_length)

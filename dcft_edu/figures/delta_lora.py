@@ -9,7 +9,7 @@ Each figure is a zero-argument function registered in ``dcft_edu.figures.FIGURES
 - ``delta_lora_twin``: per-epoch dev curves of Delta-LoRA(λ), its "twin" (LoRA whose scale
   jumps from s to (1+λ)·s at step K, NOTES §4) and LoRA, for the seeds that exist.
 
-The sweeps (``dcft_edu.sweep.GRIDS``): ``delta_lambda`` (λ ∈ {0, 0.5, 1, 2, 3, 5}; its λ = 0.5
+The sweeps (``dcft_edu.experiments.sweep.GRIDS``): ``delta_lambda`` (λ ∈ {0, 0.5, 1, 2, 3, 5}; its λ = 0.5
 runs are ``main``'s Delta-LoRA, reused), ``delta_k`` (K ∈ {0, 10, 25, 50 %} of all optimizer
 steps), ``scale_jump`` (the twin, λ ∈ {0.5, 2}); the reference is ``main``'s LoRA with
 Delta-LoRA's r, α and target modules and no dropout. Above the figures: the helpers the
@@ -31,10 +31,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
 
-from .analysis import TASK_LABELS, TASK_ORDER, best_lambda_of, cell, load_sweep, seed_stats, short_device  # noqa: F401 (cell)
-from .figures import register
-from .presets import METHOD_DEFAULTS
-from .sweep import ABLATION_TASKS, GRIDS
+from ..experiments.analysis import TASK_LABELS, TASK_ORDER, best_lambda_of, cell, load_sweep, seed_stats, short_device  # noqa: F401 (cell)
+from .registry import register
+from ..experiments.presets import METHOD_DEFAULTS
+from ..experiments.sweep import ABLATION_TASKS, GRIDS
 
 #: the four GLUE tasks of the ablations, in the tables' order
 TASKS = [t for t in TASK_ORDER if t in ABLATION_TASKS]
@@ -141,7 +141,7 @@ def constant_predictor(task: str, split: str = "dev") -> dict[str, float]:
 
     Taught in: ``13_delta_lora_lambda_k``.
     """
-    from .data import get_task, load_glue
+    from ..experiments.data import get_task, load_glue
 
     y = np.asarray(load_glue(task, split)["label"], dtype=np.float64)
     y_train = y if split == "train" else np.asarray(load_glue(task, "train")["label"], dtype=np.float64)
@@ -381,7 +381,7 @@ def pretrained_weights(names: Sequence[str], task: str = "rte", model: Optional[
 
     Taught in: ``13_delta_lora_lambda_k``.
     """
-    from .models import load_model
+    from ..experiments.models import load_model
 
     fresh, _ = load_model(task, model)
     return {n: fresh.get_submodule(n).weight.detach().clone() for n in names}
@@ -408,7 +408,7 @@ def delta_lora_identity_gap(model: nn.Module, pretrained: dict[str, torch.Tensor
 
     Taught in: ``13_delta_lora_lambda_k``.
     """
-    from .delta_lora import delta_lora_layers
+    from ..delta_lora import delta_lora_layers
 
     rows = []
     for name, layer in delta_lora_layers(model):
@@ -435,7 +435,7 @@ def effective_change_gap(model_a: nn.Module, model_b: nn.Module, pretrained: dic
 
     Taught in: ``13_delta_lora_lambda_k``.
     """
-    from .inject import adapter_layers
+    from ..inject import adapter_layers
 
     b = dict(adapter_layers(model_b))
     num = den = 0.0

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import DEFAULT_MODULES_TO_SAVE
-from .inject import adapter_layers, train_heads, count_adapter_parameters, count_trainable_parameters, inject_adapters
+from ..config import DEFAULT_MODULES_TO_SAVE
+from ..inject import adapter_layers, train_heads, count_adapter_parameters, count_trainable_parameters, inject_adapters
 from .presets import RunConfig, total_optimizer_steps
 from .runinfo import peak_memory_mb, provenance, resolve_device
 
@@ -90,7 +90,7 @@ def effective_weights(model: nn.Module, suffixes=SIMILARITY_MODULES) -> dict[str
 
     Taught in: ``08_cosine_similarity``.
     """
-    from .adapter_layer import AdapterLayer
+    from ..adapter_layer import AdapterLayer
 
     out = {}
     for name, m in model.named_modules():
@@ -145,7 +145,7 @@ class _ScaleJump:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader, task: str, device: torch.device, autocast) -> dict[str, float]:
-    """Dev-set metrics (see ``dcft_edu.metrics``) plus the mean dev loss."""
+    """Dev-set metrics (see ``dcft_edu.experiments.metrics``) plus the mean dev loss."""
     from .metrics import compute_metrics
 
     model.eval()
@@ -196,14 +196,14 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     scheduler = linear_schedule(optimizer, run.warmup_steps, total)
     hooks = []
     if run.method == "delta_lora":
-        from .delta_lora import DeltaLoRAUpdater
+        from ..delta_lora import DeltaLoRAUpdater
 
         hooks.append(DeltaLoRAUpdater(model))
     if run.lora_scale_jump:
         hooks.append(_ScaleJump(model, run.start_steps or 0, run.update_ratio))
     orth = None
     if run.method == "dcft" and run.orth_gamma > 0:
-        from .regularizers import orthogonal_penalty as orth
+        from ..regularizers import orthogonal_penalty as orth
 
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
 

@@ -1,16 +1,4 @@
-"""The committed figures: one drawing function per figure, and a command that redraws them all.
-
-Every entry of ``FIGURES`` is a zero-argument function returning a matplotlib
-``Figure``; ``python -m dcft_edu.figures [names...]`` draws the named ones (all
-by default) and saves each as ``figures/<name>.png`` and ``.pdf`` through
-``plotting.savefig`` (so with ``DCFT_EDU_QUICK=1`` they go to a temporary
-folder, never over the committed files). To add a figure, write a function
-and register it::
-
-    @register("my_figure")
-    def draw_my_figure() -> Figure: ...
-
-``figures/README.md`` lists every figure and where it comes from.
+"""The concept figures of the teaching notebooks: the checkerboard (03) and the dropout gradient gap (05).
 
 - ``checkerboard``: ``draw_checkerboard`` (paper: DCFT Appendix D and the
   stride ablation, Table 5), drawn in ``03_checkerboard_artifacts``.
@@ -19,12 +7,7 @@ and register it::
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
-import functools
-import sys
-from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg by themselves
 import numpy as np
@@ -32,50 +15,10 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from .dcft import coverage_map, deconv_reference, subspace_size
-from .dropout_gradient import dropout_gradient_gap
-from .plotting import figures_dir, savefig, set_theme
-from .runinfo import is_quick
-
-#: name -> zero-argument function returning a matplotlib Figure
-FIGURES: dict[str, Callable[[], Figure]] = {}
-
-
-@contextlib.contextmanager
-def single_thread():
-    """Run torch on one intra-op thread inside the block (restored afterwards).
-
-    The figures compute with tiny tensors (64×64, 160×160), where threading only
-    adds overhead; on a machine whose cores are busy with other work a second
-    spinning thread can make them tens of times slower.
-    """
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def _in_single_thread(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with single_thread():
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def register(name: str) -> Callable[[Callable[[], Figure]], Callable[[], Figure]]:
-    """Decorator: add a zero-argument figure function to ``FIGURES`` under ``name``."""
-
-    def deco(fn: Callable[[], Figure]) -> Callable[[], Figure]:
-        if name in FIGURES:
-            raise ValueError(f"figure {name!r} is already registered")
-        FIGURES[name] = fn
-        return fn
-
-    return deco
+from ..dcft import coverage_map, deconv_reference, subspace_size
+from ..dropout_gradient import dropout_gradient_gap
+from ..experiments.runinfo import is_quick
+from .registry import _in_single_thread, register
 
 
 # ------------------------------------------------------------------ checkerboard
@@ -303,56 +246,3 @@ def draw_dropout_gradient_gap(n_trials: Optional[int] = None) -> Figure:
         fontsize=11,
     )
     return fig
-
-
-# --------------------------------------------------------------------- command
-def render(names: Optional[Sequence[str]] = None) -> list[Path]:
-    """Draw and save the named figures (all registered ones by default); return the written paths."""
-    names = list(names) if names else list(FIGURES)
-    unknown = [n for n in names if n not in FIGURES]
-    if unknown:
-        raise ValueError(f"unknown figure(s) {unknown}: registered figures are {', '.join(FIGURES)}")
-    set_theme()
-    paths: list[Path] = []
-    for name in names:
-        fig = FIGURES[name]()
-        try:
-            paths.extend(savefig(fig, name))
-        finally:
-            plt.close(fig)
-    return paths
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m dcft_edu.figures",
-        description="Redraw the committed figures into figures/ (with DCFT_EDU_QUICK=1: into a temporary folder).",
-    )
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help=f"figures to draw (default: all). Registered: {', '.join(FIGURES)}")
-    parser.add_argument("--list", action="store_true", help="list the registered figures and exit")
-    args = parser.parse_args(argv)
-    if args.list:
-        for name, fn in FIGURES.items():
-            doc = (fn.__doc__ or "").strip().splitlines()
-            print(f"{name}: {doc[0] if doc else fn.__name__}")
-        return 0
-    try:
-        paths = render(args.names)
-    except ValueError as e:
-        parser.error(str(e))
-    print(f"wrote {len(paths)} files to {figures_dir()}:")
-    for p in paths:
-        print(f"  {p.name}")
-    return 0
-
-
-# the experiment figures (notebooks 07–13) register themselves on import
-from . import figures_main, figures_ablations, figures_delta  # noqa: E402,F401
-
-if __name__ == "__main__":  # pragma: no cover
-    # under `python -m` this file runs as __main__, a second copy of the module: the experiment
-    # figures registered themselves in dcft_edu.figures.FIGURES, so run that module's main
-    from dcft_edu.figures import main as _main
-
-    sys.exit(_main())
