@@ -173,6 +173,7 @@ print(f"LoRA r=1, DeBERTa-v3-base: {LORA_R1_DEBERTA:,} = {LORA_R1_DEBERTA / 1e6:
       f"= {LORA_R1_DEBERTA / 2**20:.2f}M in 2^20 units (paper: 0.17M)")
 assert f"{LORA_R1_DEBERTA / 1e6:.2f}M" == "0.17M"
 
+# %% [markdown]
 # ## 4. Rank 1 is LoRA's floor
 #
 # $r$ is a positive integer, so per matrix LoRA can never go below $d_\text{in} + d_\text{out}$ parameters:

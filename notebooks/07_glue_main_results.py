@@ -35,7 +35,7 @@
 # | full FT | every weight | — |
 # | LoRA $r$ | $\Delta W = \frac{\alpha}{r} B A$ | $r\,(h_\text{in} + h_\text{out})$ |
 # | Delta-LoRA | LoRA, and $W \leftarrow W + \lambda\frac{\alpha}{r}(B_{t+1}A_{t+1} - B_tA_t)$ after step $K$ | $r\,(h_\text{in} + h_\text{out})$ |
-# | DCFT $k$ | $\Delta W = \frac{\alpha}{r}\big((b\,a^\top)\otimes C\big)^{\!\top}$, $a\in\mathbb{R}^{h_\text{in}/k}$, $b\in\mathbb{R}^{h_\text{out}/k}$, $C\in\mathbb{R}^{k\times k}$ | $h_\text{in}/k + h_\text{out}/k + k^2$ |
+# | DCFT $k$ | $\Delta W = \frac{\alpha}{r}\,(b\,a^\top)\otimes C$ ($h_\text{out}\times h_\text{in}$), $a\in\mathbb{R}^{h_\text{in}/k}$, $b\in\mathbb{R}^{h_\text{out}/k}$, $C\in\mathbb{R}^{k\times k}$ | $h_\text{in}/k + h_\text{out}/k + k^2$ |
 #
 # (DCFT with stride $s = k$; the Kronecker form is notebook 02's.) DCFT also adds the orthogonal penalty
 # $\gamma R(A, B)$ to the loss (notebook 04).
@@ -271,7 +271,7 @@ plt.show()
 #    product structure matters more than the gradient size). Measured below.
 # 3. **Not a too-small ΔW at the end.** By the end DCFT k = 8 has moved $W_q$, $W_v$ *more* than LoRA r = 8
 #    on every task (relative change $\|W - W_0\|/\|W_0\|$, next cell; notebook 08 has the per-layer
-#    picture), DCFT k = 2 less — and the two DCFTs score the same. So the size of $\Delta W$ is not what
+#    picture), while DCFT k = 2 moved them less than DCFT k = 8 — and the two DCFTs score the same. So the size of $\Delta W$ is not what
 #    separates DCFT from LoRA here. A large but very constrained update — every $k\times k$ block of
 #    $\Delta W$ is the same kernel $C$ scaled by $b_i a_j$ — is consistent with the high training loss.
 # 4. **Backbone width.** The paper argues DCFT's advantage comes from rank-1 LoRA being *redundant* for wide

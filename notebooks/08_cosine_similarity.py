@@ -191,7 +191,7 @@ with pd.option_context("display.float_format", "{:.2e}".format):
 # A likely reason is the learning rate: our full FT uses 1e-4 (the usual value for fine-tuning a whole BERT),
 # every adapter method the task's DCFT recipe rate, 8e-4 to 2.2e-3; under AdamW each entry moves by roughly the
 # learning rate per step, and LoRA's $sBA$ concentrates its change in a few directions. The paper states one
-# learning rate for the three methods in this experiment (the number is lost in our text copy of the paper),
+# learning rate for the three methods in this experiment (the number is missing from the plain-text version of the paper in `shared/papers/`),
 # and on GPT-2/E2E. So the paper's "LoRA highest" is not a property of LoRA alone: it depends on the learning
 # rates being compared.
 #
