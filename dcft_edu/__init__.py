@@ -12,7 +12,7 @@ Three rooms, each importing only the rooms below it:
   - models (``inject``): inject_adapters, merge_adapters, unmerge_adapters,
     merge_and_unload, disable_adapters, count_adapter_parameters, count_for_config,
     apply_exported_lora
-  - files (``adapter_io``): save_adapters, load_adapters
+  - files (``adapter_io``): save_adapters, load_adapters, export_peft (an HF PEFT LoRA folder)
   - training helpers: orthogonal_penalty (``regularizers``), DeltaLoRAUpdater,
     DeltaLoRAOptimizer, export_delta_lora, original_weights (``delta_lora``),
     dropout_gradient_gap (``dropout_gradient``)
@@ -21,7 +21,7 @@ Three rooms, each importing only the rooms below it:
 - ``dcft_edu.figures``: the drawing code of every committed figure
   (``python -m dcft_edu.figures``).
 """
-from .adapter_io import load_adapter_config, load_adapters, save_adapters
+from .adapter_io import export_peft, load_adapter_config, load_adapters, save_adapters
 from .config import DCFTConfig, DeltaLoRAConfig, LoRAConfig, config_from_dict
 from .dcft import DCFTLinear
 from .delta_lora import (

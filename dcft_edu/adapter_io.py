@@ -9,7 +9,12 @@ A saved adapter is a folder with
   silently lose part of the fine-tuning (NOTES §4).
 
 Loading onto a model of another shape fails with a message that says what
-differs. Files are written to a temporary name and renamed, so a killed save
+differs.
+
+``export_peft(model, folder)`` writes the trained adapter as a plain HF PEFT
+LoRA folder instead, for ``peft.PeftModel.from_pretrained(pretrained, folder)``:
+every method is an exact LoRA (DCFT of rank r·k, Delta-LoRA of rank 2r on the
+original weights). Writing it needs only safetensors and JSON, not peft. Files are written to a temporary name and renamed, so a killed save
 never leaves a half-written adapter behind.
 
 Taught in: ``06_delta_lora_update`` (why Delta-LoRA saves W).
@@ -26,9 +31,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import AdapterConfig, config_from_dict
+from .delta_lora import export_delta_lora
 from .inject import _inside, _suffix_match, adapter_layers, inject_adapters
 
-CONFIG_NAME = "adapter_config.json"
+CONFIG_NAME = "adapter_config.json"  # the same two file names as PEFT's
 WEIGHTS_NAME = "adapter_model.safetensors"
 
 
@@ -143,3 +149,83 @@ def load_adapters(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
         for k, v in state.items():
             own[k].copy_(v.to(own[k].dtype))
     return model
+
+
+# ------------------------------------------------------------------ PEFT interop
+#: PEFT's task_type for each HF head class suffix (None: a plain PeftModel)
+PEFT_TASK_TYPES = {
+    "ForSequenceClassification": "SEQ_CLS",
+    "ForTokenClassification": "TOKEN_CLS",
+    "ForQuestionAnswering": "QUESTION_ANS",
+    "ForCausalLM": "CAUSAL_LM",
+    "ForConditionalGeneration": "SEQ_2_SEQ_LM",
+}
+
+
+def export_peft(model: nn.Module, folder: str | os.PathLike) -> Path:
+    """Write ``model``'s adapter as an HF PEFT LoRA folder; return the folder.
+
+    ``peft.PeftModel.from_pretrained(pretrained, folder)`` then gives the same
+    outputs as ``model``, where ``pretrained`` is the model before fine-tuning
+    (for Delta-LoRA: with the ORIGINAL weights W_0, not the moved W_T). Every
+    method becomes an exact LoRA, ΔW = (α′/r′) · lora_B lora_A:
+
+    - LoRA: itself (r′ = r, α′ = α).
+    - Delta-LoRA: the rank-2r LoRA on W_0 of ``export_delta_lora`` (r′ = 2r, α′ = 2α).
+    - DCFT: the rank-(r·k) LoRA of its U·C·Vᵀ form, any stride, crop included
+      (``DCFTLinear.exported_lora_factors``; r′ = r·k, α′ = α·k).
+
+    The scale stays out of the factors: α′/r′ = α/r always. GPT-2's Conv1D layers
+    get ``fan_in_fan_out=True``; the factors are in nn.Linear layout either way,
+    as PEFT stores them. The ``modules_to_save`` (classifier head, pooler) are
+    saved under their plain names, as PEFT's ``save_pretrained`` does. No peft
+    import: the folder is two files, written atomically.
+    """
+    layers = adapter_layers(model)
+    config = getattr(model, "adapter_config", None)
+    if config is None or not layers:
+        raise ValueError(
+            f"this {type(model).__name__} has no adapters to export: call inject_adapters(model, config) and train "
+            "first (a merge_and_unload()ed model is a plain model: save it with save_pretrained)"
+        )
+    merged = [name for name, layer in layers if layer.merged]
+    if merged:
+        raise ValueError(
+            f"{len(merged)} adapter layers are merged (e.g. {merged[0]}): unmerge_adapters(model) before export_peft, "
+            "or PEFT would add ΔW a second time on top of the merged weights"
+        )
+    if config.method == "delta_lora":
+        factors, lora_config = export_delta_lora(model)
+        r, lora_alpha = lora_config.r, lora_config.lora_alpha
+    elif config.method == "dcft":
+        factors = {n: dict(zip(("lora_A", "lora_B"), layer.exported_lora_factors())) for n, layer in layers}
+        # r′ = r·k and α′ = α·k keep the scaling α′/r′ = α/r
+        r, lora_alpha = config.r * config.kernel_size, config.lora_alpha * config.kernel_size
+    else:
+        factors = {n: {"lora_A": layer.lora_A, "lora_B": layer.lora_B} for n, layer in layers}
+        r, lora_alpha = config.r, config.lora_alpha
+    # PEFT's key of a LoRA factor: base_model.model.<module>.lora_A.weight (the ".default" is added on load)
+    state = {f"base_model.model.{n}.{k}.weight": t for n, f in factors.items() for k, t in f.items()}
+    # modules_to_save: base_model.model.<module>.<param> (PEFT re-adds ".modules_to_save.default" on load)
+    heads = {k: v for k, v in adapter_state_dict(model).items() if not any(_inside(k, n) for n, _ in layers)}
+    state.update({f"base_model.model.{k}": v for k, v in heads.items()})
+    state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    head_names = [n for n, _ in model.named_modules() if any(_suffix_match(n, h) for h in config.modules_to_save)]
+    task_type = next((t for suffix, t in PEFT_TASK_TYPES.items() if type(model).__name__.endswith(suffix)), None)
+    peft_config = {
+        "peft_type": "LORA",
+        "task_type": task_type,
+        "r": r,
+        "lora_alpha": lora_alpha,
+        "target_modules": [n for n, _ in layers],  # full names: PEFT matches a name or a ".name" suffix
+        "fan_in_fan_out": any(layer.fan_in_fan_out for _, layer in layers),  # GPT-2's Conv1D
+        "modules_to_save": head_names or None,
+        "lora_dropout": float(getattr(config, "lora_dropout", 0.0)),
+        "bias": "none",
+        "base_model_name_or_path": getattr(getattr(model, "config", None), "_name_or_path", None) or None,
+        "inference_mode": True,
+    }
+    out = Path(folder)
+    atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(peft_config, indent=2)))
+    return out

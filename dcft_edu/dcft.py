@@ -292,6 +292,26 @@ class DCFTLinear(AdapterLayer):
             x, self.lora_A, self.lora_B, self.lora_C, self.stride, self.out_features, self.scaling
         )
 
+    @torch.no_grad()
+    def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer's ΔW as an exact rank-(r·k) LoRA: ``(lora_A (r·k, in), lora_B (out, r·k))``.
+
+        From the U·C·Vᵀ form (NOTES §3), for any stride and with the crop:
+        ΔW = (α/r) · B′ A′ with B′ = U and A′ = C Vᵀ, the rank index running over
+        the pairs (p, r) in the same order in both. The scale α/r is NOT in the
+        factors: as LoRA, use r′ = r·k and α′ = α·k, so α′/r′ = α/r. Built in
+        float64, returned in float32.
+        """
+        k, s = self.kernel_size, self.stride
+        A, B, C = self.lora_A.double(), self.lora_B.double(), self.lora_C.double()
+        V = upsample_factor(A.T, k, s, self.in_features)  # (in, k, r)
+        U = upsample_factor(B, k, s, self.out_features)  # (out, k, r)
+        # B′[a, (p, r)] = U[a, p, r] :  (out, k, r) -> (out, k·r)
+        lora_B = U.reshape(self.out_features, k * self.r)
+        # A′[(p, r), b] = Σ_q C[p, q] V[b, q, r] :  (k, k), (in, k, r) -> (k, r, in) -> (k·r, in)
+        lora_A = torch.einsum("pq,bqr->prb", C, V).reshape(k * self.r, self.in_features)
+        return lora_A.float(), lora_B.float()
+
     def extra_repr(self) -> str:
         return (
             f"{super().extra_repr()}, r={self.r}, kernel_size={self.kernel_size}, stride={self.stride}, "
