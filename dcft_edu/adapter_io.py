@@ -14,7 +14,9 @@ differs.
 ``export_peft(model, folder)`` writes the trained adapter as a plain HF PEFT
 LoRA folder instead, for ``peft.PeftModel.from_pretrained(pretrained, folder)``:
 every method is an exact LoRA (DCFT of rank r·k, Delta-LoRA of rank 2r on the
-original weights). Writing it needs only safetensors and JSON, not peft. Files are written to a temporary name and renamed, so a killed save
+original weights). Writing it needs only safetensors and JSON, not peft.
+
+Files are written to a temporary name and renamed, so a killed save
 never leaves a half-written adapter behind.
 
 Taught in: ``06_delta_lora_update`` (why Delta-LoRA saves W).

@@ -86,7 +86,7 @@ def test_the_core_loads_no_data_or_plotting_library():
     code = (
         "import sys, dcft_edu\n"
         "from dcft_edu import count_adapter_parameters, inject_adapters, save_adapters\n"
-        "heavy = [m for m in ('datasets', 'pandas', 'matplotlib', 'seaborn') if m in sys.modules]\n"
+        "heavy = [m for m in ('datasets', 'pandas', 'matplotlib', 'seaborn', 'peft') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
