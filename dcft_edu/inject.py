@@ -9,16 +9,17 @@ BERT, RoBERTa, DeBERTa-v2/v3, GPT-2 (Conv1D), Llama, T5 and BART.
 
 Matching rule (as in PEFT): a target ``"value"`` matches a module whose full name
 is ``value`` or ends with ``.value``; a string starting with ``re:`` is a regular
-expression matched against the full name. ``"all-linear"`` means what it means
-in PEFT: every linear layer (``nn.Linear`` or GPT-2's ``Conv1D``) inside the
-transformer blocks (a name with a block index, ``….layer.3.…``), never the
-output embedding (``lm_head``) nor a head. That is the six matrices of a
-BERT/RoBERTa/DeBERTa block (the ones the DCFT paper adapts), Llama's seven,
-GPT-2's four, and T5's and BART's six per encoder block and ten per decoder
-block (with the cross-attention). BERT names (``query``, ``key``, ``value``)
-fall back to their DeBERTa/Llama/T5 spelling (``query_proj`` / ``q_proj`` /
-``q`` …) when the model has none of the former, and to GPT-2's fused
-``c_attn`` (q, k and v in one matrix), so one config serves every backbone.
+expression matched against the full name. ``"all-linear"`` follows PEFT: every
+linear layer (``nn.Linear`` or GPT-2's ``Conv1D``) but the output embedding
+(``lm_head``), here kept to the transformer blocks (a name with a block index,
+``….layer.3.…``), so poolers and heads are never adapted. That is the six
+matrices of a BERT/RoBERTa/DeBERTa-v3 block (the ones the DCFT paper adapts; a
+DeBERTa-v2 with ``share_att_key=False`` adds ``pos_key_proj``/``pos_query_proj``),
+Llama's seven, GPT-2's four, and T5's and BART's six per encoder block and ten
+per decoder block (with the cross-attention). BERT names (``query``, ``key``,
+``value``) fall back to their DeBERTa/Llama/T5 spelling (``query_proj`` /
+``q_proj`` / ``q`` …) when the model has none of the former, and to GPT-2's
+fused ``c_attn`` (q, k and v in one matrix), so one config serves every backbone.
 
 Taught in: ``01_lora_and_the_rank_one_floor`` (injection, counting) and
 ``12_layer_ablation`` (``target_modules`` and ``layers``).
@@ -121,7 +122,7 @@ def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
         return out
 
     if targets == "all-linear":
-        # PEFT's meaning: every linear layer inside a transformer block, never the output embedding
+        # as in PEFT: every linear layer but the output embedding, kept to the blocks (no pooler, no head)
         output_embedding = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
         names = [n for n in linear if block_index(n) is not None and model.get_submodule(n) is not output_embedding]
     else:
@@ -174,7 +175,7 @@ def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
 
 
 def train_heads(model: nn.Module, modules_to_save) -> None:
-    """Make every parameter of the ``modules_to_save`` (classifier, pooler, score) trainable."""
+    """Make every parameter of the ``modules_to_save`` (classifier, pooler, score, classification_head) trainable."""
     for name, mod in model.named_modules():
         if any(_suffix_match(name, h) for h in modules_to_save):
             for p in mod.parameters():
@@ -280,9 +281,10 @@ def meta_model(config, auto_class=None) -> nn.Module:
 def count_for_config(model_config, adapter_config: AdapterConfig, model_class=None) -> int:
     """Adapter parameters for a model built from a config with no weights.
 
-    The model is built on the meta device, so ``DebertaV2Config()`` (184M
-    parameters) costs no memory: e.g.
-    ``count_for_config(DebertaV2Config(), DCFTConfig(kernel_size=8))`` → 25,344.
+    The model is built on the meta device, so DeBERTa-v3-base (184M
+    parameters, ``deberta_v3_base_config()`` in ``dcft_edu.experiments.models``)
+    costs no memory: e.g.
+    ``count_for_config(deberta_v3_base_config(), DCFTConfig(kernel_size=8))`` → 25,344.
 
     Taught in: ``02_dcft_deconvolution_in_subspace``.
     """
