@@ -65,6 +65,12 @@ class AdapterLayer(nn.Module):
         # Conv1D: (in, out) -> (out, in)
         return w.T if self.fan_in_fan_out else w
 
+    @property
+    def weight(self) -> torch.Tensor:
+        """The base layer's weight, in its own layout (as in PEFT): model code such as T5's
+        feed-forward reads ``self.wo.weight.dtype`` from the layer it calls."""
+        return self.base_layer.weight
+
     # -------------------------------------------------------- to be overridden
     def get_delta_weight(self) -> torch.Tensor:
         """ΔW in ``(out, in)`` layout, scaling included."""

@@ -17,20 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 #: The six matrices of a BERT-style block that the official DCFT code adapts
-#: (NOTES §1). Matched by suffix against module names, so they work for BERT,
-#: RoBERTa and DeBERTa-v2/v3 alike.
+#: (NOTES §1): what ``target_modules="all-linear"`` finds in BERT, RoBERTa and
+#: DeBERTa-v2/v3. Spelled out for tools that need the names (PEFT's LoRA in the bench).
 BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
-#: GPT-2 (Conv1D layers) and Llama names for the same idea.
-GPT2_ALL_LINEAR = ("c_attn", "c_proj", "c_fc")
-LLAMA_ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-#: What ``target_modules="all-linear"`` expands to, tried in this order; the
-#: first family that matches anything in the model wins.
-ALL_LINEAR_FAMILIES = (BERT_ALL_LINEAR, LLAMA_ALL_LINEAR, GPT2_ALL_LINEAR)
 
 #: Heads trained in full next to the adapters (never counted as adapter
-#: parameters, as in both papers). Matched by suffix; missing names are ignored.
-DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler", "score")
+#: parameters, as in both papers), and never adapted: the sequence-classification
+#: heads of BERT/DeBERTa (``classifier``, ``pooler``), RoBERTa (``classifier.dense``
+#: + ``classifier.out_proj``), BART/T5 (``classification_head``) and GPT-2/Llama
+#: (``score``). Matched by suffix; missing names are ignored.
+DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler", "score", "classification_head")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -44,9 +40,15 @@ class AdapterConfig:
 
     ``target_modules``: module-name suffixes to adapt (``"value"`` matches
     ``encoder.layer.3.attention.self.value``), the string ``"all-linear"``
-    (the six BERT matrices / Llama's seven / GPT-2's three), or a single regex
-    string prefixed with ``re:``. ``layers``: optional list of block indices to
-    restrict to (used by the layer ablation).
+    (PEFT's meaning: every linear layer inside the transformer blocks, never
+    the output head: the six BERT/RoBERTa/DeBERTa matrices, Llama's seven,
+    GPT-2's four Conv1D, all of T5's and BART's encoder and decoder), or a
+    single regex string prefixed with ``re:``. The default ``("query", "value")``
+    means ``q_proj``/``v_proj`` on Llama/BART, ``q``/``v`` on T5 and the fused
+    ``c_attn`` (q, k and v in one matrix) on GPT-2. ``modules_to_save``: heads
+    trained in full and never adapted (``DEFAULT_MODULES_TO_SAVE``).
+    ``layers``: optional list of block indices to restrict to (used by the
+    layer ablation).
     """
 
     method: ClassVar[str] = "base"

@@ -3,17 +3,23 @@
 ``inject_adapters(model, config)`` walks the model, replaces every linear layer
 whose name matches ``config.target_modules`` by the adapter layer of
 ``config.method`` (LoRA, DCFT or Delta-LoRA), and freezes everything else except
-the ``modules_to_save`` (the classifier head and pooler by default, which both
-papers train but do not count). It works for BERT, RoBERTa, DeBERTa-v2/v3,
-GPT-2 (Conv1D) and Llama.
+the ``modules_to_save`` (the classifier heads and pooler by default, which both
+papers train but do not count; adapters never go inside them). It works for
+BERT, RoBERTa, DeBERTa-v2/v3, GPT-2 (Conv1D), Llama, T5 and BART.
 
 Matching rule (as in PEFT): a target ``"value"`` matches a module whose full name
-is ``value`` or ends with ``.value``. ``"all-linear"`` picks the six (BERT,
-RoBERTa, DeBERTa), seven (Llama) or three (GPT-2) block matrices; a string
-starting with ``re:`` is a regular expression matched against the full name.
-BERT names (``query``, ``key``, ``value``) fall back to their DeBERTa/Llama
-spelling (``query_proj`` / ``q_proj`` …) when the model has none of the former,
-so one config serves every backbone.
+is ``value`` or ends with ``.value``; a string starting with ``re:`` is a regular
+expression matched against the full name. ``"all-linear"`` follows PEFT: every
+linear layer (``nn.Linear`` or GPT-2's ``Conv1D``) but the output embedding
+(``lm_head``), here kept to the transformer blocks (a name with a block index,
+``….layer.3.…``), so poolers and heads are never adapted. That is the six
+matrices of a BERT/RoBERTa/DeBERTa-v3 block (the ones the DCFT paper adapts; a
+DeBERTa-v2 with ``share_att_key=False`` adds ``pos_key_proj``/``pos_query_proj``),
+Llama's seven, GPT-2's four, and T5's and BART's six per encoder block and ten
+per decoder block (with the cross-attention). BERT names (``query``, ``key``,
+``value``) fall back to their DeBERTa/Llama/T5 spelling (``query_proj`` /
+``q_proj`` / ``q`` …) when the model has none of the former, and to GPT-2's
+fused ``c_attn`` (q, k and v in one matrix), so one config serves every backbone.
 
 Taught in: ``01_lora_and_the_rank_one_floor`` (injection, counting) and
 ``12_layer_ablation`` (``target_modules`` and ``layers``).
@@ -28,7 +34,7 @@ import torch
 from torch import nn
 
 from .adapter_layer import SUPPORTED_BASE_LAYERS, AdapterLayer
-from .config import ALL_LINEAR_FAMILIES, AdapterConfig, LoRAConfig
+from .config import AdapterConfig, LoRAConfig
 from .dcft import DCFTLinear
 from .delta_lora import DeltaLoRALinear
 from .lora import LoRALinear
@@ -36,11 +42,12 @@ from .lora import LoRALinear
 #: the layer class of each method (``config.method``)
 LAYER_CLASSES: dict[str, type[AdapterLayer]] = {"lora": LoRALinear, "dcft": DCFTLinear, "delta_lora": DeltaLoRALinear}
 
-#: Other spellings of the BERT attention names (DeBERTa-v2/v3, Llama, DistilBERT).
+#: Other spellings of the BERT attention names (DeBERTa-v2/v3, Llama/BART,
+#: DistilBERT, T5), and GPT-2's ``c_attn``, the one matrix that holds q, k and v.
 TARGET_ALIASES = {
-    "query": ("query_proj", "q_proj", "q_lin"),
-    "key": ("key_proj", "k_proj", "k_lin"),
-    "value": ("value_proj", "v_proj", "v_lin"),
+    "query": ("query_proj", "q_proj", "q_lin", "q", "c_attn"),
+    "key": ("key_proj", "k_proj", "k_lin", "k", "c_attn"),
+    "value": ("value_proj", "v_proj", "v_lin", "v", "c_attn"),
 }
 
 _BLOCK_INDEX = re.compile(r"\.(?:layer|layers|h|block|blocks)\.(\d+)\.")
@@ -115,8 +122,9 @@ def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
         return out
 
     if targets == "all-linear":
-        # the family (BERT-style, Llama, GPT-2) that covers the most linear layers
-        names = max((match(expand(family)) for family in ALL_LINEAR_FAMILIES), key=len)
+        # as in PEFT: every linear layer but the output embedding, kept to the blocks (no pooler, no head)
+        output_embedding = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        names = [n for n in linear if block_index(n) is not None and model.get_submodule(n) is not output_embedding]
     else:
         names = match(expand([targets] if isinstance(targets, str) else list(targets)))
 
@@ -167,7 +175,7 @@ def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
 
 
 def train_heads(model: nn.Module, modules_to_save) -> None:
-    """Make every parameter of the ``modules_to_save`` (classifier, pooler, score) trainable."""
+    """Make every parameter of the ``modules_to_save`` (classifier, pooler, score, classification_head) trainable."""
     for name, mod in model.named_modules():
         if any(_suffix_match(name, h) for h in modules_to_save):
             for p in mod.parameters():
@@ -273,9 +281,10 @@ def meta_model(config, auto_class=None) -> nn.Module:
 def count_for_config(model_config, adapter_config: AdapterConfig, model_class=None) -> int:
     """Adapter parameters for a model built from a config with no weights.
 
-    The model is built on the meta device, so ``DebertaV2Config()`` (184M
-    parameters) costs no memory: e.g.
-    ``count_for_config(DebertaV2Config(), DCFTConfig(kernel_size=8))`` → 25,344.
+    The model is built on the meta device, so DeBERTa-v3-base (184M
+    parameters, ``deberta_v3_base_config()`` in ``dcft_edu.experiments.models``)
+    costs no memory: e.g.
+    ``count_for_config(deberta_v3_base_config(), DCFTConfig(kernel_size=8))`` → 25,344.
 
     Taught in: ``02_dcft_deconvolution_in_subspace``.
     """

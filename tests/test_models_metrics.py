@@ -84,6 +84,8 @@ def test_tiny_model_forward(arch):
     ids = torch.randint(3, 90, (3, 7))
     mask = torch.ones_like(ids)
     ids[0, 5:], mask[0, 5:] = 0, 0  # a padded row (pad id 0 for every arch)
+    if model.config.eos_token_id is not None:  # T5 and BART classify from the last eos token of each row
+        ids[1:, 6] = ids[0, 4] = model.config.eos_token_id
     out = model(input_ids=ids, attention_mask=mask, labels=torch.tensor([0, 1, 1]))
     assert out.logits.shape == (3, 2) and torch.isfinite(out.loss)
     out.loss.backward()

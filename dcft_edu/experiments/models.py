@@ -33,19 +33,21 @@ from transformers import (
     AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
+    BartConfig,
     BertConfig,
     DebertaV2Config,
     GPT2Config,
     LlamaConfig,
     PretrainedConfig,
     RobertaConfig,
+    T5Config,
 )
 
 from ..inject import meta_model  # noqa: F401  (lives in the core: counting parameters needs no data code)
 from .data import get_task
 
 MODEL_ENV = "DCFT_EDU_MODEL"
-ARCHS = ("bert", "roberta", "deberta-v2", "gpt2", "llama")
+ARCHS = ("bert", "roberta", "deberta-v2", "gpt2", "llama", "t5", "bart")
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +156,10 @@ def tiny_config(arch: str, **overrides: Any) -> PretrainedConfig:
     """The config of ``tiny_model``: hidden 32, 2 layers, 4 heads, intermediate 64, vocab 100.
 
     ``overrides`` use the BERT names (``hidden_size``, ``num_hidden_layers`` …)
-    for every arch; GPT-2's own names (``n_embd`` …) are filled in from them.
+    for every arch; GPT-2's, T5's and BART's own names (``n_embd``, ``d_model`` …)
+    are filled in from them. T5 and BART get 2 encoder and 2 decoder blocks, pad
+    id 0 like the others, and classify from their last ``eos_token_id`` token
+    (T5: 1, BART: 2), which every input row must therefore hold.
 
     Used by: ``tiny_model`` and the tests.
     """
@@ -175,6 +180,18 @@ def tiny_config(arch: str, **overrides: Any) -> PretrainedConfig:
     if arch == "llama":
         return LlamaConfig(**{"num_key_value_heads": kw["num_attention_heads"], "pad_token_id": 0,
                               "bos_token_id": 1, "eos_token_id": 2, **kw})
+    if arch == "t5":  # relative attention buckets: no max_position_embeddings
+        names = dict(hidden_size="d_model", num_hidden_layers="num_layers", num_attention_heads="num_heads",
+                     intermediate_size="d_ff")
+        kw = {names.get(k, k): v for k, v in kw.items() if k != "max_position_embeddings"}
+        cfg = T5Config(**{"d_kv": kw["d_model"] // kw["num_heads"], "pad_token_id": 0, "eos_token_id": 1, **kw})
+        cfg.decoder_start_token_id = 0  # T5 starts decoding from the pad token
+        return cfg
+    if arch == "bart":  # the same sizes for the encoder and the decoder
+        d, n, a, f = (kw.pop(k) for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"))
+        return BartConfig(**{"d_model": d, "encoder_layers": n, "decoder_layers": n, "encoder_attention_heads": a,
+                             "decoder_attention_heads": a, "encoder_ffn_dim": f, "decoder_ffn_dim": f,
+                             "pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "decoder_start_token_id": 2, **kw})
     raise ValueError(f"unknown arch {arch!r}: expected one of {', '.join(ARCHS)}")
 
 
@@ -182,7 +199,7 @@ def tiny_model(arch: str, task: Optional[str] = "rte", num_labels: Optional[int]
     """A tiny RANDOM ``*ForSequenceClassification`` model of ``arch``, built from a config (no download).
 
     ``arch`` is one of ``"bert"``, ``"roberta"``, ``"deberta-v2"``, ``"gpt2"``,
-    ``"llama"``; the head follows ``task`` (default RTE: 2 labels) unless
+    ``"llama"``, ``"t5"``, ``"bart"``; the head follows ``task`` (default RTE: 2 labels) unless
     ``num_labels`` is given. GPT-2 and Llama get ``pad_token_id=0`` so that
     their last-token pooling works on padded batches. Seed first with
     ``torch.manual_seed`` for reproducible weights.
