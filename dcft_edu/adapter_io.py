@@ -64,8 +64,11 @@ def _fingerprint(model: nn.Module) -> dict:
 
 
 def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
     with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+        for chunk in iter(lambda: f.read(1 << 20), b""):  # 1 MiB at a time (hashlib.file_digest needs 3.11)
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _diffs(saved: dict, own: dict) -> list[str]:

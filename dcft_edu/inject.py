@@ -181,9 +181,13 @@ def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
 
 @contextlib.contextmanager
 def _undo_on_error(model: nn.Module) -> Iterator[nn.Module]:
-    """If the body raises, undo what injecting did: adapter layers added since go back to their
-    base layers, every parameter gets its requires_grad flag and dtype back (Delta-LoRA upcasts W),
-    and ``model.adapter_config`` is what it was. Tensor values are not restored: check before copying."""
+    """If the body raises, undo what injecting did, and raise.
+
+    Adapter layers added since go back to their base layers, every parameter
+    gets its requires_grad flag and dtype back (Delta-LoRA upcasts W), and
+    ``model.adapter_config`` is what it was. Tensor values are not restored:
+    check everything before copying into the model.
+    """
     old_layers = {id(layer) for _, layer in adapter_layers(model)}
     old_params = [(p, p.requires_grad, p.dtype) for p in model.parameters()]
     old_config = getattr(model, "adapter_config", None)

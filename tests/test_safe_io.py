@@ -5,7 +5,6 @@ the fact that something raised. Tiny random models only.
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 from pathlib import Path
@@ -94,8 +93,8 @@ def test_load_restores_delta_lora_step_counter_and_W0(tmp_path):
     trained = trained_delta_lora(steps=4, K=2)
     save_adapters(trained, tmp_path / "ad")
     loaded = load_adapters(build(seed=5), tmp_path / "ad")
-    for (_, a), (_, b) in zip(adapter_layers(trained), adapter_layers(loaded)):
-        assert b._n == 4 and b.updates_started
+    for _, layer in adapter_layers(loaded):
+        assert layer._n == 4 and layer.updates_started  # step 4 of K = 2: updates began
     W0, W0_loaded = original_weights(trained), original_weights(loaded)
     for name in W0:
         torch.testing.assert_close(W0_loaded[name], W0[name], atol=1e-6, rtol=0)
