@@ -9,35 +9,38 @@ A saved adapter is a folder with
   silently lose part of the fine-tuning (NOTES §4).
 
 Loading onto a model of another shape fails with a message that says what
-differs.
+differs. Files are written to a temporary name and renamed, so a killed save
+never leaves a half-written adapter behind; the config records the sha256 of
+the weights file, so a damaged one is refused instead of giving NaN logits.
 
 ``export_peft(model, folder)`` writes the trained adapter as a plain HF PEFT
 LoRA folder instead, for ``peft.PeftModel.from_pretrained(pretrained, folder)``:
 every method is an exact LoRA (DCFT of rank r·k, Delta-LoRA of rank 2r on the
 original weights). Writing it needs only safetensors and JSON, not peft.
 
-Files are written to a temporary name and renamed, so a killed save
-never leaves a half-written adapter behind.
-
 Taught in: ``06_delta_lora_update`` (why Delta-LoRA saves W).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import AdapterConfig, config_from_dict
 from .delta_lora import export_delta_lora
-from .inject import _inside, _suffix_match, adapter_layers, inject_adapters
+from .inject import _inside, _suffix_match, _undo_on_error, adapter_layers, inject_adapters
 
 CONFIG_NAME = "adapter_config.json"  # the same two file names as PEFT's
 WEIGHTS_NAME = "adapter_model.safetensors"
+#: the version of the folder layout; load_adapters refuses any other
+FORMAT = "dcft_edu-1"
 
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
@@ -66,8 +69,30 @@ def _fingerprint(model: nn.Module) -> dict:
     return fp
 
 
+def _sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):  # 1 MiB at a time (hashlib.file_digest needs 3.11)
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _diffs(saved: dict, own: dict) -> list[str]:
+    """``key: saved …, this model …`` for every key whose values differ."""
+    return [
+        f"{k}: saved {saved.get(k)!r}, this model {own.get(k)!r}"
+        for k in sorted(set(saved) | set(own))
+        if saved.get(k) != own.get(k)
+    ]
+
+
 def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Everything a saved adapter holds (see the module docstring), by full name."""
+    """Everything a saved adapter holds (see the module docstring), by full name, copied to the CPU."""
+    return {k: v.detach().contiguous().cpu() for k, v in _adapter_tensors(model).items()}
+
+
+def _adapter_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's own tensors behind ``adapter_state_dict`` (no copies)."""
     config: AdapterConfig = model.adapter_config
     state: dict[str, torch.Tensor] = {}
     for name, layer in adapter_layers(model):
@@ -83,7 +108,7 @@ def adapter_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
             for pname, t in mod.state_dict().items():
                 if not any(_inside(f"{mname}.{pname}", n) for n, _ in adapter_layers(model)):
                     state[f"{mname}.{pname}"] = t
-    return {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    return state
 
 
 def save_adapters(model: nn.Module, directory: str | os.PathLike) -> Path:
@@ -94,62 +119,105 @@ def save_adapters(model: nn.Module, directory: str | os.PathLike) -> Path:
         raise ValueError("unmerge_adapters(model) before saving: merged weights would be saved twice")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"config": model.adapter_config.to_dict(), "fingerprint": _fingerprint(model), "format": "dcft_edu-1"}
+    meta = {"config": model.adapter_config.to_dict(), "fingerprint": _fingerprint(model), "format": FORMAT}
     state = adapter_state_dict(model)
-    atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    weights = atomic_write(out / WEIGHTS_NAME, lambda p: save_file(state, p, metadata={"format": "pt"}))
+    meta["sha256"] = _sha256(weights)  # lets load_adapters tell a damaged file from a trained one
     atomic_write(out / CONFIG_NAME, lambda p: Path(p).write_text(json.dumps(meta, indent=2, sort_keys=True)))
     return out
 
 
-def load_adapter_config(directory: str | os.PathLike) -> AdapterConfig:
-    """The AdapterConfig stored in a saved adapter folder."""
-    path = Path(directory) / CONFIG_NAME
+def _read_meta(directory: Path) -> dict:
+    path = directory / CONFIG_NAME
     if not path.exists():
         raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}: is this a folder written by save_adapters?")
-    return config_from_dict(json.loads(path.read_text())["config"])
+    return json.loads(path.read_text())
+
+
+def load_adapter_config(directory: str | os.PathLike) -> AdapterConfig:
+    """The AdapterConfig stored in a saved adapter folder."""
+    return config_from_dict(_read_meta(Path(directory))["config"])
+
+
+def _read_weights(directory: Path, meta: dict) -> dict[str, torch.Tensor]:
+    """The saved tensors; a damaged file is refused (checksum, safetensors' header check, non-finite values)."""
+    path = directory / WEIGHTS_NAME
+    if "sha256" in meta and _sha256(path) != meta["sha256"]:  # files saved before checksums have none
+        raise ValueError(
+            f"{path} is damaged: its sha256 differs from the one save_adapters wrote into {CONFIG_NAME}. "
+            "Save the adapter again (or copy an intact file)."
+        )
+    try:
+        state = load_file(str(path))
+    except SafetensorError as e:
+        raise ValueError(f"{path} is damaged ({e}): save the adapter again (or copy an intact file)") from None
+    for name, t in state.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise ValueError(
+                f"tensor {name!r} in {path} holds non-finite values (NaN or inf): the file is damaged or "
+                "the training diverged; save a healthy adapter again"
+            )
+    return state
 
 
 def load_adapters(model: nn.Module, directory: str | os.PathLike) -> nn.Module:
     """Inject adapters as saved (if the model has none yet) and load their weights.
 
-    Fails with a clear message when the saved adapter was trained on a model of
-    another class or shape.
+    All or nothing: every check runs before a tensor is copied, and a failed
+    load leaves the model as it was (no adapters injected, flags and dtypes
+    unchanged). Refused, with a message that says what differs: a file of
+    another format version; a damaged file; a model of another class or shape;
+    a model whose adapters have another config (method, r, lora_alpha, …); a
+    merged model.
     """
     directory = Path(directory)
-    meta = json.loads((directory / CONFIG_NAME).read_text()) if (directory / CONFIG_NAME).exists() else None
-    if meta is None:
-        raise FileNotFoundError(f"no {CONFIG_NAME} in {directory}: is this a folder written by save_adapters?")
-    config = config_from_dict(meta["config"])
-    saved_fp = meta["fingerprint"]
-    if not adapter_layers(model):
-        try:
-            inject_adapters(model, config)
-        except ValueError as e:
-            raise ValueError(
-                f"the adapter in {directory} was saved from a {saved_fp.get('model_class')} and does not fit "
-                f"this {type(model).__name__}: {e}"
-            ) from None
-    fp = _fingerprint(model)
-    diffs = [
-        f"{k}: saved {saved_fp.get(k)!r}, this model {fp.get(k)!r}"
-        for k in sorted(set(saved_fp) | set(fp))
-        if k != "adapted" and saved_fp.get(k) != fp.get(k)
-    ]
-    if saved_fp.get("adapted") != fp.get("adapted"):
-        diffs.append("the adapted layers (names or shapes) differ")
-    if diffs:
+    meta = _read_meta(directory)
+    if meta.get("format") != FORMAT:
         raise ValueError(
-            f"the adapter in {directory} was trained on another model; load it onto the model it was saved from.\n  "
-            + "\n  ".join(diffs)
+            f"{directory / CONFIG_NAME} has format {meta.get('format')!r} but this dcft_edu reads {FORMAT!r}: "
+            "save the adapter again with this version"
         )
-    state = load_file(str(directory / WEIGHTS_NAME))
-    own = model.state_dict()
-    bad = [k for k, v in state.items() if k not in own or own[k].shape != v.shape]
-    if bad:
-        raise ValueError(f"the adapter in {directory} does not fit this model; mismatched tensors: {bad[:5]}")
-    with torch.no_grad():
-        for k, v in state.items():
-            own[k].copy_(v.to(own[k].dtype))
+    config = config_from_dict(meta["config"])
+    state = _read_weights(directory, meta)
+    layers = adapter_layers(model)
+    if any(layer.merged for _, layer in layers):
+        raise ValueError(
+            "this model's adapters are merged: unmerge_adapters(model) before loading "
+            "(W would keep the old ΔW under the loaded A and B)"
+        )
+    own_config = getattr(model, "adapter_config", None)
+    if layers and own_config != config:
+        raise ValueError(
+            f"the adapter in {directory} was saved with another config than this model's adapters: load it onto "
+            "a model without adapters (load_adapters injects them as saved).\n  "
+            + "\n  ".join(_diffs(config.to_dict(), own_config.to_dict() if own_config is not None else {}))
+        )
+    saved_fp = meta["fingerprint"]
+    with _undo_on_error(model):
+        if not layers:
+            try:
+                inject_adapters(model, config)
+            except ValueError as e:
+                raise ValueError(
+                    f"the adapter in {directory} was saved from a {saved_fp.get('model_class')} and does not fit "
+                    f"this {type(model).__name__}: {e}"
+                ) from None
+        fp = _fingerprint(model)
+        # the adapted layers are compared apart: listing them all would drown the message
+        diffs = _diffs({**saved_fp, "adapted": None}, {**fp, "adapted": None})
+        if saved_fp.get("adapted") != fp.get("adapted"):
+            diffs.append("the adapted layers (names or shapes) differ")
+        if diffs:
+            raise ValueError(
+                f"the adapter in {directory} was trained on another model; load it onto the model it was saved "
+                "from.\n  " + "\n  ".join(diffs)
+            )
+        own = _adapter_tensors(model)
+        bad = sorted(set(own) ^ set(state)) + [k for k in state if k in own and own[k].shape != state[k].shape]
+        if bad:
+            raise ValueError(f"the adapter in {directory} does not fit this model; mismatched tensors: {bad[:5]}")
+        # through load_state_dict, so that every layer's _load_from_state_dict runs (Delta-LoRA's step counter)
+        model.load_state_dict(state, strict=False)
     return model
 
 

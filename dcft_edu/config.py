@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import re
+from collections.abc import Sequence as _Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional, Sequence, Union
 
@@ -29,9 +32,46 @@ BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermedi
 DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler", "score", "classification_head")
 
 
+#: DCFT's two forwards: matrix-free, or the official conv_transpose2d reference.
+#: ``check_impl`` is the one place that validates an ``impl`` (config, layer, model).
+DCFT_IMPLS = ("fast", "conv")
+
+
 def _check(cond: bool, msg: str) -> None:
     if not cond:
         raise ValueError(msg)
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int in Python, but r=True is a slip, not a rank
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_impl(impl: Any) -> None:
+    """Refuse an ``impl`` that is not one of ``DCFT_IMPLS``."""
+    _check(impl in DCFT_IMPLS, f"impl must be {' or '.join(map(repr, DCFT_IMPLS))}, got {impl!r}")
+
+
+def _check_target_modules(targets: Any) -> None:
+    names = [targets] if isinstance(targets, str) else targets
+    _check(
+        isinstance(names, _Sequence) and all(isinstance(t, str) for t in names),
+        f"target_modules must be a string or a sequence of strings (module-name suffixes, 'all-linear' or "
+        f"'re:<regex>'), got {targets!r}",
+    )
+    _check(len(names) > 0 and all(names), "target_modules is empty: name the modules to adapt, e.g. ('query', 'value')")
+    for t in names:
+        if t.startswith("re:"):
+            try:
+                re.compile(t[3:])
+            except re.error as e:
+                raise ValueError(
+                    f"target_modules: {t!r} is not a valid regular expression ({e}); fix the pattern"
+                ) from None
 
 
 @dataclass
@@ -60,16 +100,21 @@ class AdapterConfig:
     layers: Optional[Sequence[int]] = None
 
     def __post_init__(self) -> None:
-        _check(isinstance(self.r, int) and self.r >= 1, f"r must be a positive integer, got {self.r!r}")
-        _check(float(self.lora_alpha) > 0, f"lora_alpha must be > 0, got {self.lora_alpha!r}")
-        if isinstance(self.target_modules, str):
-            _check(len(self.target_modules) > 0, "target_modules is empty: name the modules to adapt, e.g. ('query', 'value')")
-        else:
+        _check(_is_int(self.r) and self.r >= 1, f"r must be a positive integer, got {self.r!r}")
+        _check(
+            _is_finite(self.lora_alpha) and self.lora_alpha > 0,
+            f"lora_alpha must be a finite number > 0, got {self.lora_alpha!r}",
+        )
+        _check_target_modules(self.target_modules)
+        if not isinstance(self.target_modules, str):
             self.target_modules = tuple(self.target_modules)
-            _check(len(self.target_modules) > 0, "target_modules is empty: name the modules to adapt, e.g. ('query', 'value')")
         self.modules_to_save = tuple(self.modules_to_save or ())
         if self.layers is not None:
-            self.layers = tuple(int(i) for i in self.layers)
+            _check(
+                isinstance(self.layers, _Sequence) and all(_is_int(i) and i >= 0 for i in self.layers),
+                f"layers must be non-negative block indices, got {self.layers!r}",
+            )
+            self.layers = tuple(self.layers)
 
     @property
     def scaling(self) -> float:
@@ -98,7 +143,10 @@ class LoRAConfig(AdapterConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        _check(0.0 <= self.lora_dropout < 1.0, f"lora_dropout must be in [0, 1), got {self.lora_dropout!r}")
+        _check(
+            _is_finite(self.lora_dropout) and 0.0 <= self.lora_dropout < 1.0,
+            f"lora_dropout must be a finite number in [0, 1), got {self.lora_dropout!r}",
+        )
 
 
 @dataclass
@@ -132,15 +180,18 @@ class DCFTConfig(AdapterConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         k = self.kernel_size
-        _check(isinstance(k, int) and k >= 1, f"kernel_size must be a positive integer, got {k!r}")
+        _check(_is_int(k) and k >= 1, f"kernel_size must be a positive integer, got {k!r}")
         if self.stride is None:
             self.stride = k
         s = self.stride
-        _check(isinstance(s, int) and s >= 1, f"stride must be a positive integer, got {s!r}")
+        _check(_is_int(s) and s >= 1, f"stride must be a positive integer, got {s!r}")
         _check(s <= k, f"stride ({s}) > kernel_size ({k}) would leave gaps in ΔW: choose stride <= kernel_size")
         _check(self.init in ("paper", "zero"), f"init must be 'paper' or 'zero', got {self.init!r}")
-        _check(self.impl in ("fast", "conv"), f"impl must be 'fast' or 'conv', got {self.impl!r}")
-        _check(self.init_std > 0, f"init_std must be > 0, got {self.init_std!r}")
+        check_impl(self.impl)
+        _check(
+            _is_finite(self.init_std) and self.init_std > 0,
+            f"init_std must be a finite number > 0, got {self.init_std!r}",
+        )
 
 
 @dataclass
@@ -166,9 +217,12 @@ class DeltaLoRAConfig(AdapterConfig):
             f"Delta-LoRA needs lora_dropout=0 (got {self.lora_dropout}): the W update uses ∂L/∂(BA) as a stand-in "
             "for ∂L/∂W, which only holds without dropout (paper Eq. 4/7). Set lora_dropout=0.",
         )
-        _check(self.update_ratio >= 0, f"update_ratio (λ) must be >= 0, got {self.update_ratio!r}")
         _check(
-            isinstance(self.start_steps, int) and self.start_steps >= 0,
+            _is_finite(self.update_ratio) and self.update_ratio >= 0,
+            f"update_ratio (λ) must be a finite number >= 0, got {self.update_ratio!r}",
+        )
+        _check(
+            _is_int(self.start_steps) and self.start_steps >= 0,
             f"start_steps (K) must be a non-negative integer, got {self.start_steps!r}",
         )
 

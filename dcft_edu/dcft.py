@@ -50,9 +50,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .adapter_layer import AdapterLayer
-from .config import DCFTConfig
-
-IMPLS = ("fast", "conv")
+from .config import DCFTConfig, check_impl
 
 
 # --------------------------------------------------------------------------- sizes
@@ -261,8 +259,7 @@ class DCFTLinear(AdapterLayer):
 
     @impl.setter
     def impl(self, value: str) -> None:
-        if value not in IMPLS:
-            raise ValueError(f"impl must be 'fast' or 'conv', got {value!r}")
+        check_impl(value)
         self._impl = value
 
     @torch.no_grad()

@@ -79,16 +79,19 @@ class DeltaLoRALinear(LoRALinear):
       (needed by ``export_delta_lora`` and ``original_weights``);
     - ``num_steps``: optimizer steps seen so far (n).
 
-    Attributes: ``update_ratio`` (λ), ``start_steps`` (K), ``scaling`` (s = α/r).
+    Attributes: ``update_ratio`` (λ), ``start_steps`` (K), ``scaling`` (s = α/r),
+    ``base_dtype`` (the model's dtype, which W had before the float32 upcast).
     """
 
     def __init__(self, base_layer: nn.Module, config: DeltaLoRAConfig):
         # W is kept in float32: one Delta-LoRA update is λ·s·ΔP, typically 1e-5
         # relative to W's entries, below bfloat16's resolution (~4e-3): in bf16
         # most updates would round away to nothing. (float64 is kept as is.)
-        if base_layer.weight.dtype in _HALF_DTYPES:
+        base_dtype = base_layer.weight.dtype
+        if base_dtype in _HALF_DTYPES:
             base_layer.float()
         super().__init__(base_layer, config)  # LoRA branch; config guarantees lora_dropout == 0
+        self.base_dtype = base_dtype  # the model's dtype: merge_and_unload casts W back to it
         self.update_ratio = float(config.update_ratio)  # λ
         self.start_steps = int(config.start_steps)  # K
         # snapshots of (A, B) after the previous optimizer step: (A_{n-1}, B_{n-1})

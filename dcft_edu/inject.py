@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from .adapter_layer import SUPPORTED_BASE_LAYERS, AdapterLayer
-from .config import AdapterConfig, LoRAConfig
+from .config import AdapterConfig, LoRAConfig, check_impl
 from .dcft import DCFTLinear
 from .delta_lora import DeltaLoRALinear
 from .lora import LoRALinear
@@ -96,6 +96,15 @@ def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
     linear = [n for n, m in model.named_modules() if _is_linear(m) and not isinstance(m, AdapterLayer)]
     # never adapt layers that sit inside an adapter already, or inside a trained head
     linear = [n for n in linear if not n.endswith("base_layer")]
+    if config.layers is not None:
+        # the config cannot know the model: check its block indices here
+        n_blocks = max((i + 1 for i in map(block_index, linear) if i is not None), default=0)
+        beyond = [i for i in config.layers if i >= n_blocks]
+        if beyond:
+            raise ValueError(
+                f"layers={list(config.layers)}: {type(model).__name__} has {n_blocks} blocks "
+                f"(0..{n_blocks - 1}), so {beyond} do not exist; pick block indices in that range"
+            )
     targets = config.target_modules
 
     def match(patterns) -> list[str]:
@@ -162,16 +171,50 @@ def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
         raise ValueError("this model already has adapters: build a fresh model, or merge_and_unload() first")
     cls = layer_class(config.method)
     names = find_target_modules(model, config)
+    # all or nothing: build every adapter layer first (a DCFT kernel too large for a layer fails here),
+    # then freeze and swap; on any error the model keeps its modules, requires_grad flags and dtypes
+    with _undo_on_error(model):
+        layers = {name: cls(model.get_submodule(name), config) for name in names}
     for p in model.parameters():
         p.requires_grad_(False)
-    for name in names:
-        _set_submodule(model, name, cls(model.get_submodule(name), config))
+    for name, layer in layers.items():
+        _set_submodule(model, name, layer)
     train_heads(model, config.modules_to_save)
-    for _, layer in adapter_layers(model):
+    for layer in layers.values():
         for p in layer.adapter_parameters():
             p.requires_grad_(True)
     model.adapter_config = config
     return model
+
+
+@contextlib.contextmanager
+def _undo_on_error(model: nn.Module) -> Iterator[nn.Module]:
+    """If the body raises, undo what injecting did, and raise.
+
+    Adapter layers added since go back to their base layers, every parameter
+    gets its requires_grad flag and dtype back (Delta-LoRA upcasts W), and
+    ``model.adapter_config`` is what it was. Tensor values are not restored:
+    check everything before copying into the model.
+    """
+    old_layers = {id(layer) for _, layer in adapter_layers(model)}
+    old_params = [(p, p.requires_grad, p.dtype) for p in model.parameters()]
+    old_config = getattr(model, "adapter_config", None)
+    try:
+        yield model
+    except BaseException:
+        for name, layer in adapter_layers(model):
+            if id(layer) not in old_layers:
+                _set_submodule(model, name, layer.base_layer)
+        with torch.no_grad():
+            for p, requires_grad, dtype in old_params:
+                if p.dtype != dtype:
+                    p.data = p.data.to(dtype)  # float32 -> bf16 gives back the exact bf16 values
+                p.requires_grad_(requires_grad)
+        if hasattr(model, "adapter_config"):
+            del model.adapter_config
+        if old_config is not None:
+            model.adapter_config = old_config
+        raise
 
 
 def train_heads(model: nn.Module, modules_to_save) -> None:
@@ -212,6 +255,9 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
     """Merge, then put the plain base layers back: a model with no adapter code left."""
     for name, layer in _require_adapters(model):
         layer.merge()
+        if isinstance(layer, DeltaLoRALinear):
+            # W was kept in float32 for the updates (NOTES §4): give it back in the model's dtype
+            layer.base_layer.to(layer.base_dtype)
         _set_submodule(model, name, layer.base_layer)
     if hasattr(model, "adapter_config"):
         del model.adapter_config
@@ -238,8 +284,7 @@ def disable_adapters(model: nn.Module) -> Iterator[nn.Module]:
 
 def set_dcft_impl(model: nn.Module, impl: str) -> nn.Module:
     """Switch every DCFT layer between ``"fast"`` (matrix-free) and ``"conv"`` (reference)."""
-    if impl not in ("fast", "conv"):
-        raise ValueError(f"impl must be 'fast' or 'conv', got {impl!r}")
+    check_impl(impl)
     for _, layer in _require_adapters(model):
         if hasattr(layer, "impl"):
             layer.impl = impl
