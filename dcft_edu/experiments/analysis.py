@@ -17,7 +17,7 @@ import argparse
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -68,9 +68,13 @@ def short_device(device: str) -> str:
             return gpu
     return str(device).split()[0]
 
+
+def short_devices(devices: Iterable[str], sep: str = ", ") -> str:
+    """The distinct ``short_device`` names of ``devices``, sorted and joined: "H100, H200"."""
+    return sep.join(sorted({short_device(d) for d in devices}))
+
 TASK_ORDER = ["cola", "sst2", "mrpc", "stsb", "rte"]
 TASK_LABELS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "qnli": "QNLI"}
-METRIC_LABELS = {"matthews": "Mcc", "accuracy": "Acc", "pearson": "Pearson", "f1": "F1", "spearman": "Spearman"}
 
 
 def method_label(row: Union[pd.Series, dict]) -> str:
@@ -100,33 +104,35 @@ def _hashable(v):
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("task", "label"), metric: str = "best_metric",
               extra: Sequence[str] = ("adapter_params", "trainable_params", "train_time_s", "samples_per_s",
                                       "peak_memory_mb")) -> pd.DataFrame:
-    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100, and
-    the mean of each ``extra`` column. Adds a ``label`` column (``method_label``) if missing.
+    """One row per group ``by`` (sorted; list-valued keys such as ``target_modules`` become tuples):
+
+    - ``mean``, ``std`` (ddof 1; NaN for one seed) and ``n`` of ``metric`` ×100, and a printable ``cell``
+      ("71.2 ± 1.3 (n=3)");
+    - ``seeds``, the seeds present ("0,1,2"), and ``device``, their ``short_devices`` ("H100+H200");
+    - each ``extra`` column present: a count column (integer: ``adapter_params`` …) as its one value per
+      group, −1 where the group mixes counts; any other as its mean.
+
+    A ``label`` column (``method_label``) is added when ``by`` asks for one and ``df`` has none. Grouped by
+    ``["label", "seed"]``, ``mean`` is each seed's average over the tasks it ran (``n`` of them).
 
     Taught in: ``07_glue_main_results``.
     """
     df = df.copy()
-    if "label" not in df:
+    if "label" in by and "label" not in df:
         df["label"] = df.apply(method_label, axis=1)
     for c in by:
         df[c] = df[c].map(_hashable)
-    g = df.groupby(list(by), sort=False, dropna=False)
+    g = df.groupby(list(by), dropna=False)
     out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
+    if "seed" in df:
+        out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
+    if "device" in df:
+        out["device"] = g["device"].agg(lambda x: short_devices(x, sep="+"))
     for c in extra:
-        if c in df:
+        if c in df and pd.api.types.is_integer_dtype(df[c]):
+            out[c] = g[c].agg(lambda x: int(x.iloc[0]) if x.nunique() == 1 else -1)
+        elif c in df:
             out[c] = g[c].mean()
-    return out.reset_index()
-
-
-def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric", sort: bool = True) -> pd.DataFrame:
-    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100, the
-    ``seeds`` present ("0,1,2") and a printable ``cell`` ("71.2 ± 1.3 (n=3)").
-
-    Taught in: ``10_kernel_ablation``, ``13_delta_lora_lambda_k``.
-    """
-    g = df.groupby(list(by), sort=sort)
-    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
-    out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
     out = out.reset_index()
     out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
     return out
@@ -147,8 +153,8 @@ def device_comparison(gpu: pd.DataFrame, cpu: pd.DataFrame, by: Sequence[str],
     Taught in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
     """
     by = list(by)
-    g = seed_stats(gpu, by, metric).set_index(by)
-    c = seed_stats(cpu, by, metric).set_index(by)
+    g = summarize(gpu, by, metric).set_index(by)
+    c = summarize(cpu, by, metric).set_index(by)
     out = pd.DataFrame({"GPU": g["cell"], "GPU seeds": g["seeds"], "CPU": c["cell"], "CPU seeds": c["seeds"]})
     # same config and seed on both devices: (rows of gpu) ⋈ (rows of cpu) on by + seed
     both = gpu[by + ["seed", metric]].merge(cpu[by + ["seed", metric]], on=by + ["seed"], suffixes=(" gpu", " cpu"))

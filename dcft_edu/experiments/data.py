@@ -221,7 +221,7 @@ def load_e2e(split: str, root: Optional[PathLike] = None, limit: Optional[int] =
     ``<root>/E2E/{trainset,devset,testset_w_refs}.csv`` (real csv, quoted);
     without a root, the HF hub's ``tuetschek/e2e_nlg`` is tried.
 
-    Used in: the Delta-LoRA E2E notebook (NLG); used by ``dcft_edu.experiments.trainer``.
+    Used in: ``13_delta_lora_lambda_k`` (the length of the paper's E2E run, to place its K).
     """
     split = _canonical_split(split, ("train", "dev", "test"))
     root_path = data_root(root)
