@@ -57,8 +57,8 @@ import pandas as pd
 from scipy import stats
 
 from dcft_edu import adapter_layers
-from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences, short_device,
-                                           summarize)
+from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences,
+                                           short_device, summarize)
 from dcft_edu.dcft import coverage_map, subspace_size
 from dcft_edu.figures.ablations import (PAPER_TABLE5, PAPER_TABLE5_HOURS, ablation_results, checkerboard_contrast, coverage_table,
                                         delta_weight_at_init, draw_stride_ablation, draw_stride_learned_delta,

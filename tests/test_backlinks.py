@@ -1,14 +1,15 @@
 """The docstrings' back-links to the notebooks stay true.
 
 A docstring line "Taught in: ``10_kernel_ablation``" or "Used in: notebooks 07–13" promises that those
-notebooks use the documented function (or class, or module). Every such link is read from the source and
-checked against the notebooks' ``.py`` twins: a function or class must be named there (imported, called or
-read as an attribute); a module must be imported, or one of its names. A link that names no notebook this
-test can check fails too: write it as ``NN_name`` or "notebooks NN–MM", or leave it out.
+notebooks use the documented function, class or module. Every such link is read from the source and checked
+against the notebooks' ``.py`` twins: the notebook must import that very object (``from … import name``, or
+``module.name`` of a module it imports); for a module, the module itself or something defined in it. A link
+that names no notebook this test can check fails too: write it as ``NN_name`` or "notebooks NN–MM", or drop it.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -33,37 +34,53 @@ def notebooks_of(clause: str) -> set[str]:
     return stems
 
 
-def names_used(tree: ast.AST) -> set[str]:
-    """Every name a notebook imports, reads or reads as an attribute, and every dcft_edu module it imports."""
-    out = set()
+def _resolve(module: str, name: str):
+    try:
+        return getattr(importlib.import_module(module), name)
+    except AttributeError:
+        return importlib.import_module(f"{module}.{name}")
+
+
+def objects_used(source: str) -> list:
+    """The dcft_edu objects a notebook imports: ``from dcft_edu… import x`` and ``alias.x`` of an imported module."""
+    tree = ast.parse(source)
+    out, modules = [], {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            out.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            out.add(node.attr)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dcft_edu"):
+            for a in node.names:
+                out.append(obj := _resolve(node.module, a.name))
+                if isinstance(obj, type(dcft_edu)):
+                    modules[a.asname or a.name] = obj
         elif isinstance(node, ast.Import):
-            out |= {a.name for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            out.add(node.module or "")
-            out |= {a.name for a in node.names} | {f"{node.module}.{a.name}" for a in node.names}
+            for a in node.names:
+                if a.name.startswith("dcft_edu"):
+                    out.append(mod := importlib.import_module(a.name))
+                    modules[a.asname or a.name] = mod
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in modules:
+            out.append(getattr(modules[node.value.id], node.attr, None))
     return out
 
 
-def backlinks() -> list[tuple[str, set[str], str]]:
-    """(where, the names that count as using the documented object, the notebook stem) for every link; a link
-    that names no notebook comes back with stem ``""``."""
+def _uses(used: list, module: str, name: str | None) -> bool:
+    if name is not None:  # a function or class: that very object
+        target = getattr(importlib.import_module(module), name)
+        return any(u is target for u in used)
+    return any(getattr(u, "__name__", None) == module or getattr(u, "__module__", None) == module for u in used)
+
+
+def backlinks() -> list[tuple[str, str, str | None, str]]:
+    """(where, module, documented name or None for the module, notebook stem) for every link; a link that
+    names no notebook comes back with stem ``""``."""
     links = []
     for path in sorted(PKG.rglob("*.py")):
         tree = ast.parse(path.read_text())
         module = ".".join(path.relative_to(PKG.parent).with_suffix("").parts).removesuffix(".__init__")
-        top = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))
-               and not n.name.startswith("_") and n.name != "main"}
-        nodes = [(tree, module, {module} | top)]  # a module counts as used when it or one of its names is imported
-        nodes += [(n, n.name, {n.name}) for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
-        for node, what, uses in nodes:
+        nodes = [(tree, None)] + [(n, n.name) for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
+        for node, name in nodes:
             for clause in LINK.findall(ast.get_docstring(node) or ""):
-                where = f"{path.relative_to(PKG.parent)}: {what}: {' '.join(clause.split())!r}"
-                links += [(where, uses, stem) for stem in sorted(notebooks_of(clause)) or [""]]
+                where = f"{path.relative_to(PKG.parent)}: {name or 'module'}: {' '.join(clause.split())!r}"
+                links += [(where, module, name, stem) for stem in sorted(notebooks_of(clause)) or [""]]
     return links
 
 
@@ -73,11 +90,22 @@ def test_notebooks_of_reads_names_and_ranges():
     assert notebooks_of("the README") == set()
 
 
+def test_objects_used_tells_apart_names_from_different_modules():
+    used = objects_used("from dcft_edu.figures.ablations import paper_table\n"
+                        "import dcft_edu.dcft as d\nd.subspace_size(8, 2)")
+    assert _uses(used, "dcft_edu.figures.ablations", "paper_table")
+    assert not _uses(used, "dcft_edu.figures.main_results", "paper_table")  # same name, another function
+    assert _uses(used, "dcft_edu.dcft", "subspace_size") and _uses(used, "dcft_edu.dcft", None)
+    assert not _uses(used, "dcft_edu.lora", None)
+
+
 def test_every_backlink_names_a_notebook_that_uses_it():
     links = backlinks()
     assert len(links) > 50  # the parser still finds them
-    used = {stem: names_used(ast.parse(p.read_text())) for stem, p in NOTEBOOKS.items()}
-    unchecked = [where for where, _, stem in links if not stem]
-    assert not unchecked, "back-links that name no notebook (write ``NN_name`` or notebooks NN–MM):\n" + "\n".join(unchecked)
-    false = [f"{where} -> {stem}" for where, uses, stem in links if not uses & used.get(stem, set())]
+    unchecked = [where for where, _, _, stem in links if not stem]
+    assert not unchecked, ("back-links that name no notebook (write ``NN_name`` or notebooks NN–MM):\n"
+                           + "\n".join(unchecked))
+    used = {stem: objects_used(p.read_text()) for stem, p in NOTEBOOKS.items()}
+    false = [f"{where} -> {stem}" for where, module, name, stem in links
+             if stem not in used or not _uses(used[stem], module, name)]
     assert not false, "back-links to notebooks that do not use the documented object:\n" + "\n".join(false)

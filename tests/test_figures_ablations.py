@@ -44,12 +44,6 @@ def test_labels():
     assert fa.stride_value({"kernel_size": 8, "stride": 6.0}) == 6
 
 
-def test_cell():
-    assert fa.cell(71.234, 1.26, 3) == "71.2 ± 1.3 (n=3)"
-    assert fa.cell(49.8, float("nan"), 1) == "49.8 (n=1)"
-    assert fa.cell(float("nan"), float("nan"), 0) == "missing"
-
-
 def _fake_rows():
     base = dict(method="dcft", kernel_size=8, adapter_params=7488, device="NVIDIA H100 80GB HBM3",
                 target_modules="all-linear", layers=None, stride=None)

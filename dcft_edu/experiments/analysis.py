@@ -9,7 +9,7 @@ the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
     python -m dcft_edu.experiments.analysis table figures/data/main          # a quick look from the shell
     python -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda
 
-Used in: notebooks 07–13 and ``dcft_edu.figures``.
+Used in: notebooks 07, 09–13; used by ``dcft_edu.figures``.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def load_sweep(name: str) -> pd.DataFrame:
 def short_device(device: str) -> str:
     """"H100", "H200", "cpu" … from a result's ``device`` string (timings compare only within one device).
 
-    Taught in: ``09_efficiency``, ``10_kernel_ablation``.
+    Used in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
     """
     for gpu in ("H100", "H200", "A100", "L4", "T4"):
         if gpu in str(device):
@@ -211,7 +211,7 @@ def mean_std(mean: float, std: float, n: int) -> str:
 def cell(mean: float, std: float, n: int, digits: int = 1, missing: str = "missing", show_n: bool = True) -> str:
     """'71.2 ± 1.3 (n=3)'; one seed gives '49.8 (n=1)' (no ±); no run gives ``missing``.
 
-    Taught in: ``07_glue_main_results`` (and every ablation notebook after it).
+    Used by: ``summarize`` and the figure modules' tables.
     """
     if n == 0 or mean is None or np.isnan(mean):
         return missing
@@ -235,28 +235,6 @@ def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
     return t
 
 
-def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delta_lambda", "delta_k", "scale_jump"),
-             scale: str = "gpu") -> pd.DataFrame:
-    """Per sweep: runs planned (``dcft_edu.experiments.sweep.GRIDS``), runs done, and configs with 3, 2, 1 or 0 seeds.
-
-    Used in: the README's Results section and notebooks 07–13 (what the committed results cover).
-    """
-    from .sweep import GRIDS, grid_runs, result_path
-
-    rows = []
-    for name in names:
-        runs = grid_runs(GRIDS[name], scale=scale)  # delta_k: Delta-LoRA's default λ = 0.5, as it ran
-        done: dict[str, int] = {}
-        for run in runs:
-            cfg = repr({**run.to_dict(), "seed": None, "save_delta": None})  # the config, whatever the seed
-            done.setdefault(cfg, 0)
-            done[cfg] += result_path(results_dir(), name, run).exists()
-        seeds = pd.Series(list(done.values()))
-        rows.append({"sweep": name, "planned": len(runs), "done": int(seeds.sum()), "configs": len(done),
-                     **{f"{k} seeds": int((seeds == k).sum()) for k in (3, 2, 1, 0)}})
-    return pd.DataFrame(rows).set_index("sweep")
-
-
 def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
     """The λ of Delta-LoRA with the highest metric averaged over tasks (each task's mean over seeds).
 
@@ -268,8 +246,6 @@ def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
 
 def best_lambda_of(df: pd.DataFrame, source: Union[str, Path] = "these runs", positive: bool = True) -> float:
     """``best_lambda`` of runs already loaded (a delta_lambda sweep's ``load_results``/``load_sweep``).
-
-    Taught in: ``13_delta_lora_lambda_k`` (the K runs' λ in its figure).
     """
     if not df.empty and positive:
         df = df[df["update_ratio"] > 0]

@@ -16,7 +16,7 @@ Methods and shapes are timed in interleaved rounds (every cell once per round,
 after a warm-up), and the median over rounds is reported, so that load from
 other processes hits all cells alike.
 
-Taught in: ``02_dcft_deconvolution_in_subspace`` (why the matrix-free form matters).
+Used in: ``09_efficiency`` (why the matrix-free form matters).
 """
 from __future__ import annotations
 

@@ -33,11 +33,11 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from ..experiments.analysis import (CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, short_device,  # noqa: F401 (cell)
-                                    short_devices, summarize)
+from ..experiments.analysis import (CPU_RESULTS, TASK_LABELS, load_sweep, results_dir, short_device, short_devices,
+                                    summarize)
 from ..dcft import coverage_map, dcft_num_params
 from .concepts import _coverage_verdict, log_power_spectrum, spectrum_panel
-from .plotting import backbone
+from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
 from ..experiments.sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
 
@@ -49,8 +49,6 @@ TASK_METRIC = {"cola": "matthews_correlation", "sst2": "accuracy", "mrpc": "accu
 #: short names of the BERT matrices (target_modules suffixes)
 MATRIX_SHORT = {"query": "q", "key": "k", "value": "v", "attention.output.dense": "o",
                 "intermediate.dense": "ffn-in", "output.dense": "ffn-out"}
-#: colour of "n=…" labels of cells with fewer than 3 seeds
-FEW_SEEDS_COLOR = "#c62828"
 
 # ------------------------------------------------------------------ the paper's numbers (NOT ours)
 #: DCFT paper, Table 4 (kernel size k, s = k), DeBERTa-v3-base, GLUE dev, one seed: the paper's
@@ -89,8 +87,6 @@ def paper_table(table: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ labels (hashable, readable)
 def stride_value(row: Union[pd.Series, dict]) -> int:
     """The stride a DCFT run used: ``stride`` if set, else s = k (``None``/NaN mean "s = k").
-
-    Taught in: ``11_stride_ablation``.
     """
     s = row.get("stride")
     if s is None or (isinstance(s, float) and np.isnan(s)):
@@ -100,8 +96,6 @@ def stride_value(row: Union[pd.Series, dict]) -> int:
 
 def target_label(target_modules: Union[str, Sequence[str]]) -> str:
     """"q,v", "q,k,v,o", "all six" … for a run's ``target_modules`` (a list in the result rows).
-
-    Taught in: ``12_layer_ablation``.
     """
     if isinstance(target_modules, str):
         return "all six" if target_modules == "all-linear" else MATRIX_SHORT.get(target_modules, target_modules)
@@ -111,8 +105,6 @@ def target_label(target_modules: Union[str, Sequence[str]]) -> str:
 
 def blocks_label(layers: Optional[Sequence[int]], n_blocks: int = 6) -> str:
     """"blocks 0–5" (all, ``layers`` None), "blocks 0–2", "blocks 3–5" … for a run's ``layers``.
-
-    Taught in: ``12_layer_ablation``.
     """
     if layers is None or (isinstance(layers, float) and np.isnan(layers)):
         return f"blocks 0–{n_blocks - 1}"
@@ -374,7 +366,8 @@ def _subtitle(df: pd.DataFrame, width: int = 125) -> str:
     devices = short_devices(df["device"])
     n = df.groupby([c for c in ("task", "config", "method", "kernel_size", "s") if c in df])["seed"].count()
     n_range = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
-    return textwrap.fill(f"{backbone('6 blocks × 384 hidden')}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
+    return textwrap.fill(
+            f"{backbone('6 blocks × 384 hidden')}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
             f"mean ± std over seeds, n = {n_range} per point (n printed; bars only where n ≥ 2; "
             f"n < 3 in red); GPU: {devices}", width=width)
 
@@ -468,8 +461,6 @@ def interior_tiles(delta: np.ndarray, margin: int, size: int) -> list[np.ndarray
 
     Averaging the power spectra of the tiles (Bartlett's method) trades frequency resolution (1/size)
     for a less noisy spectrum; with ``size`` a multiple of the stride, multiples of 1/s fall on bins.
-
-    Taught in: ``11_stride_ablation`` (the spectra of ``stride_learned_delta``).
     """
     x = delta[margin:delta.shape[0] - margin, margin:delta.shape[1] - margin]
     n0, n1 = x.shape[0] // size, x.shape[1] // size

@@ -31,9 +31,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
 
-from ..experiments.analysis import (TASK_LABELS, TASK_ORDER, best_lambda_of, cell, load_sweep,  # noqa: F401 (cell)
-                                    short_device, short_devices, summarize)
-from .plotting import backbone
+from ..experiments.analysis import (TASK_LABELS, TASK_ORDER, best_lambda_of, load_sweep, short_device, short_devices,
+                                    summarize)
+from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
 from ..experiments.presets import METHOD_DEFAULTS
 from ..experiments.sweep import ABLATION_TASKS, GRIDS
@@ -48,8 +48,6 @@ PLANNED_SEEDS = tuple(GRIDS["delta_lambda"]["seed"])
 #: the y-axis names of the tasks' main metrics (×100, as in the papers' tables)
 METRIC_AXIS = {"matthews_correlation": "Matthews corr. ×100", "accuracy": "accuracy (%)",
                "pearson": "Pearson r ×100"}
-#: colour of "n=…" labels of cells with fewer than the planned seeds
-FEW_SEEDS_COLOR = "#c62828"
 #: the figures' y-axes span the LoRA reference ± this many points; runs below are drawn as ▼ at the edge
 Y_SPAN = 15.0
 
@@ -101,8 +99,6 @@ def lora_reference(main: Optional[pd.DataFrame] = None) -> pd.DataFrame:
 
 def planned_fraction(start_steps: int, optimizer_steps: int) -> Optional[float]:
     """Which ``K_FRACTIONS`` entry a K belongs to (``make_run``: K = round(fraction × steps)), else None.
-
-    Taught in: ``13_delta_lora_lambda_k``.
     """
     for f in K_FRACTIONS:
         if int(round(f * optimizer_steps)) == int(start_steps):

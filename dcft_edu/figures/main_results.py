@@ -63,7 +63,8 @@ def _subtitle(df: pd.DataFrame) -> str:
     devices = ", ".join(sorted(set(df["device"])))
     n = df.groupby(["task", "label"])["seed"].nunique()
     seeds = f"{n.min()} seeds" if n.min() == n.max() else f"{n.min()}–{n.max()} seeds"
-    return (f"{backbone('6 layers × 384')}, GLUE dev sets (best epoch), ~20k training examples per run (scale \"gpu\"), "
+    return (f"{backbone('6 layers × 384')}, GLUE dev sets (best epoch), ~20k training examples per run "
+            f"(scale \"gpu\"), "
             f"trained on {devices}; mean ± std over {seeds}")
 
 
@@ -517,8 +518,8 @@ def draw_cosine_similarity(task: str = "mrpc") -> Figure:
                  "the effective fine-tuned W (Delta-LoRA Figure 3)\n"
                  "W = W₀ + ΔW after training (for Delta-LoRA the base weight itself has moved too); W₀ = the same before "
                  "training (for DCFT it includes its tiny random init ΔW).\n"
-                 f"{backbone('6 layers × 384')}, sweep main, mean ± std over {seeds}. Learning rates: full FT 1e-4; every adapter the "
-                 "task's DCFT-recipe rate (8e-4 to 2.2e-3).", fontsize=10.5)
+                 f"{backbone('6 layers × 384')}, sweep main, mean ± std over {seeds}. Learning rates: full FT 1e-4; "
+                 "every adapter the task's DCFT-recipe rate (8e-4 to 2.2e-3).", fontsize=10.5)
     return fig
 
 

@@ -36,6 +36,10 @@ def figures_dir() -> Path:
     return d
 
 
+#: colour of the "n=…" labels of cells with fewer seeds than planned
+FEW_SEEDS_COLOR = "#c62828"
+
+
 def backbone(shape: str = "6 blocks × 384") -> str:
     """The backbone every experiment figure names in its title: "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 blocks × 384)".
 
