@@ -7,8 +7,6 @@ and how to apply it to x without building it (``adapter_forward``).
 Weight layout is nn.Linear's ``(out, in)`` everywhere. GPT-2's ``Conv1D`` stores
 its weight as ``(in, out)``; ``base_weight()`` returns the ``(out, in)`` view of
 it explicitly, so merging is the same code for both.
-
-Taught in: ``01_lora_and_the_rank_one_floor``.
 """
 from __future__ import annotations
 

@@ -133,8 +133,6 @@ def upsample_factor(v: torch.Tensor, kernel_size: int, stride: int, size: int) -
     entries) and shifted down by p. In matrix terms U[:, p, :] = S_p v with the
     0/1 selection matrix S_p[a, i] = 1 iff a = i·s + p. Rows past ``size`` are
     cropped, as in ``deconv_reference``. Built by one differentiable scatter.
-
-    Taught in: ``02_dcft_deconvolution_in_subspace``, ``03_checkerboard_artifacts``.
     """
     h, r = v.shape
     k, s = kernel_size, stride
@@ -204,8 +202,6 @@ def matrix_free_forward(
     s = k uses the Kronecker form (contract with A, then C, then B: O(in·r +
     r·k² + out·r) per token); s < k uses the U·C·Vᵀ form (O((in + out)·r·k)).
     Equals ``x @ (scaling · deconv_reference(B @ A, C, s, (out, in))).T``.
-
-    Taught in: ``02_dcft_deconvolution_in_subspace``.
     """
     d_in = x.shape[-1]
     x2 = x.reshape(-1, d_in)  # (..., in) -> (N, in)

@@ -21,8 +21,7 @@ per decoder block (with the cross-attention). BERT names (``query``, ``key``,
 ``q_proj`` / ``q`` …) when the model has none of the former, and to GPT-2's
 fused ``c_attn`` (q, k and v in one matrix), so one config serves every backbone.
 
-Taught in: ``01_lora_and_the_rank_one_floor`` (injection, counting) and
-``12_layer_ablation`` (``target_modules`` and ``layers``).
+Taught in: ``01_lora_and_the_rank_one_floor`` (injection, counting).
 """
 from __future__ import annotations
 
@@ -296,7 +295,7 @@ def count_adapter_parameters(model: nn.Module) -> int:
     """Adapter parameters as the papers count them: the adapter tensors only
     (not the classifier head or pooler, which both papers train but leave out).
 
-    Taught in: ``01_lora_and_the_rank_one_floor``, ``02_dcft_deconvolution_in_subspace``.
+    Taught in: ``01_lora_and_the_rank_one_floor``.
     """
     return sum(p.numel() for _, layer in adapter_layers(model) for p in layer.adapter_parameters())
 
@@ -313,7 +312,7 @@ def meta_model(config, auto_class=None) -> nn.Module:
     parameters as shapes only, enough to count parameters or list modules.
     ``auto_class`` picks the head (``AutoModel``: the bare encoder).
 
-    Used in: ``02_dcft_deconvolution_in_subspace``; used by the parameter-count tests.
+    Used by: ``count_for_config`` and the parameter-count tests.
     """
     if auto_class is None:
         from transformers import AutoModel

@@ -6,7 +6,7 @@ A starts Kaiming-uniform (as in PEFT), B starts at zero, so ΔW = 0 at init and
 the adapted model equals the pretrained one. Trainable parameters per matrix:
 r · (in + out); with r = 1 this is LoRA's floor, the bottleneck DCFT removes.
 
-Taught in: ``01_lora_and_the_rank_one_floor``.
+Used in: ``05_dropout_gradient``.
 """
 from __future__ import annotations
 

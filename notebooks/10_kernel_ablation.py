@@ -56,10 +56,10 @@ import pandas as pd
 from transformers import AutoConfig
 
 from dcft_edu import DCFTConfig
-from dcft_edu.experiments.analysis import TASK_LABELS, paired_differences
+from dcft_edu.experiments.analysis import TASK_LABELS, paired_differences, summarize
 from dcft_edu.figures.ablations import (PAPER_TABLE4, ablation_results, adapted_shapes, coverage_table,
                                         draw_kernel_ablation, expected_adapter_params, grid_coverage,
-                                        lora_reference, paper_table, summarize_cells, time_table, wide)
+                                        lora_r8_summary, paper_table, time_table, wide)
 from dcft_edu.inject import count_for_config
 from dcft_edu.experiments.models import deberta_v3_base_config, default_model_path
 from dcft_edu.figures.plotting import savefig, set_theme
@@ -151,8 +151,8 @@ assert cov["present"].all()  # every (task, k) cell has seeds 0, 1 and 2
 
 # %%
 df = ablation_results("kernel")
-summary = summarize_cells(df, ["task", "kernel_size"])
-lora = lora_reference()
+summary = summarize(df, ["task", "kernel_size"])
+lora = lora_r8_summary()
 table = wide(summary, "kernel_size")
 table.insert(0, "adapter params", summary.groupby("kernel_size")["adapter_params"].first())
 table.loc["LoRA r=8 (main)"] = [int(lora["adapter_params"].iloc[0])] + [lora.loc[t, "cell"] for t in

@@ -57,13 +57,13 @@ import pandas as pd
 from scipy import stats
 
 from dcft_edu import adapter_layers
-from dcft_edu.experiments.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences, short_device
+from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences,
+                                           short_device, summarize)
 from dcft_edu.dcft import coverage_map, subspace_size
 from dcft_edu.figures.ablations import (PAPER_TABLE5, PAPER_TABLE5_HOURS, ablation_results, checkerboard_contrast, coverage_table,
                                         delta_weight_at_init, draw_stride_ablation, draw_stride_learned_delta,
-                                        expected_adapter_params, grid_coverage, load_learned_delta, lora_reference,
-                                        paper_table, rms_by_coverage, stride_deltas, summarize_cells, time_table,
-                                        wide)
+                                        expected_adapter_params, grid_coverage, load_learned_delta, lora_r8_summary,
+                                        paper_table, rms_by_coverage, stride_deltas, time_table, wide)
 from dcft_edu.figures.plotting import savefig, set_theme
 from dcft_edu.experiments.presets import make_run
 from dcft_edu.experiments.sweep import STRIDE_DELTA_MODULE, delta_path, load_results, run_sweep
@@ -168,8 +168,8 @@ assert set(reused["s"]) == {8} and set(reused["seed"]) == {1, 2}
 # an earlier H100 session than the other strides' seeds 1–2.
 
 # %%
-summary = summarize_cells(df, ["task", "s"])
-lora = lora_reference()
+summary = summarize(df, ["task", "s"])
+lora = lora_r8_summary()
 table = wide(summary, "s")
 table.insert(0, "adapter params", summary.groupby("s")["adapter_params"].first())
 table.loc["LoRA r=8 (main)"] = [int(lora["adapter_params"].iloc[0])] + [lora.loc[t, "cell"] for t in TASKS]

@@ -55,10 +55,10 @@ import datasets
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from dcft_edu.experiments.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences
+from dcft_edu.experiments.analysis import CPU_RESULTS, TASK_LABELS, device_comparison, paired_differences, summarize
 from dcft_edu.figures.ablations import (LAYER_MARKERS, PAPER_TABLE6, ablation_results, adapted_shapes, annotate,
                                         config_label, coverage_table, draw_layer_ablation, expected_adapter_params,
-                                        grid_coverage, method_short, paper_table, summarize_cells, weight_change,
+                                        grid_coverage, method_short, paper_table, weight_change,
                                         wide)
 from dcft_edu.figures.plotting import savefig, set_theme
 from dcft_edu.experiments.presets import make_run
@@ -155,7 +155,7 @@ assert cov["present"].all()  # 2 tasks × 2 methods × 5 configs × 3 seeds
 
 # %%
 df = ablation_results("layers")
-summary = summarize_cells(df, ["task", "method", "config"])
+summary = summarize(df, ["task", "method", "config"])
 summary["method"] = summary["method"].map(method_short)
 table = wide(summary, ["method", "config"], tasks=["mrpc", "stsb"])
 table.insert(0, "adapter params", summary.groupby(["method", "config"])["adapter_params"].first())
@@ -255,7 +255,7 @@ for _, r in cpu[cpu["layers"].notna()].iterrows():  # a block outside `layers` n
     assert (change.loc[outside, "rel_change"] == 0).all().all()
     assert (change.loc[r["layers"], "rel_change"] > 0).all().all()
 stsb_cpu = cpu[cpu["task"] == "stsb"]  # the section is about STS-B; a CPU run of another task would pool in
-cpu_summary = summarize_cells(stsb_cpu, ["task", "method", "config"])
+cpu_summary = summarize(stsb_cpu, ["task", "method", "config"])
 cpu_summary["method"] = cpu_summary["method"].map(method_short)
 cpu_table = cpu_summary.set_index(["method", "config"])[["adapter_params", "cell"]]
 cpu_table = cpu_table.loc[[o for o in cells if o in cpu_table.index]]

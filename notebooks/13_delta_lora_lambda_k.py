@@ -65,7 +65,7 @@ import numpy as np
 import pandas as pd
 
 from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda, device_comparison, paired_differences,
-                               results_dir, short_device)
+                               results_dir, short_device, summarize)
 from dcft_edu.experiments.data import load_e2e, load_glue
 from dcft_edu.delta_lora import delta_lora_layers
 from dcft_edu.figures.registry import single_thread
@@ -73,7 +73,7 @@ from dcft_edu.figures.delta_lora import (LAMBDAS, PAPER_E2E_BATCH, PAPER_E2E_EPO
                                     PLANNED_SEEDS, TASKS, TWIN_LAMBDAS, collapse_check, constant_predictor, coverage,
                                     delta_lora_identity_gap, draw_delta_lora_lambda_k, draw_delta_lora_twin,
                                     effective_change_gap, effective_weight, k_runs, k_table, lambda_table,
-                                    lora_reference, pretrained_weights, seed_summary, sweep_results,
+                                    lora_reference, pretrained_weights, sweep_results,
                                     twin_adam_step_ratio, twin_curves, twin_matches, twin_table)
 from dcft_edu.inject import adapter_layers
 from dcft_edu.figures.plotting import savefig, set_theme
@@ -533,8 +533,8 @@ pairs["like for like"] = [m["delta"] is not None and m["delta"]["git_commit"] ==
                           and short_device(m["delta"]["device"]) == short_device(m["twin"]["device"])
                           and (TASK_LABELS[m["task"]], m["seed"]) in exact for m in matches]
 print(pairs.round(2).to_string(index=False))
-ref_std = seed_summary(ref, ["task"]).set_index("task")["std"]
-dl05_std = seed_summary(dl[dl["update_ratio"] == 0.5], ["task"]).set_index("task")["std"]
+ref_std = summarize(ref, ["task"]).set_index("task")["std"]
+dl05_std = summarize(dl[dl["update_ratio"] == 0.5], ["task"]).set_index("task")["std"]
 print("\nseed-to-seed std (3 seeds): LoRA " + ", ".join(f"{TASK_LABELS[t]} {ref_std[t]:.1f}" for t in TASKS)
       + " | Delta-LoRA λ=0.5 " + ", ".join(f"{TASK_LABELS[t]} {dl05_std[t]:.1f}" for t in TASKS))
 alive = pairs[pairs["twin"].notna() & ~((pairs["task"] == "STS-B") & (pairs["λ"] == 2.0))]  # STS-B λ=2: both collapse

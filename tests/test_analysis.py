@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dcft_edu.experiments.analysis import best_lambda, best_lambda_of, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
+from dcft_edu.experiments.analysis import best_lambda, best_lambda_of, cell, device_comparison, mean_std, paired_differences, method_label, summarize, wide_table
 from dcft_edu.experiments.sweep import load_results
 from dcft_edu.experiments.trainer import effective_weights, weight_similarity
 
@@ -39,6 +39,9 @@ def test_labels_and_formatting():
     assert method_label({"method": "delta_lora", "r": 8, "update_ratio": 0.5}) == "Delta-LoRA r=8 λ=0.5"
     assert mean_std(71.23, float("nan"), 1) == "71.2"
     assert mean_std(float("nan"), 0.0, 0) == "—"
+    assert cell(71.234, 1.26, 3) == "71.2 ± 1.3 (n=3)"
+    assert cell(49.8, float("nan"), 1) == "49.8 (n=1)"  # one seed: n, no std
+    assert cell(float("nan"), float("nan"), 0) == "missing"
 
 
 def test_device_comparison_pairs_same_config_and_seed():

@@ -17,7 +17,7 @@ from transformers import AutoConfig  # noqa: E402
 
 from dcft_edu import DCFTConfig, LoRAConfig  # noqa: E402
 from dcft_edu.figures import ablations as fa  # noqa: E402
-from dcft_edu.experiments.analysis import CPU_RESULTS, results_dir  # noqa: E402
+from dcft_edu.experiments.analysis import CPU_RESULTS, results_dir, summarize  # noqa: E402
 from dcft_edu.dcft import coverage_map  # noqa: E402
 from dcft_edu.figures import FIGURES  # noqa: E402
 from dcft_edu.inject import count_for_config  # noqa: E402
@@ -44,12 +44,6 @@ def test_labels():
     assert fa.stride_value({"kernel_size": 8, "stride": 6.0}) == 6
 
 
-def test_cell():
-    assert fa.cell(71.234, 1.26, 3) == "71.2 ± 1.3 (n=3)"
-    assert fa.cell(49.8, float("nan"), 1) == "49.8 (n=1)"
-    assert fa.cell(float("nan"), float("nan"), 0) == "missing"
-
-
 def _fake_rows():
     base = dict(method="dcft", kernel_size=8, adapter_params=7488, device="NVIDIA H100 80GB HBM3",
                 target_modules="all-linear", layers=None, stride=None)
@@ -60,13 +54,14 @@ def _fake_rows():
     ])
 
 
-def test_summarize_cells_and_time_table():
-    s = fa.summarize_cells(_fake_rows(), ["task", "kernel_size"]).set_index("task")
+def test_summarize_and_time_table():
+    s = summarize(_fake_rows(), ["task", "kernel_size"]).set_index("task")
     assert s.loc["rte", "n"] == 2 and s.loc["rte", "mean"] == pytest.approx(52.0)
     assert s.loc["rte", "std"] == pytest.approx(100 * np.std([0.50, 0.54], ddof=1))
     assert s.loc["mrpc", "n"] == 1 and np.isnan(s.loc["mrpc", "std"])
     assert s.loc["mrpc", "cell"] == "75.0 (n=1)" and s.loc["rte", "cell"].endswith("(n=2)")
     assert s.loc["rte", "device"] == "H100" and s.loc["rte", "seeds"] == "0,1"
+    assert s.loc["rte", "adapter_params"] == 7488 and s.loc["rte", "train_time_s"] == pytest.approx(11.0)
     t = fa.time_table(_fake_rows(), "kernel_size")
     assert t.loc[8, "H100 RTE"] == "11 s (n=2)" and t.loc[8, "H200 MRPC"] == "20 s (n=1)"
     assert "H100 MRPC" not in t.columns  # MRPC never ran on the H100: nothing filled in

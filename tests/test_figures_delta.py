@@ -30,12 +30,6 @@ def _row(task="rte", method="delta_lora", seed=0, lam=0.5, k=10, steps=100, best
             "device": device}
 
 
-def test_cell_shows_n_and_no_std_for_one_seed():
-    assert fd.cell(71.234, 1.26, 3) == "71.2 ± 1.3 (n=3)"
-    assert fd.cell(49.8, float("nan"), 1) == "49.8 (n=1)"
-    assert fd.cell(float("nan"), float("nan"), 0) == "missing"
-
-
 def test_planned_fraction_follows_make_run_rounding():
     assert fd.planned_fraction(0, 575) == 0.0
     assert fd.planned_fraction(58, 575) == 0.1  # round(57.5) = 58

@@ -18,7 +18,6 @@ from dcft_edu.experiments.models import (
     deberta_v3_base_config,
     load_model,
     meta_model,
-    roberta_base_config,
     roberta_large_config,
     tiny_model,
 )
@@ -104,7 +103,6 @@ def test_meta_models_have_real_shapes_and_no_storage():
     assert params["encoder.layer.0.attention.self.query_proj.weight"].shape == (768, 768)
     assert len(model.encoder.layer) == 12
     assert sum(p.numel() for p in params.values()) == 183_831_552  # "184M" in the DeBERTa-v3 card
-    assert sum(p.numel() for p in meta_model(roberta_base_config()).parameters()) == 124_645_632
     large = meta_model(roberta_large_config())
     assert sum(p.numel() for p in large.parameters()) == 355_359_744
     assert large.config.num_attention_heads == 16 and large.config.intermediate_size == 4096

@@ -9,7 +9,7 @@ the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
     python -m dcft_edu.experiments.analysis table figures/data/main          # a quick look from the shell
     python -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda
 
-Used in: notebooks 07–13 and ``dcft_edu.figures``.
+Used in: notebooks 07, 09–13; used by ``dcft_edu.figures``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import argparse
 import functools
 import sys
 from pathlib import Path
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -61,16 +61,20 @@ def load_sweep(name: str) -> pd.DataFrame:
 def short_device(device: str) -> str:
     """"H100", "H200", "cpu" … from a result's ``device`` string (timings compare only within one device).
 
-    Taught in: ``09_efficiency``, ``10_kernel_ablation``.
+    Used in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
     """
     for gpu in ("H100", "H200", "A100", "L4", "T4"):
         if gpu in str(device):
             return gpu
     return str(device).split()[0]
 
+
+def short_devices(devices: Iterable[str], sep: str = ", ") -> str:
+    """The distinct ``short_device`` names of ``devices``, sorted and joined: "H100, H200"."""
+    return sep.join(sorted({short_device(d) for d in devices}))
+
 TASK_ORDER = ["cola", "sst2", "mrpc", "stsb", "rte"]
 TASK_LABELS = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "rte": "RTE", "qnli": "QNLI"}
-METRIC_LABELS = {"matthews": "Mcc", "accuracy": "Acc", "pearson": "Pearson", "f1": "F1", "spearman": "Spearman"}
 
 
 def method_label(row: Union[pd.Series, dict]) -> str:
@@ -100,33 +104,35 @@ def _hashable(v):
 def summarize(df: pd.DataFrame, by: Sequence[str] = ("task", "label"), metric: str = "best_metric",
               extra: Sequence[str] = ("adapter_params", "trainable_params", "train_time_s", "samples_per_s",
                                       "peak_memory_mb")) -> pd.DataFrame:
-    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100, and
-    the mean of each ``extra`` column. Adds a ``label`` column (``method_label``) if missing.
+    """One row per group ``by`` (sorted; list-valued keys such as ``target_modules`` become tuples):
+
+    - ``mean``, ``std`` (ddof 1; NaN for one seed) and ``n`` of ``metric`` ×100, and a printable ``cell``
+      ("71.2 ± 1.3 (n=3)");
+    - ``seeds``, the seeds present ("0,1,2"), and ``device``, their ``short_devices`` ("H100+H200");
+    - each ``extra`` column present: a count column (integer: ``adapter_params`` …) as its one value per
+      group, −1 where the group mixes counts; any other as its mean.
+
+    A ``label`` column (``method_label``) is added when ``by`` asks for one and ``df`` has none. Grouped by
+    ``["label", "seed"]``, ``mean`` is each seed's average over the tasks it ran (``n`` of them).
 
     Taught in: ``07_glue_main_results``.
     """
     df = df.copy()
-    if "label" not in df:
+    if "label" in by and "label" not in df:
         df["label"] = df.apply(method_label, axis=1)
     for c in by:
         df[c] = df[c].map(_hashable)
-    g = df.groupby(list(by), sort=False, dropna=False)
+    g = df.groupby(list(by), dropna=False)
     out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
+    if "seed" in df:
+        out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
+    if "device" in df:
+        out["device"] = g["device"].agg(lambda x: short_devices(x, sep="+"))
     for c in extra:
-        if c in df:
+        if c in df and pd.api.types.is_integer_dtype(df[c]):
+            out[c] = g[c].agg(lambda x: int(x.iloc[0]) if x.nunique() == 1 else -1)
+        elif c in df:
             out[c] = g[c].mean()
-    return out.reset_index()
-
-
-def seed_stats(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric", sort: bool = True) -> pd.DataFrame:
-    """One row per group ``by``: ``mean``, ``std`` (ddof 1; NaN for one seed), ``n`` of ``metric`` ×100, the
-    ``seeds`` present ("0,1,2") and a printable ``cell`` ("71.2 ± 1.3 (n=3)").
-
-    Taught in: ``10_kernel_ablation``, ``13_delta_lora_lambda_k``.
-    """
-    g = df.groupby(list(by), sort=sort)
-    out = g[metric].agg(mean=lambda x: 100 * x.mean(), std=lambda x: 100 * x.std(ddof=1), n="count")
-    out["seeds"] = g["seed"].agg(lambda x: ",".join(map(str, sorted(int(s) for s in x))))
     out = out.reset_index()
     out["cell"] = [cell(m, s, n) for m, s, n in zip(out["mean"], out["std"], out["n"])]
     return out
@@ -147,8 +153,8 @@ def device_comparison(gpu: pd.DataFrame, cpu: pd.DataFrame, by: Sequence[str],
     Taught in: ``11_stride_ablation``, ``13_delta_lora_lambda_k``.
     """
     by = list(by)
-    g = seed_stats(gpu, by, metric).set_index(by)
-    c = seed_stats(cpu, by, metric).set_index(by)
+    g = summarize(gpu, by, metric).set_index(by)
+    c = summarize(cpu, by, metric).set_index(by)
     out = pd.DataFrame({"GPU": g["cell"], "GPU seeds": g["seeds"], "CPU": c["cell"], "CPU seeds": c["seeds"]})
     # same config and seed on both devices: (rows of gpu) ⋈ (rows of cpu) on by + seed
     both = gpu[by + ["seed", metric]].merge(cpu[by + ["seed", metric]], on=by + ["seed"], suffixes=(" gpu", " cpu"))
@@ -205,7 +211,7 @@ def mean_std(mean: float, std: float, n: int) -> str:
 def cell(mean: float, std: float, n: int, digits: int = 1, missing: str = "missing", show_n: bool = True) -> str:
     """'71.2 ± 1.3 (n=3)'; one seed gives '49.8 (n=1)' (no ±); no run gives ``missing``.
 
-    Taught in: ``07_glue_main_results`` (and every ablation notebook after it).
+    Used by: ``summarize`` and the figure modules' tables.
     """
     if n == 0 or mean is None or np.isnan(mean):
         return missing
@@ -229,28 +235,6 @@ def wide_table(summary: pd.DataFrame, rows: str = "label", cols: str = "task",
     return t
 
 
-def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delta_lambda", "delta_k", "scale_jump"),
-             scale: str = "gpu") -> pd.DataFrame:
-    """Per sweep: runs planned (``dcft_edu.experiments.sweep.GRIDS``), runs done, and configs with 3, 2, 1 or 0 seeds.
-
-    Used in: the README's Results section and notebooks 07–13 (what the committed results cover).
-    """
-    from .sweep import GRIDS, grid_runs, result_path
-
-    rows = []
-    for name in names:
-        runs = grid_runs(GRIDS[name], scale=scale)  # delta_k: Delta-LoRA's default λ = 0.5, as it ran
-        done: dict[str, int] = {}
-        for run in runs:
-            cfg = repr({**run.to_dict(), "seed": None, "save_delta": None})  # the config, whatever the seed
-            done.setdefault(cfg, 0)
-            done[cfg] += result_path(results_dir(), name, run).exists()
-        seeds = pd.Series(list(done.values()))
-        rows.append({"sweep": name, "planned": len(runs), "done": int(seeds.sum()), "configs": len(done),
-                     **{f"{k} seeds": int((seeds == k).sum()) for k in (3, 2, 1, 0)}})
-    return pd.DataFrame(rows).set_index("sweep")
-
-
 def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
     """The λ of Delta-LoRA with the highest metric averaged over tasks (each task's mean over seeds).
 
@@ -262,8 +246,6 @@ def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
 
 def best_lambda_of(df: pd.DataFrame, source: Union[str, Path] = "these runs", positive: bool = True) -> float:
     """``best_lambda`` of runs already loaded (a delta_lambda sweep's ``load_results``/``load_sweep``).
-
-    Taught in: ``13_delta_lora_lambda_k`` (the K runs' λ in its figure).
     """
     if not df.empty and positive:
         df = df[df["update_ratio"] > 0]

@@ -16,13 +16,12 @@ Methods and shapes are timed in interleaved rounds (every cell once per round,
 after a warm-up), and the median over rounds is reported, so that load from
 other processes hits all cells alike.
 
-Taught in: ``02_dcft_deconvolution_in_subspace`` (why the matrix-free form matters).
+Used in: ``09_efficiency`` (why the matrix-free form matters).
 """
 from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from typing import Callable
@@ -33,6 +32,7 @@ from torch import nn
 from ..config import DCFTConfig, LoRAConfig
 from ..dcft import DCFTLinear
 from ..lora import LoRALinear
+from .runinfo import atomic_write_json, device_name, provenance
 
 #: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
 DEBERTA_BASE_SHAPES = ((768, 768), (768, 3072), (3072, 768))
@@ -50,23 +50,6 @@ ADAPTER_METHODS: dict[str, Callable[[nn.Linear], nn.Module] | None] = {
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-def _cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({_cpu_name()}, {os.cpu_count()} logical cores)"
 
 
 def time_step(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor) -> float:
@@ -102,7 +85,7 @@ def run_adapters(args: argparse.Namespace) -> int:
             cells[method, shape] = (base if wrap is None else wrap(base), x, grad_out)
 
     print(f"dcft_edu.experiments.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
-    print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {_device_name(device)}")
+    print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {device_name(device)}")
     print(f"{args.warmup} warm-up + {args.repeats} interleaved rounds, median | load average before: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
@@ -137,8 +120,6 @@ def run_adapters(args: argparse.Namespace) -> int:
           f"(min ratio {min(conv_vs_fast[s] for s in big):.2f})")
     print("load average after: " + " ".join(f"{v:.2f}" for v in os.getloadavg()))
     if args.out:
-        from .runinfo import atomic_write_json, provenance
-
         atomic_write_json(args.out, {
             "ms_per_step": {f"{m} | {s}": v for (m, s), v in ms.items()},
             "fast_vs_lora8": fast_vs_lora, "conv_vs_fast": conv_vs_fast,

@@ -14,7 +14,7 @@ Delta-LoRA r=8 and full fine-tuning — the settings of ``presets.make_run``.
   RSS after the model and data were loaded): activations, gradients and
   optimizer state.
 
-Taught in: ``09_efficiency``.
+Its results are drawn by ``dcft_edu.figures.main_results.bench_train_frame`` (notebook 09).
 """
 from __future__ import annotations
 

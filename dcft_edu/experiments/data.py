@@ -14,8 +14,7 @@ columns of the HF ``nyu-mll/glue`` dataset (the task's text columns, ``label``,
 was taken. Splits are ``"train"`` and ``"dev"`` (GLUE's test labels are
 private; both papers report dev, as we do).
 
-Used in: ``07_glue_main_results`` and every training notebook after it;
-used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
+Used in: notebooks 06, 07, 13; used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
 """
 from __future__ import annotations
 
@@ -123,7 +122,7 @@ def canonical_task(task: str) -> str:
 def get_task(task: str) -> TaskSpec:
     """The ``TaskSpec`` of a task (aliases accepted, see ``canonical_task``).
 
-    Used in: ``07_glue_main_results``; used by ``dcft_edu.experiments.models`` and ``dcft_edu.experiments.metrics``.
+    Used by: ``dcft_edu.experiments.models`` and ``dcft_edu.experiments.metrics``.
     """
     return GLUE_TASKS[canonical_task(task)]
 
@@ -184,7 +183,7 @@ def load_glue(task: str, split: str, root: Optional[PathLike] = None, limit: Opt
     Labels: CoLA/SST-2/MRPC as in the file, RTE/QNLI entailment=0 and
     not_entailment=1, STS-B a float32 score in [0, 5].
 
-    Used in: ``07_glue_main_results``; used by ``make_dataloaders``.
+    Used by: ``make_dataloaders``.
     """
     spec = get_task(task)
     split = _canonical_split(split)
@@ -221,7 +220,7 @@ def load_e2e(split: str, root: Optional[PathLike] = None, limit: Optional[int] =
     ``<root>/E2E/{trainset,devset,testset_w_refs}.csv`` (real csv, quoted);
     without a root, the HF hub's ``tuetschek/e2e_nlg`` is tried.
 
-    Used in: the Delta-LoRA E2E notebook (NLG); used by ``dcft_edu.experiments.trainer``.
+    Used in: ``13_delta_lora_lambda_k`` (the length of the paper's E2E run, to place its K).
     """
     split = _canonical_split(split, ("train", "dev", "test"))
     root_path = data_root(root)
@@ -258,7 +257,7 @@ def tokenize_glue(dataset: datasets.Dataset, tokenizer, task: str, max_length: O
     as long as its longest example. ``max_length`` defaults to the task's
     ``TaskSpec.max_length``.
 
-    Used in: ``07_glue_main_results``; used by ``make_dataloaders``.
+    Used by: ``make_dataloaders``.
     """
     spec = get_task(task)
     max_length = max_length or spec.max_length
@@ -274,7 +273,7 @@ def tokenize_glue(dataset: datasets.Dataset, tokenizer, task: str, max_length: O
 def make_collator(tokenizer) -> DataCollatorWithPadding:
     """A ``DataCollatorWithPadding``: pads each batch to its longest example, renames ``label`` → ``labels``.
 
-    Used in: ``07_glue_main_results``; used by ``make_dataloaders``.
+    Used by: ``make_dataloaders``.
     """
     if tokenizer.pad_token is None:
         raise ValueError(
@@ -303,7 +302,7 @@ def make_dataloaders(
     ``input_ids``, ``attention_mask`` (``token_type_ids`` for BERT-style
     tokenizers) and ``labels``.
 
-    Used by: ``dcft_edu.experiments.trainer``; used in ``07_glue_main_results``.
+    Used by: ``dcft_edu.experiments.trainer``; used in ``06_delta_lora_update``.
     """
     collate = make_collator(tokenizer)
     train = tokenize_glue(load_glue(task, "train", root=root, limit=limit_train), tokenizer, task, max_length)

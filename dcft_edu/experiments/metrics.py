@@ -12,7 +12,7 @@ Undefined correlations (constant predictions or labels, e.g. a model that
 says "acceptable" for all of CoLA) are reported as 0.0 with a warning, never
 NaN, so a bad run still gives a row in the results table.
 
-Used in: ``07_glue_main_results``; used by ``dcft_edu.experiments.trainer``.
+Used by: ``dcft_edu.experiments.trainer``.
 """
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
     shape (N,); for STS-B, scores of shape (N,) or (N, 1). numpy arrays,
     lists and torch tensors all work.
 
-    Used in: ``07_glue_main_results``; used by ``dcft_edu.experiments.trainer.evaluate``.
+    Used by: ``dcft_edu.experiments.trainer.evaluate``.
     """
     spec = get_task(task)
     predictions, labels = _to_numpy(predictions), _to_numpy(labels).reshape(-1)
@@ -92,7 +92,7 @@ def compute_metrics(task: str, predictions, labels) -> dict[str, float]:
 def main_metric(task: str, metrics: Mapping[str, float]) -> float:
     """The one number the papers report for ``task``: CoLA MCC, STS-B Pearson, accuracy elsewhere (MRPC too).
 
-    Used in: ``07_glue_main_results``; used by ``dcft_edu.experiments.trainer``.
+    Used by: ``dcft_edu.experiments.trainer``.
     """
     name = get_task(task).main_metric
     if name not in metrics:

@@ -231,27 +231,15 @@ def deberta_v3_base_config() -> DebertaV2Config:
     )
 
 
-def _roberta(hidden: int, layers: int, heads: int, inter: int) -> RobertaConfig:
-    return RobertaConfig(
-        vocab_size=50265, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=inter, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-        max_position_embeddings=514, type_vocab_size=1, initializer_range=0.02, layer_norm_eps=1e-5,
-        pad_token_id=1, bos_token_id=0, eos_token_id=2,
-    )
-
-
-def roberta_base_config() -> RobertaConfig:
-    """roberta-base's config written out: 12 layers, 768 hidden, 12 heads, 3072 FFN, vocab 50265.
-
-    Used in: ``06_delta_lora_update`` (Delta-LoRA's RoBERTa parameter counts).
-    """
-    return _roberta(768, 12, 12, 3072)
-
-
 def roberta_large_config() -> RobertaConfig:
     """roberta-large's config written out: 24 layers, 1024 hidden, 16 heads, 4096 FFN, vocab 50265.
 
-    Used in: ``06_delta_lora_update`` (Delta-LoRA's RoBERTa parameter counts).
+    Used in: ``01_lora_and_the_rank_one_floor``, ``02_dcft_deconvolution_in_subspace`` (parameter counts).
     """
-    return _roberta(1024, 24, 16, 4096)
+    return RobertaConfig(
+        vocab_size=50265, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+        intermediate_size=4096, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        max_position_embeddings=514, type_vocab_size=1, initializer_range=0.02, layer_norm_eps=1e-5,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
 

@@ -39,7 +39,7 @@ def notebook_setup() -> tuple[torch.device, bool]:
     """``(DEVICE, QUICK)`` for a notebook's first cell, printed: the device it will use and whether
     ``DCFT_EDU_QUICK=1`` put it at its tiny CI scale.
 
-    Used in: the first code cell of every notebook (01–13).
+    Used in: notebooks 01–13 (their first code cell).
     """
     device, quick = resolve_device(), is_quick()
     print(f"device: {device_name(device)}  |  quick mode (DCFT_EDU_QUICK): {quick}")
@@ -47,6 +47,8 @@ def notebook_setup() -> tuple[torch.device, bool]:
 
 
 def device_name(device: torch.device) -> str:
+    """The device in words, as result files record it ("NVIDIA H200", "cpu (x86_64, 2 cores, 1 threads)");
+    ``analysis.short_device`` shortens it to "H200", "cpu"."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} threads)"

@@ -11,7 +11,7 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
 - dev evaluation after every epoch; the best epoch (as the papers report) and
   the final one are both recorded.
 
-Taught in: ``07_glue_main_results`` (and every experiment notebook after it).
+Used in: notebooks 04, 07, 08, 11, 13.
 """
 from __future__ import annotations
 
@@ -110,8 +110,6 @@ def weight_similarity(before: dict[str, torch.Tensor], after: dict[str, torch.Te
     """Per module: cosine(W₀, W) of the flattened weights and the relative change ‖W − W₀‖ / ‖W₀‖.
 
     cos(W₀, W) = ⟨W₀, W⟩_F / (‖W₀‖_F ‖W‖_F)   (Delta-LoRA, Figure 3)
-
-    Taught in: ``08_cosine_similarity``.
     """
     out = {}
     for name, w0 in before.items():
@@ -170,7 +168,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     tokenizer) pair; by default the model is loaded with ``load_model``.
     ``eval_at_start`` also evaluates the untrained model (recorded as ``initial``).
 
-    Taught in: ``07_glue_main_results``.
+    Used in: notebooks 04, 08, 11, 13.
     """
     from tqdm import tqdm
 

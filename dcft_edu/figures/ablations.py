@@ -33,14 +33,14 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from ..experiments.analysis import CPU_RESULTS, TASK_LABELS, cell, load_sweep, results_dir, seed_stats, short_device  # noqa: F401 (cell)
+from ..experiments.analysis import (CPU_RESULTS, TASK_LABELS, load_sweep, results_dir, short_device, short_devices,
+                                    summarize)
 from ..dcft import coverage_map, dcft_num_params
 from .concepts import _coverage_verdict, log_power_spectrum, spectrum_panel
+from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
 from ..experiments.sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
 
-#: the seeds every ablation grid asks for
-SEEDS = (0, 1, 2)
 #: metric names as the figures' axes show them (×100, as in the papers' tables)
 METRIC_AXIS = {"matthews_correlation": "Matthews corr. ×100", "accuracy": "accuracy ×100 (%)",
                "pearson": "Pearson r ×100"}
@@ -49,9 +49,6 @@ TASK_METRIC = {"cola": "matthews_correlation", "sst2": "accuracy", "mrpc": "accu
 #: short names of the BERT matrices (target_modules suffixes)
 MATRIX_SHORT = {"query": "q", "key": "k", "value": "v", "attention.output.dense": "o",
                 "intermediate.dense": "ffn-in", "output.dense": "ffn-out"}
-BACKBONE = "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 blocks × 384 hidden)"
-#: colour of "n=…" labels of cells with fewer than 3 seeds
-FEW_SEEDS_COLOR = "#c62828"
 
 # ------------------------------------------------------------------ the paper's numbers (NOT ours)
 #: DCFT paper, Table 4 (kernel size k, s = k), DeBERTa-v3-base, GLUE dev, one seed: the paper's
@@ -90,8 +87,6 @@ def paper_table(table: pd.DataFrame) -> pd.DataFrame:
 # ------------------------------------------------------------------ labels (hashable, readable)
 def stride_value(row: Union[pd.Series, dict]) -> int:
     """The stride a DCFT run used: ``stride`` if set, else s = k (``None``/NaN mean "s = k").
-
-    Taught in: ``11_stride_ablation``.
     """
     s = row.get("stride")
     if s is None or (isinstance(s, float) and np.isnan(s)):
@@ -101,8 +96,6 @@ def stride_value(row: Union[pd.Series, dict]) -> int:
 
 def target_label(target_modules: Union[str, Sequence[str]]) -> str:
     """"q,v", "q,k,v,o", "all six" … for a run's ``target_modules`` (a list in the result rows).
-
-    Taught in: ``12_layer_ablation``.
     """
     if isinstance(target_modules, str):
         return "all six" if target_modules == "all-linear" else MATRIX_SHORT.get(target_modules, target_modules)
@@ -112,8 +105,6 @@ def target_label(target_modules: Union[str, Sequence[str]]) -> str:
 
 def blocks_label(layers: Optional[Sequence[int]], n_blocks: int = 6) -> str:
     """"blocks 0–5" (all, ``layers`` None), "blocks 0–2", "blocks 3–5" … for a run's ``layers``.
-
-    Taught in: ``12_layer_ablation``.
     """
     if layers is None or (isinstance(layers, float) and np.isnan(layers)):
         return f"blocks 0–{n_blocks - 1}"
@@ -192,23 +183,9 @@ def coverage_table(cov: pd.DataFrame, rows: Sequence[str], cols: str = "task") -
 
 
 
-def summarize_cells(df: pd.DataFrame, by: Sequence[str], metric: str = "best_metric") -> pd.DataFrame:
-    """One row per group ``by``: ``mean``, ``std`` (ddof 1, NaN for one seed) and ``n`` of ``metric`` ×100,
-    the seeds, adapter parameters, mean training time and the device(s), plus a printable ``cell``.
-
-    Taught in: ``10_kernel_ablation``.
-    """
-    g = df.groupby(list(by), sort=True)
-    out = seed_stats(df, by, metric)
-    out["adapter_params"] = g["adapter_params"].agg(lambda x: int(x.iloc[0]) if x.nunique() == 1 else -1).to_numpy()
-    out["train_time_s"] = g["train_time_s"].mean().to_numpy()
-    out["device"] = g["device"].agg(lambda x: "+".join(sorted({short_device(d) for d in x}))).to_numpy()
-    return out
-
-
 def wide(summary: pd.DataFrame, index: Union[str, Sequence[str]], values: str = "cell",
          tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
-    """Pivot ``summarize_cells`` output to one row per ``index``, one column per task (CoLA, MRPC, …).
+    """Pivot ``summarize`` output to one row per ``index``, one column per task (CoLA, MRPC, …).
 
     Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
     """
@@ -245,14 +222,14 @@ def ablation_results(name: str) -> pd.DataFrame:
     return annotate(load_sweep(name))
 
 
-def lora_reference(tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
+def lora_r8_summary(tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
     """LoRA r = 8 on all six matrices (sweep ``main``): mean, std, n ×100 and adapter parameters per task.
 
     Taught in: ``10_kernel_ablation``.
     """
     m = ablation_results("main")
     m = m[(m["method"] == "lora") & (m["r"] == 8) & m["task"].isin(list(tasks))]
-    return summarize_cells(m, ["task"]).set_index("task")
+    return summarize(m, ["task"]).set_index("task")
 
 
 # ------------------------------------------------------------------ closed-form parameter counts
@@ -386,10 +363,11 @@ def stride_deltas() -> pd.DataFrame:
 # ------------------------------------------------------------------ figures
 def _subtitle(df: pd.DataFrame, width: int = 125) -> str:
     """Backbone, scale, seeds per point and GPUs of the runs in ``df``, for a figure's title."""
-    devices = ", ".join(sorted({short_device(d) for d in df["device"]}))
+    devices = short_devices(df["device"])
     n = df.groupby([c for c in ("task", "config", "method", "kernel_size", "s") if c in df])["seed"].count()
     n_range = f"{n.min()}" if n.min() == n.max() else f"{n.min()}–{n.max()}"
-    return textwrap.fill(f"{BACKBONE}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
+    return textwrap.fill(
+            f"{backbone('6 blocks × 384 hidden')}, GLUE dev, scale gpu (≈20k training examples per run, batch 32); "
             f"mean ± std over seeds, n = {n_range} per point (n printed; bars only where n ≥ 2; "
             f"n < 3 in red); GPU: {devices}", width=width)
 
@@ -398,8 +376,8 @@ def _metric_vs_setting(df: pd.DataFrame, x: str, xlabel: str, title: str, shade:
                        shade_label: str = "") -> Figure:
     """Shared body of ``kernel_ablation`` and ``stride_ablation``: one panel per task (2 × 2), metric vs ``x``,
     seeds as dots, mean ± std, n per point, adapter parameters on a second axis, LoRA r = 8 line."""
-    lora = lora_reference()
-    summ = summarize_cells(df, ["task", x])
+    lora = lora_r8_summary()
+    summ = summarize(df, ["task", x])
     tasks = [t for t in ABLATION_TASKS if t in set(summ["task"])]
     ncols = 2 if len(tasks) > 1 else 1
     nrows = -(-len(tasks) // ncols)
@@ -483,8 +461,6 @@ def interior_tiles(delta: np.ndarray, margin: int, size: int) -> list[np.ndarray
 
     Averaging the power spectra of the tiles (Bartlett's method) trades frequency resolution (1/size)
     for a less noisy spectrum; with ``size`` a multiple of the stride, multiples of 1/s fall on bins.
-
-    Taught in: ``11_stride_ablation`` (the spectra of ``stride_learned_delta``).
     """
     x = delta[margin:delta.shape[0] - margin, margin:delta.shape[1] - margin]
     n0, n1 = x.shape[0] // size, x.shape[1] // size
@@ -577,7 +553,7 @@ def draw_stride_learned_delta(show: int = 48, origin: int = 96, heatmap_task: st
     fig.suptitle(
         "Checkerboard on TRAINED weights? The learned ΔW = W_eff(after) − W_eff(before) of "
         "bert.encoder.layer.0.attention.self.query (384 × 384), DCFT k = 8\n"
-        f"{BACKBONE}; one run per stride and task ({tasks}; seed 0, scale gpu, "
+        f"{backbone('6 blocks × 384 hidden')}; one run per stride and task ({tasks}; seed 0, scale gpu, "
         f"{', '.join(sorted(set(deltas['device'])))}), ΔW saved as float16. Compare figures/checkerboard.png "
         "(random positive factors).", fontsize=11.5)
     fig.supxlabel(
@@ -649,7 +625,7 @@ def _layer_panel(ax, df: pd.DataFrame, task: str, missing: Sequence[str], title:
     Returns the markers' labels, their error bars and the box (``_declutter`` places the labels once the
     figure is laid out)."""
     d = df[df["task"] == task]
-    summ = summarize_cells(d, ["task", "method", "config"])
+    summ = summarize(d, ["task", "method", "config"])
     summ["err"] = summ["std"].where(summ["n"] >= 2, 0.0)  # error bars only where there are 2 or more seeds
     labels, bars, boxes = [], [], []
     for method, sm in summ.groupby("method"):

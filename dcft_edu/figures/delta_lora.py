@@ -31,7 +31,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from torch import nn
 
-from ..experiments.analysis import TASK_LABELS, TASK_ORDER, best_lambda_of, cell, load_sweep, seed_stats, short_device  # noqa: F401 (cell)
+from ..experiments.analysis import (TASK_LABELS, TASK_ORDER, best_lambda_of, load_sweep, short_device, short_devices,
+                                    summarize)
+from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
 from ..experiments.presets import METHOD_DEFAULTS
 from ..experiments.sweep import ABLATION_TASKS, GRIDS
@@ -46,9 +48,6 @@ PLANNED_SEEDS = tuple(GRIDS["delta_lambda"]["seed"])
 #: the y-axis names of the tasks' main metrics (×100, as in the papers' tables)
 METRIC_AXIS = {"matthews_correlation": "Matthews corr. ×100", "accuracy": "accuracy (%)",
                "pearson": "Pearson r ×100"}
-BACKBONE = "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 blocks × 384)"
-#: colour of "n=…" labels of cells with fewer than the planned seeds
-FEW_SEEDS_COLOR = "#c62828"
 #: the figures' y-axes span the LoRA reference ± this many points; runs below are drawn as ▼ at the edge
 Y_SPAN = 15.0
 
@@ -100,8 +99,6 @@ def lora_reference(main: Optional[pd.DataFrame] = None) -> pd.DataFrame:
 
 def planned_fraction(start_steps: int, optimizer_steps: int) -> Optional[float]:
     """Which ``K_FRACTIONS`` entry a K belongs to (``make_run``: K = round(fraction × steps)), else None.
-
-    Taught in: ``13_delta_lora_lambda_k``.
     """
     for f in K_FRACTIONS:
         if int(round(f * optimizer_steps)) == int(start_steps):
@@ -188,8 +185,6 @@ def collapse_check(df: pd.DataFrame, tol: float = 0.05) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ cells and tables
 
-seed_summary = seed_stats  # mean ± std (n) per group; the name notebook 13 uses
-
 
 def _task_index(tasks: Sequence[str]) -> list[str]:
     return [TASK_LABELS[t] for t in tasks]
@@ -204,8 +199,8 @@ def lambda_table(delta_lambda: Optional[pd.DataFrame] = None, reference: Optiona
     """
     dl = sweep_results("delta_lambda") if delta_lambda is None else delta_lambda
     ref = lora_reference() if reference is None else reference
-    s = seed_summary(dl, ["task", "update_ratio"]).set_index(["task", "update_ratio"])["cell"]
-    r = seed_summary(ref, ["task"]).set_index("task")["cell"]
+    s = summarize(dl, ["task", "update_ratio"]).set_index(["task", "update_ratio"])["cell"]
+    r = summarize(ref, ["task"]).set_index("task")["cell"]
     rows = []
     for t in tasks:
         row = {f"LoRA r={METHOD_DEFAULTS['lora']['r']}": r.get(t, "missing")}
@@ -223,8 +218,8 @@ def k_table(runs: Optional[pd.DataFrame] = None, reference: Optional[pd.DataFram
     """
     runs = k_runs() if runs is None else runs
     ref = lora_reference() if reference is None else reference
-    s = seed_summary(runs, ["task", "k_setting"]).set_index(["task", "k_setting"])["cell"]
-    r = seed_summary(ref, ["task"]).set_index("task")["cell"]
+    s = summarize(runs, ["task", "k_setting"]).set_index(["task", "k_setting"])["cell"]
+    r = summarize(ref, ["task"]).set_index("task")["cell"]
     settings = [f"{100 * f:g} %" for f in K_FRACTIONS]
     rows = []
     for t in tasks:
@@ -449,10 +444,6 @@ def effective_change_gap(model_a: nn.Module, model_b: nn.Module, pretrained: dic
 
 # ------------------------------------------------------------------ figures
 
-def _devices(*dfs: pd.DataFrame) -> str:
-    return ", ".join(sorted({short_device(d) for df in dfs for d in df["device"]}))
-
-
 def _reference_band(ax, ref: pd.Series, label: bool) -> None:
     m, sd, n = ref["mean"], ref["std"], int(ref["n"])
     ax.axhline(m, color="0.35", lw=1.2, ls="--", zorder=1,
@@ -500,10 +491,10 @@ def draw_delta_lora_lambda_k() -> Figure:
     Taught in: ``13_delta_lora_lambda_k``.
     """
     dl, kr, ref = sweep_results("delta_lambda"), k_runs(), lora_reference()
-    sl = seed_summary(dl, ["task", "update_ratio"])
-    sk = seed_summary(kr, ["task", "k_setting"]).merge(
+    sl = summarize(dl, ["task", "update_ratio"])
+    sk = summarize(kr, ["task", "k_setting"]).merge(
         kr.groupby(["task", "k_setting"])["k_frac"].mean().reset_index(), on=["task", "k_setting"])
-    sr = seed_summary(ref, ["task"]).set_index("task")
+    sr = summarize(ref, ["task"]).set_index("task")
     k_lam = float(kr.loc[kr["k_setting"] != "default", "update_ratio"].iloc[0])
     fig, axes = plt.subplots(2, len(TASKS), figsize=(4.0 * len(TASKS), 7.6), layout="constrained")
     for j, t in enumerate(TASKS):
@@ -549,11 +540,11 @@ def draw_delta_lora_lambda_k() -> Figure:
                Line2D([], [], color="0.35", ls="--", label="LoRA r=8 (same r, α, matrices), band = ± std"),
                Line2D([], [], color="0.4", marker="v", ls="", label=f"below the axis (> {Y_SPAN:g} points under LoRA)")]
     fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, -0.065), ncol=3, fontsize=9, frameon=False)
-    devices, best_lam = _devices(dl, kr, ref), best_lambda_of(dl)
+    devices, best_lam = short_devices(pd.concat([dl, kr, ref])["device"]), best_lambda_of(dl)
     fig.suptitle(
         "Delta-LoRA's update ratio λ (top) and start step K (bottom): best-epoch GLUE dev metric ×100 "
         "(cf. Delta-LoRA Tables 7–8, on E2E)\n"
-        f"{BACKBONE}, scale gpu ({devices}); mean ± std over seeds (error bars only where n ≥ 2), "
+        f"{backbone()}, scale gpu ({devices}); mean ± std over seeds (error bars only where n ≥ 2), "
         f"n=… per point (red: fewer than {len(PLANNED_SEEDS)} seeds)\nthe K runs (bottom) used λ = {k_lam:g}, "
         + ("the λ > 0 best on average over the four tasks (not each task's best)" if k_lam == best_lam
            else f"not the λ > 0 now best on average over the tasks ({best_lam:g})"),
@@ -607,7 +598,7 @@ def draw_delta_lora_twin() -> Figure:
     fig.suptitle(
         "Delta-LoRA and its twin share the effective weight W₀ + s·((1+λ)·P_t − λ·P_K) for the same A, B; "
         "but after K the twin's A, B get (1+λ)× the gradient, and Adam remembers the steps before K\n"
-        f"{BACKBONE}, scale gpu ({', '.join(sorted({short_device(d) for d in _devices_of(matches)}))}), "
+        f"{backbone()}, scale gpu ({short_devices(_devices_of(matches))}), "
         f"GLUE dev after each epoch; seed {','.join(map(str, seeds))} only (n=1 per curve: the other seeds were not run)",
         fontsize=10.5)
     return fig

@@ -30,6 +30,7 @@ from ..experiments.analysis import TASK_LABELS, TASK_ORDER, load_sweep, method_l
 from ..experiments.analysis import cell as _cell
 
 cell = functools.partial(_cell, missing="—")  # the main table marks an empty cell with a dash
+from .plotting import backbone
 from .registry import register
 
 # ------------------------------------------------------------------ conventions
@@ -44,7 +45,6 @@ METHOD_STYLE = {
 #: the metric each task reports (×100 in every table), as the papers name it
 METRIC_NAMES = {"cola": "Matthews corr.", "sst2": "accuracy", "mrpc": "accuracy", "stsb": "Pearson r",
                 "rte": "accuracy"}
-BACKBONE = "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 layers × 384)"
 
 
 
@@ -63,7 +63,8 @@ def _subtitle(df: pd.DataFrame) -> str:
     devices = ", ".join(sorted(set(df["device"])))
     n = df.groupby(["task", "label"])["seed"].nunique()
     seeds = f"{n.min()} seeds" if n.min() == n.max() else f"{n.min()}–{n.max()} seeds"
-    return (f"{BACKBONE}, GLUE dev sets (best epoch), ~20k training examples per run (scale \"gpu\"), "
+    return (f"{backbone('6 layers × 384')}, GLUE dev sets (best epoch), ~20k training examples per run "
+            f"(scale \"gpu\"), "
             f"trained on {devices}; mean ± std over {seeds}")
 
 
@@ -76,26 +77,14 @@ def main_runs(df: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     return _labelled(load_sweep("main") if df is None else df)
 
 
-def seed_averages(df: pd.DataFrame, metric: str = "best_metric") -> pd.DataFrame:
-    """Per method and seed, the metric ×100 averaged over the tasks that seed has (and how many).
-
-    Seeds are paired across tasks by their index (seed 0 of every task, …), so the std over
-    these per-seed averages is the spread of the "Avg." column.
-
-    Taught in: ``07_glue_main_results``.
-    """
-    df = _labelled(df)
-    g = df.groupby(["label", "seed"])
-    return pd.DataFrame({"avg": 100 * g[metric].mean(), "tasks": g["task"].nunique()}).reset_index()
-
-
 def main_table(df: pd.DataFrame, metric: str = "best_metric") -> pd.DataFrame:
     """The papers' layout: one row per method; parameter counts, each task's ``cell``, the average.
 
     ``adapter params`` counts the adapter tensors only, as the papers do (0 for head-only and
     full fine-tuning); ``trainable params`` adds what else trains (classifier head, pooler;
-    every weight for full FT). ``Avg.`` is the mean over seeds of each seed's 5-task average
-    (``seed_averages``), shown only for methods that have every task.
+    every weight for full FT). ``Avg.`` is the mean over seeds of each seed's 5-task average, shown only
+    for methods that have every task. Seeds are paired across tasks by their index (seed 0 of every task, …),
+    so the std over these per-seed averages is the spread of the "Avg." column.
 
     Taught in: ``07_glue_main_results``.
     """
@@ -110,8 +99,8 @@ def main_table(df: pd.DataFrame, metric: str = "best_metric") -> pd.DataFrame:
                "trainable params": int(round(d["trainable_params"].max()))}
         for t in tasks:
             row[TASK_LABELS[t]] = cell(d.at[t, "mean"], d.at[t, "std"], int(d.at[t, "n"])) if t in d.index else "—"
-        avg = seed_averages(df[df["label"] == label], metric)
-        full = avg[avg["tasks"] == len(tasks)]["avg"]
+        avg = summarize(df[df["label"] == label], ["label", "seed"], metric)  # each seed's mean over its n tasks
+        full = avg[avg["n"] == len(tasks)]["mean"]
         row["Avg."] = cell(full.mean(), full.std(ddof=1), len(full)) if len(full) else "—"
         rows.append(row)
     return pd.DataFrame(rows).set_index("method")
@@ -422,14 +411,14 @@ def draw_glue_main_results() -> Figure:
     """Per task: dev metric vs adapter parameters (log x), every method of sweep ``main`` (DCFT Table 1, Delta-LoRA Table 4)."""
     df = main_runs()
     s = summarize(df)
-    avg = seed_averages(df)
+    avg = summarize(df, ["label", "seed"])  # each seed's mean over its n tasks
     tasks = [t for t in TASK_ORDER if t in set(s["task"])]
     fig, axes = plt.subplots(2, 3, figsize=(15, 9.4), layout="constrained")
     panels = tasks + ["avg"]
     dodge = {"Delta-LoRA r=8 λ=0.5": 1.35}  # same parameter count as LoRA r=8: drawn a little to the right
     for ax, t in zip(axes.flat, panels):
         if t == "avg":
-            a = avg[avg["tasks"] == len(tasks)].groupby("label")["avg"].agg(["mean", "std", "count"])
+            a = avg[avg["n"] == len(tasks)].groupby("label")["mean"].agg(["mean", "std", "count"])
             d = pd.DataFrame({"mean": a["mean"], "std": a["std"], "n": a["count"]})
             d = d.join(s.groupby("label")[["adapter_params", "trainable_params"]].mean())
             title, ylab = f"Average of the {len(tasks)} tasks", "mean of the 5 task metrics (×100)"
@@ -529,8 +518,8 @@ def draw_cosine_similarity(task: str = "mrpc") -> Figure:
                  "the effective fine-tuned W (Delta-LoRA Figure 3)\n"
                  "W = W₀ + ΔW after training (for Delta-LoRA the base weight itself has moved too); W₀ = the same before "
                  "training (for DCFT it includes its tiny random init ΔW).\n"
-                 f"{BACKBONE}, sweep main, mean ± std over {seeds}. Learning rates: full FT 1e-4; every adapter the "
-                 "task's DCFT-recipe rate (8e-4 to 2.2e-3).", fontsize=10.5)
+                 f"{backbone('6 layers × 384')}, sweep main, mean ± std over {seeds}. Learning rates: full FT 1e-4; "
+                 "every adapter the task's DCFT-recipe rate (8e-4 to 2.2e-3).", fontsize=10.5)
     return fig
 
 

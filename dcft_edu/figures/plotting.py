@@ -7,7 +7,7 @@
   With ``DCFT_EDU_QUICK=1`` (CI, nbval) figures go to a temporary folder
   instead: quick runs never overwrite the committed ones.
 
-Taught in: every notebook that draws (03, 05, 07–13).
+Taught in: notebooks 01, 03–13 (``savefig`` in those that commit a figure: 03, 05).
 """
 from __future__ import annotations
 
@@ -34,6 +34,19 @@ def figures_dir() -> Path:
         d = REPO_ROOT / "figures"
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+
+#: colour of the "n=…" labels of cells with fewer seeds than planned
+FEW_SEEDS_COLOR = "#c62828"
+
+
+def backbone(shape: str = "6 blocks × 384") -> str:
+    """The backbone every experiment figure names in its title: "MiniLM-L6 (all-MiniLM-L6-v2: BERT, 6 blocks × 384)".
+
+    ``main_results`` words the ``shape`` "6 layers × 384" and ``ablations`` "6 blocks × 384 hidden": that text is
+    drawn into the committed figures, which must stay byte-identical, so each figure module keeps its wording.
+    """
+    return f"MiniLM-L6 (all-MiniLM-L6-v2: BERT, {shape})"
 
 
 def set_theme() -> None:
