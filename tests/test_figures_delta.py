@@ -16,7 +16,7 @@ from torch import nn
 
 from dcft_edu import DeltaLoRAConfig, DeltaLoRAOptimizer, inject_adapters
 from dcft_edu.figures import delta_lora as fd
-from dcft_edu.experiments.analysis import results_dir
+from dcft_edu.experiments.analysis import committed_results_dir
 from dcft_edu.delta_lora import delta_lora_layers
 
 
@@ -179,7 +179,7 @@ def test_full_split_labels_match_the_data(task, split):
     else:
         assert np.bincount(y.astype(int)).tolist() == stats
 
-needs_results = pytest.mark.skipif(not (results_dir() / "delta_lambda").is_dir(), reason="no committed results")
+needs_results = pytest.mark.skipif(not (committed_results_dir() / "delta_lambda").is_dir(), reason="no committed results")
 
 
 @needs_results
