@@ -310,12 +310,12 @@ print(f"\n5-task average: Delta-LoRA − LoRA r=8 = {ours_gap:+.2f} (ours, MiniL
       f"(Delta-LoRA Table 4, RoBERTa-base, these 5 tasks) and +0.26 (paper, 8 tasks)")
 print(f"tasks with p < 0.05: {int((dl['Welch p'] < 0.05).sum())} of {len(dl)}")
 ff = means.loc["full FT"]
-from dcft_edu.experiments.data import load_glue
+from dcft_edu.figures.delta_lora import FULL_SPLIT_LABELS  # label counts of GLUE's full splits
 
 for task in ("rte", "mrpc", "sst2"):
-    labels = pd.Series(load_glue(task, "dev")["label"])
-    print(f"{TASK_LABELS[task]} dev: majority class = {100 * labels.value_counts(normalize=True).max():.1f} % "
-          f"of {len(labels)}; best method {means[task].max():.1f}, head only {means.at['head only', task]:.1f}")
+    counts = FULL_SPLIT_LABELS[(task, "dev")]
+    print(f"{TASK_LABELS[task]} dev: majority class = {100 * max(counts) / sum(counts):.1f} % "
+          f"of {sum(counts)}; best method {means[task].max():.1f}, head only {means.at['head only', task]:.1f}")
 print(f"\nfull FT: average {ff['avg']:.2f}; best of all methods on "
       f"{[TASK_LABELS[t] for t in means.columns[:-1] if means[t].idxmax() == 'full FT']}; "
       f"MRPC {ff['mrpc']:.1f} vs LoRA r=8 {means.at['LoRA r=8', 'mrpc']:.1f}")

@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 
 from dcft_edu.experiments import bench
-from dcft_edu.experiments.analysis import TASK_LABELS, TASK_ORDER, load_sweep, results_dir
+from dcft_edu.experiments.analysis import TASK_LABELS, TASK_ORDER, committed_results_dir, load_sweep
 from dcft_edu.figures.main_results import (bench_train_frame, draw_efficiency, main_runs, measure_train_speed,
                                    parse_bench_adapters, sweep_speed, train_sizes)
 from dcft_edu.figures.plotting import savefig, set_theme
@@ -139,7 +139,7 @@ print("\nCUDA max allocated (MiB):\n", memory.round(0))
 # ### One adapted layer alone (DeBERTa-base shapes, H100, fp32, 8,192 tokens)
 
 # %%
-layer_txt = (results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
+layer_txt = (committed_results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
 layer = parse_bench_adapters(layer_txt)
 print(layer_txt.splitlines()[1])
 print(layer)
@@ -259,7 +259,7 @@ assert (new_ratio < 1.03).all() and (peak.loc["Delta-LoRA r=8 λ=0.5", abl_peak.
 # %%
 cpu = bench_train_frame("cpu")
 print(cpu[["task", "label", "samples/s", "speed vs LoRA", "memory MiB", "memory vs LoRA", "device"]].round(3))
-cpu_layer = parse_bench_adapters((results_dir() / "efficiency" / "bench_adapters_cpu.txt").read_text())
+cpu_layer = parse_bench_adapters((committed_results_dir() / "efficiency" / "bench_adapters_cpu.txt").read_text())
 print((cpu_layer.loc["DCFT fast (k=8, s=8)"] / cpu_layer.loc["LoRA r=8"]).round(2).rename("DCFT fast / LoRA r=8, one layer, CPU"))
 
 # %% [markdown]

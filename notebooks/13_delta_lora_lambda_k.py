@@ -64,12 +64,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda, device_comparison, paired_differences,
-                               results_dir, short_device, summarize)
-from dcft_edu.experiments.data import load_e2e, load_glue
+from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda, committed_results_dir, device_comparison,
+                               paired_differences, short_device, summarize)
+from dcft_edu.experiments.data import load_e2e
 from dcft_edu.delta_lora import delta_lora_layers
 from dcft_edu.figures.registry import single_thread
-from dcft_edu.figures.delta_lora import (LAMBDAS, PAPER_E2E_BATCH, PAPER_E2E_EPOCHS, PAPER_TABLE7, PAPER_TABLE8,
+from dcft_edu.figures.delta_lora import (FULL_SPLIT_LABELS, LAMBDAS, PAPER_E2E_BATCH, PAPER_E2E_EPOCHS, PAPER_TABLE7, PAPER_TABLE8,
                                     PLANNED_SEEDS, TASKS, TWIN_LAMBDAS, collapse_check, constant_predictor, coverage,
                                     delta_lora_identity_gap, draw_delta_lora_lambda_k, draw_delta_lora_twin,
                                     effective_change_gap, effective_weight, k_runs, k_table, lambda_table,
@@ -401,10 +401,10 @@ assert lam_vs_lora.loc[("STS-B", ["λ=2", "λ=3", "λ=5"]), "mean"].max() < -80 
 # loss (`constant_predictor(...)["train prior loss"]`):
 
 # %%
-y_tr, y_dev = (np.asarray(load_glue("stsb", split)["label"], dtype=np.float64) for split in ("train", "dev"))
+y_tr, y_dev = (FULL_SPLIT_LABELS[("stsb", split)] for split in ("train", "dev"))  # GLUE's full splits
 stsb_const = constant_predictor("stsb")
 stsb_ratio = stsb_const["train prior loss"] / stsb_const["loss"]
-print(f"STS-B: training mean {y_tr.mean():.2f}, dev mean {y_dev.mean():.2f}; predicting the training mean costs "
+print(f"STS-B: training mean {y_tr['mean']:.2f}, dev mean {y_dev['mean']:.2f}; predicting the training mean costs "
       f"{stsb_ratio:.3f} × Var_dev on dev")
 assert 1.05 < stsb_ratio < 1.10  # the text: just outside the 5 % tolerance
 
@@ -467,8 +467,8 @@ assert n_col("twin", "RTE", 2.0) == 3 and n_col("Delta-LoRA", "RTE", 2.0) == 2
 # %%
 k_lam = float(kr["update_ratio"].unique()[0])  # k_runs checks that the K sweep holds one λ
 lam_means = dl.groupby(["update_ratio", "task"])["best_metric"].mean().unstack("task")[TASKS] * 100
-best_pos = best_lambda(results_dir() / "delta_lambda")
-best_any = best_lambda(results_dir() / "delta_lambda", positive=False)
+best_pos = best_lambda(committed_results_dir() / "delta_lambda")
+best_any = best_lambda(committed_results_dir() / "delta_lambda", positive=False)
 print(f"the K runs' λ: {k_lam:g}; best λ > 0 over the four tasks: {best_pos:g}; with λ = 0 allowed: {best_any:g} "
       f"(averages {lam_means.mean(axis=1)[best_any]:.2f} vs {lam_means.mean(axis=1)[best_pos]:.2f})")
 print("each task's best λ (3-seed mean): " + ", ".join(f"{TASK_LABELS[t]} {lam_means[t].idxmax():g}" for t in TASKS))

@@ -8,7 +8,8 @@
 # PHASE 2: the sweeps main, kernel, stride, delta_lambda, layers, scale_jump as one queue of parallel runs.
 # PHASE 3: delta_k and scale_jump at the best λ of delta_lambda, then whatever is left.
 # Every sweep resumes: rerunning a phase skips finished runs. Runs still going at the deadline
-# are dropped (a rerun trains them). Results land in figures/data/ and, when $OUT is set
+# are dropped (a rerun trains them). Results land in figures/data/ (named explicitly: the sweep
+# CLI's default is the git-ignored results/) and, when $OUT is set
 # (the device tool), are packed into $OUT/results.tgz.
 # Environment: WORKERS (parallel runs, default 14), SCALE (default gpu), PY (default python3).
 set -uo pipefail
@@ -45,10 +46,11 @@ elif [ "$PHASE" = 3 ]; then
   best=$("$PY" -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda)
   echo "best λ from delta_lambda: $best"
   "$PY" -m dcft_edu.experiments.sweep delta_k scale_jump --set update_ratio="$best" --scale "$SCALE" --workers "$WORKERS" \
-    --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
+    --results figures/data --deadline-min "$(left)" 2>&1 | grep -v "$FILTER"
 fi
 # PHASE 2 (and what 1 and 3 have time for): the sweeps in $GRIDS as one queue of parallel runs
-"$PY" -m dcft_edu.experiments.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --deadline-min "$(left)" ${SWEEP_FLAGS:-} 2>&1 \
+"$PY" -m dcft_edu.experiments.sweep $GRIDS --scale "$SCALE" --workers "$WORKERS" --results figures/data \
+  --deadline-min "$(left)" ${SWEEP_FLAGS:-} 2>&1 \
   | grep -v "$FILTER"
 echo "phase $PHASE done in $(( $(date +%s) - t0 )) s"
 [ -n "${OUT:-}" ] && tar czf "$OUT/results.tgz" figures/data && ls -la "$OUT"

@@ -14,9 +14,8 @@ from transformers import AutoTokenizer
 from dcft_edu.experiments import data as D
 from dcft_edu.experiments.models import default_model_path
 
-ROOT = Path(os.environ.get(D.DATA_ENV) or Path(__file__).resolve().parents[1].parent / "shared" / "data")
-HAVE_DATA = (ROOT / "RTE" / "train.tsv").is_file()
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason=f"GLUE data not found at {ROOT}: set {D.DATA_ENV}")
+ROOT = Path(os.environ[D.DATA_ENV])  # the full data, or the shipped sample (root conftest.py)
+SAMPLE = Path(__file__).resolve().parent / "data" / "glue_sample"
 
 # the HF nyu-mll/glue columns of each config
 HF_COLUMNS = {
@@ -59,7 +58,7 @@ def tokenizer():
     return AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
 
 
-@needs_data
+@pytest.mark.full_data
 @pytest.mark.parametrize("task,split", list(EXPECTED))
 def test_rows_labels_and_columns_match_glue(task, split):
     ds = glue(task, split)
@@ -74,7 +73,7 @@ def test_rows_labels_and_columns_match_glue(task, split):
         assert all(isinstance(s, str) and s and s == s.strip() for s in ds[col][:])
 
 
-@needs_data
+@pytest.mark.full_data
 def test_stsb_scores_are_float32_in_range():
     for split, mean in [("train", 2.701), ("dev", 2.364)]:
         ds = glue("stsb", split)
@@ -84,7 +83,6 @@ def test_stsb_scores_are_float32_in_range():
         assert labels.mean().item() == pytest.approx(mean, abs=5e-4)
 
 
-@needs_data
 def test_file_quirks_handled():
     sst = glue("sst2", "train")
     assert sst[0]["sentence"] == "hide new secretions from the parental units"  # trailing space stripped
@@ -98,7 +96,6 @@ def test_file_quirks_handled():
     assert rte[0]["label"] == 1 and rte[0]["sentence2"] == "Christopher Reeve had an accident."
 
 
-@needs_data
 def test_env_var_aliases_and_limit(env_root):
     assert D.data_root() == env_root
     assert D.data_root("/elsewhere") == Path("/elsewhere")
@@ -108,7 +105,7 @@ def test_env_var_aliases_and_limit(env_root):
     assert len(ds) == 7 and ds.column_names == HF_COLUMNS["stsb"]
     assert ds["label"][:] == glue("stsb", "dev")["label"][:7]
     assert D.load_glue("rte", "train", limit=5)["sentence1"] == D.load_glue("rte", "train", limit=5)["sentence1"]
-    assert len(D.load_glue("rte", "dev", limit=10_000)) == 277
+    assert len(D.load_glue("rte", "dev", limit=10_000)) == len(glue("rte", "dev"))  # a limit past the end: every row
 
 
 def test_unknown_task_and_split_errors():
@@ -145,7 +142,7 @@ def test_qnli_train_offline_error(tmp_path):
         D.load_glue("qnli", "train", root=tmp_path)
 
 
-@needs_data
+@pytest.mark.full_data
 @pytest.mark.parametrize("split,rows", [("train", 42061), ("dev", 4672), ("test", 4693)])
 def test_e2e_rows(split, rows):
     ds = D.load_e2e(split, root=ROOT)
@@ -154,14 +151,13 @@ def test_e2e_rows(split, rows):
     assert all(r for r in ds["ref"][:])
 
 
-@needs_data
+@pytest.mark.full_data
 def test_e2e_limit_and_quoting():
     ds = D.load_e2e("dev", root=ROOT, limit=3)
     assert len(ds) == 3
     assert ds[0]["mr"] == "name[Alimentum], area[city centre], familyFriendly[no]"
 
 
-@needs_data
 def test_tokenize_and_collate_pads_batches(tokenizer):
     ds = D.tokenize_glue(glue("rte", "dev").select(range(6)), tokenizer, "rte", max_length=48)
     assert set(ds.column_names) == {"input_ids", "token_type_ids", "attention_mask", "label"}
@@ -173,7 +169,6 @@ def test_tokenize_and_collate_pads_batches(tokenizer):
     assert batch["attention_mask"].sum(1).tolist() == lengths
 
 
-@needs_data
 def test_make_dataloaders_seeded(env_root, tokenizer):
     def first_batch(seed):
         train, dev = D.make_dataloaders("stsb", tokenizer, batch_size=8, limit_train=32, limit_dev=12, seed=seed)
@@ -188,3 +183,22 @@ def test_make_dataloaders_seeded(env_root, tokenizer):
     assert not torch.equal(a["labels"], c["labels"])
     assert [len(x["labels"]) for x in dev] == [8, 4]
     assert torch.equal(next(iter(dev))["labels"], torch.tensor(glue("stsb", "dev")["label"][:8]))
+
+
+def test_sample_covers_the_quick_scale():
+    """The shipped sample has every row the quick preset (tests, notebooks under nbval) reads."""
+    from dcft_edu.experiments.presets import PRESETS
+
+    quick = PRESETS["quick"]
+    for task in ("cola", "sst2", "mrpc", "stsb", "rte"):
+        train, dev = D.load_glue(task, "train", root=SAMPLE), D.load_glue(task, "dev", root=SAMPLE)
+        assert len(train) == 300 >= quick.limit_train and len(dev) == 200 >= quick.limit_dev
+
+
+@pytest.mark.full_data
+def test_sample_is_the_first_rows_of_the_full_files():
+    files = sorted(SAMPLE.glob("*/*.tsv"))
+    assert len(files) == 10
+    for f in files:
+        sample = f.read_bytes()
+        assert (ROOT / f.parent.name / f.name).read_bytes()[:len(sample)] == sample, f

@@ -17,7 +17,7 @@ from transformers import AutoConfig  # noqa: E402
 
 from dcft_edu import DCFTConfig, LoRAConfig  # noqa: E402
 from dcft_edu.figures import ablations as fa  # noqa: E402
-from dcft_edu.experiments.analysis import CPU_RESULTS, results_dir, summarize  # noqa: E402
+from dcft_edu.experiments.analysis import CPU_RESULTS, committed_results_dir, summarize  # noqa: E402
 from dcft_edu.dcft import coverage_map  # noqa: E402
 from dcft_edu.figures import FIGURES  # noqa: E402
 from dcft_edu.inject import count_for_config  # noqa: E402
@@ -25,7 +25,7 @@ from dcft_edu.experiments.models import default_model_path  # noqa: E402
 from dcft_edu.experiments.presets import make_run  # noqa: E402
 from dcft_edu.experiments.sweep import GRIDS, grid_runs, result_path  # noqa: E402
 
-HAVE_RESULTS = all((results_dir() / s).is_dir() for s in ("main", "kernel", "stride", "layers"))
+HAVE_RESULTS = all((committed_results_dir() / s).is_dir() for s in ("main", "kernel", "stride", "layers"))
 needs_results = pytest.mark.skipif(not HAVE_RESULTS, reason="committed results not present")
 
 
@@ -208,7 +208,7 @@ def test_declutter_moves_labels_off_other_markers():
                                          ("layer_ablation", 2), ("stride_learned_delta", 40)])
 def test_figures_draw(name, n_axes):
     assert name in FIGURES
-    cpu_layers = results_dir() / CPU_RESULTS / "layers"
+    cpu_layers = committed_results_dir() / CPU_RESULTS / "layers"
     if name == "layer_ablation" and cpu_layers.is_dir():  # one more panel per task trained on a CPU
         n_axes += len({p.name.split("-")[0] for p in cpu_layers.glob("*.json")})
     fig = FIGURES[name]()

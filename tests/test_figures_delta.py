@@ -16,7 +16,7 @@ from torch import nn
 
 from dcft_edu import DeltaLoRAConfig, DeltaLoRAOptimizer, inject_adapters
 from dcft_edu.figures import delta_lora as fd
-from dcft_edu.experiments.analysis import results_dir
+from dcft_edu.experiments.analysis import committed_results_dir
 from dcft_edu.delta_lora import delta_lora_layers
 
 
@@ -134,7 +134,7 @@ def test_effective_change_gap():
     assert fd.effective_change_gap(other, model, w0) > 0.01
 
 
-def test_constant_predictor_and_collapse_check(data_root):
+def test_constant_predictor_and_collapse_check():
     cp = fd.constant_predictor("rte")
     assert cp["accuracy"] == pytest.approx(146 / 277, abs=1e-3)  # RTE dev: its majority class
     assert cp["loss"] < np.log(2) + 1e-9  # the entropy of a two-class prior is at most ln 2
@@ -160,7 +160,20 @@ def test_constant_predictor_and_collapse_check(data_root):
     assert abs(c["dev / constant"] - 1) > 0.05 and c["dev / train prior"] == pytest.approx(1.0) and c["collapsed"]
 
 
-needs_results = pytest.mark.skipif(not (results_dir() / "delta_lambda").is_dir(), reason="no committed results")
+
+@pytest.mark.full_data
+@pytest.mark.parametrize("task,split", list(fd.FULL_SPLIT_LABELS))
+def test_full_split_labels_match_the_data(task, split):
+    from dcft_edu.experiments.data import load_glue
+
+    y = np.asarray(load_glue(task, split)["label"], dtype=np.float64)
+    stats = fd.FULL_SPLIT_LABELS[(task, split)]
+    if isinstance(stats, dict):
+        assert (stats["mean"], stats["var"]) == pytest.approx((y.mean(), y.var()), rel=1e-12)
+    else:
+        assert np.bincount(y.astype(int)).tolist() == stats
+
+needs_results = pytest.mark.skipif(not (committed_results_dir() / "delta_lambda").is_dir(), reason="no committed results")
 
 
 @needs_results

@@ -9,7 +9,7 @@ import pytest
 
 from dcft_edu import figures
 from dcft_edu.figures import main_results as fm
-from dcft_edu.experiments.analysis import results_dir
+from dcft_edu.experiments.analysis import committed_results_dir
 
 
 def _row(task, method, seed, metric, epochs=None, **kw):
@@ -103,7 +103,7 @@ def test_similarity_frame_parses_names_and_clips():
 
 
 def test_parse_bench_adapters_both_tables():
-    text = (results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
+    text = (committed_results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
     ms = fm.parse_bench_adapters(text)
     assert ms.shape == (5, 3) and list(ms.columns) == ["768→768", "768→3072", "3072→768"]
     assert (ms.to_numpy() > 0).all()

@@ -168,3 +168,16 @@ def test_parallel_workers_train_real_runs(data_root, tmp_path):
     recs = [json.loads(p.read_text()) for p in paths]
     assert sorted(r["method"] for r in recs) == ["head", "lora"]
     assert all(0.0 <= r["best_metric"] <= 1.0 and r["sweep"] == "par" for r in recs)
+
+
+def test_cli_writes_to_the_user_results_never_to_the_committed_ones(tmp_path, monkeypatch, capsys):
+    from dcft_edu.experiments.runinfo import REPO_ROOT, committed_results_dir, user_results_dir
+
+    monkeypatch.delenv("DCFT_EDU_RESULTS", raising=False)
+    assert user_results_dir() == REPO_ROOT / "results" != committed_results_dir() == REPO_ROOT / "figures" / "data"
+    monkeypatch.setenv("DCFT_EDU_RESULTS", str(tmp_path))  # a fresh clone: nothing of the user's yet
+    assert main(["main", "--scale", "gpu", "--dry-run"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 105 and all(line.startswith("todo") for line in out)
+    assert main(["main", "--scale", "gpu", "--dry-run", "--results", str(committed_results_dir())]) == 0
+    assert all(line.startswith("done") for line in capsys.readouterr().out.splitlines())

@@ -22,21 +22,8 @@ from typing import Any, Iterable, Optional, Sequence, Union
 import numpy as np
 import pandas as pd
 
+from .runinfo import committed_results_dir
 from .sweep import load_results
-
-RESULTS_ENV = "DCFT_EDU_RESULTS"
-
-
-def results_dir() -> Path:
-    """Where the committed experiment results live: ``$DCFT_EDU_RESULTS``, else ``<repo>/figures/data``.
-
-    One sub-folder per sweep (``main``, ``kernel``, ``stride``, ``layers``, ``delta_lambda``,
-    ``delta_k``, ``scale_jump``) plus ``efficiency`` (benchmark files). Quick runs write elsewhere.
-    """
-    import os
-
-    env = os.environ.get(RESULTS_ENV)
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "figures" / "data"
 
 
 @functools.lru_cache(maxsize=None)
@@ -45,16 +32,17 @@ def _read_sweep(folder: Path, mtime_ns: int) -> pd.DataFrame:
 
 
 def load_sweep(name: str) -> pd.DataFrame:
-    """The committed results of one sweep (``results_dir() / name``) as a DataFrame, one row per run.
+    """The committed results of one sweep (``committed_results_dir() / name``) as a DataFrame, one row per run.
     ``name`` may name a sub-folder: ``"cpu/stride"`` is sweep ``stride`` trained on a CPU (``CPU_RESULTS``).
 
     Read once per process and returned as a fresh copy; a new result file (which changes the folder's
     modification time) makes the next call read the folder again.
     """
-    folder = results_dir() / name
+    folder = committed_results_dir() / name
     if not folder.is_dir():
-        raise FileNotFoundError(f"no results at {folder}: run `python -m dcft_edu.experiments.sweep {folder.name} --scale gpu "
-                                f"--results {folder.parent}` (or set {RESULTS_ENV})")
+        raise FileNotFoundError(f"no committed results at {folder}: restore them (`git checkout -- figures/data`) or "
+                                f"regenerate them on a GPU (`python -m dcft_edu.experiments.sweep {folder.name} "
+                                f"--scale gpu --results {folder.parent}`)")
     return _read_sweep(folder, folder.stat().st_mtime_ns).copy()
 
 

@@ -1,6 +1,6 @@
 """Provenance for every result file: device, versions, git commit, scale, time.
 
-Every JSON/CSV the package writes under ``figures/data/`` carries these fields,
+Every JSON/CSV the package writes (under ``results/`` or ``figures/data/``) carries these fields,
 so a reader can tell a 2-core CPU run from a GPU run at a glance.
 
 Used by: ``dcft_edu.experiments.trainer``, ``dcft_edu.experiments.bench``, ``dcft_edu.experiments.sweep``.
@@ -21,11 +21,28 @@ import torch
 from ..adapter_io import atomic_write  # noqa: F401  (the one atomic writer lives in the core)
 
 QUICK_ENV = "DCFT_EDU_QUICK"
+RESULTS_ENV = "DCFT_EDU_RESULTS"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def is_quick() -> bool:
     """True when ``DCFT_EDU_QUICK=1``: every notebook runs at its tiny CI scale."""
     return os.environ.get(QUICK_ENV, "0") not in ("", "0", "false", "False")
+
+
+def committed_results_dir() -> Path:
+    """The committed experiment results, ``<repo>/figures/data``: what the figures, the README's tables and
+    notebooks 07–13 are read from. Only a command that names it writes there (``--results figures/data``, as
+    ``scripts/gpu_experiments.sh`` does to regenerate them).
+    """
+    return REPO_ROOT / "figures" / "data"
+
+
+def user_results_dir() -> Path:
+    """Where your own sweeps go unless told otherwise: ``$DCFT_EDU_RESULTS``, else ``<repo>/results``
+    (git-ignored), so they never mix with the committed results.
+    """
+    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "results")
 
 
 def resolve_device(device: str = "auto") -> torch.device:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
 from .presets import METHODS, SCALES, RunConfig, make_run
-from .runinfo import atomic_write, atomic_write_json
+from .runinfo import RESULTS_ENV, atomic_write, atomic_write_json, user_results_dir
 
 Grid = Union[dict[str, Any], list[dict[str, Any]]]
 
@@ -300,7 +300,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("grid", nargs="+", help=f"named grids ({', '.join(GRIDS)}) or JSON files holding a grid dict/list")
     ap.add_argument("--scale", "--preset", dest="scale", choices=SCALES, default="quick",
                     help="quick (CI, seconds), cpu (minutes per run), gpu (the papers' recipes, ~20k examples per run)")
-    ap.add_argument("--results", default="figures/data", help="results folder (default: figures/data)")
+    ap.add_argument("--results", type=Path, default=user_results_dir(),
+                    help=f"results folder (default: ${RESULTS_ENV} or results/, git-ignored; the committed results: "
+                         "--results figures/data)")
     ap.add_argument("--name", help="sweep name, with a single grid (default: the grid's name or file stem)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                     help="override a RunConfig field for every run, e.g. --set epochs=2 (repeatable)")

@@ -33,8 +33,8 @@ from matplotlib.ticker import MaxNLocator
 from matplotlib.text import Text
 from matplotlib.transforms import Bbox
 
-from ..experiments.analysis import (CPU_RESULTS, TASK_LABELS, load_sweep, results_dir, short_device, short_devices,
-                                    summarize)
+from ..experiments.analysis import (CPU_RESULTS, TASK_LABELS, committed_results_dir, load_sweep, short_device,
+                                    short_devices, summarize)
 from ..dcft import coverage_map, dcft_num_params
 from .concepts import _coverage_verdict, log_power_spectrum, spectrum_panel
 from .plotting import FEW_SEEDS_COLOR, backbone
@@ -154,11 +154,11 @@ def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
 
     One row per expected run: task, method, kernel_size, s, targets, blocks, config, seed, ``present``.
     A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` exists
-    (``folder`` defaults to ``results_dir()``). Missing runs are never filled in.
+    (``folder`` defaults to ``committed_results_dir()``). Missing runs are never filled in.
 
     Taught in: ``10_kernel_ablation``.
     """
-    folder = results_dir() if folder is None else Path(folder)
+    folder = committed_results_dir() if folder is None else Path(folder)
     rows = []
     for run in grid_runs(GRIDS[sweep], scale="gpu"):
         d = run.to_dict()
@@ -674,7 +674,7 @@ def draw_layer_ablation() -> Figure:
         have = cov[cov["task"] == task].groupby(["method", "config"])["present"].sum()
         panels.append((df, task, [f"{method_short(m)}: {c}" for (m, c), v in have.items() if v == 0],
                        f"{TASK_LABELS[task]}, GPU"))
-    cpu = ablation_results(f"{CPU_RESULTS}/layers") if (results_dir() / CPU_RESULTS / "layers").is_dir() else None
+    cpu = ablation_results(f"{CPU_RESULTS}/layers") if (committed_results_dir() / CPU_RESULTS / "layers").is_dir() else None
     for task in [] if cpu is None else [t for t in ABLATION_TASKS if t in set(cpu["task"])]:
         seeds = sorted(set(cpu.loc[cpu["task"] == task, "seed"]))
         panels.append((cpu, task, [], f"{TASK_LABELS[task]}, CPU (float32, seed{'s' * (len(seeds) > 1)} "

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..experiments.analysis import TASK_LABELS, TASK_ORDER, load_sweep, method_label, results_dir, summarize
+from ..experiments.analysis import TASK_LABELS, TASK_ORDER, committed_results_dir, load_sweep, method_label, summarize
 from ..experiments.analysis import cell as _cell
 
 cell = functools.partial(_cell, missing="—")  # the main table marks an empty cell with a dash
@@ -302,7 +302,7 @@ def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] =
     """
     from ..experiments.bench_train import LABELS
 
-    folder = Path(folder) if folder is not None else results_dir() / "efficiency"
+    folder = Path(folder) if folder is not None else committed_results_dir() / "efficiency"
     rows = []
     for f in sorted(folder.glob(f"bench_train_{device}_*.json")):
         r = json.loads(f.read_text())
@@ -529,7 +529,7 @@ def draw_efficiency() -> Figure:
     df = main_runs()
     sizes = train_sizes(df)
     bench = bench_train_frame(train_sizes=sizes)
-    adapters_txt = (results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
+    adapters_txt = (committed_results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
     layer = parse_bench_adapters(adapters_txt)
     layer_dev = re.search(r"device cuda \((.+?)\)", adapters_txt)
     sweep = sweep_speed(df).reset_index()
