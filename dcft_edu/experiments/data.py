@@ -14,7 +14,7 @@ columns of the HF ``nyu-mll/glue`` dataset (the task's text columns, ``label``,
 was taken. Splits are ``"train"`` and ``"dev"`` (GLUE's test labels are
 private; both papers report dev, as we do).
 
-Used in: notebooks 06, 07, 13; used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
+Used in: notebooks 06, 13; used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
 """
 from __future__ import annotations
 
