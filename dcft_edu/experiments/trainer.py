@@ -4,7 +4,8 @@
 GLUE task and returns a result record (a plain dict, JSON-ready):
 
 - AdamW (no weight decay on biases and LayerNorm), linear warmup then linear
-  decay (``transformers.get_linear_schedule_with_warmup``), gradient clipping, gradient accumulation, bf16 autocast on a GPU;
+  decay (``transformers.get_linear_schedule_with_warmup``), gradient clipping,
+  gradient accumulation, bf16 autocast on a GPU;
 - DCFT adds γ · orthogonal_penalty to the loss (NOTES §1);
 - Delta-LoRA moves W after each *real* optimizer step (``register_delta_lora_hook``,
   a step post-hook on the optimizer), so accumulation boundaries are respected;
