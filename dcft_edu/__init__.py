@@ -13,8 +13,8 @@ Three rooms, each importing only the rooms below it:
     merge_and_unload, disable_adapters, count_adapter_parameters, count_for_config,
     apply_exported_lora
   - files (``adapter_io``): save_adapters, load_adapters, export_peft (an HF PEFT LoRA folder)
-  - training helpers: orthogonal_penalty (``regularizers``), DeltaLoRAUpdater,
-    DeltaLoRAOptimizer, export_delta_lora, original_weights (``delta_lora``),
+  - training helpers: orthogonal_penalty (``regularizers``),
+    register_delta_lora_hook, export_delta_lora, original_weights (``delta_lora``),
     dropout_gradient_gap (``dropout_gradient``)
 - ``dcft_edu.experiments``: the experiment engine (data, models, metrics, presets,
   trainer, sweep, analysis, benchmarks and their command lines).
@@ -26,10 +26,9 @@ from .config import DCFTConfig, DeltaLoRAConfig, LoRAConfig, config_from_dict
 from .dcft import DCFTLinear
 from .delta_lora import (
     DeltaLoRALinear,
-    DeltaLoRAOptimizer,
-    DeltaLoRAUpdater,
     export_delta_lora,
     original_weights,
+    register_delta_lora_hook,
 )
 from .dropout_gradient import dropout_gradient_gap
 from .inject import (

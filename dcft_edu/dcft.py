@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from einops import einsum, rearrange
 from torch import nn
 
 from .adapter_layer import AdapterLayer
@@ -156,36 +157,33 @@ def _kronecker_forward(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: tor
     if h_in * k != d_in:  # k does not divide in: zero-pad x to the uncropped width
         x = F.pad(x, (0, h_in * k - d_in))  # (N, in) -> (N, h_in·k)
     # x[n, j·k + q] -> Z[n, j, q]:  (N, h_in·k) -> (N, h_in, k)   (a view, no copy)
-    Z = x.view(N, h_in, k)
-    # ΔW[i·k + p, j·k + q] = M[i, j] C[p, q]  ⇒  y[n, i·k + p] = (B (A Z_n) Cᵀ)[i, p]
+    Z = rearrange(x, "n (h k) -> n h k", k=k)
+    # ΔW[i·k + p, j·k + q] = M[i, j] C[p, q]  ⇒  y[n, i·k + p] = Σ_{r,j,q} B[i, r] A[r, j] Z[n, j, q] C[p, q]
     # cheapest order: A first (in·r), then C (r·k²), then B (out·r) per token.
-    # The same A for every token: expand is a view, bmm runs N small products.
-    # t = A Z:   (N, r, h_in) @ (N, h_in, k) -> (N, r, k)
-    t = torch.bmm(A.expand(N, r, h_in), Z)
-    # u = t Cᵀ:  (N, r, k) @ (k, k) -> (N, r, k)
-    u = t @ C.T
-    # Y = B u:   (N, h_out, r) @ (N, r, k) -> (N, h_out, k), contiguous in y's order
-    Y = torch.bmm(B.expand(N, h_out, r), u)
-    # (N, h_out, k) -> (N, h_out·k), crop the end -> (N, out)
-    return Y.view(N, h_out * k)[:, :out_features]
+    # Each step is a small einsum; bmm with the factor expanded over tokens (a view) runs it
+    # faster than torch.einsum, which copies Z into a transposed layout first (measured).
+    # t[n, r, q] = Σ_j A[r, j] Z[n, j, q]      (einsum "r h, n h k -> n r k")
+    t = torch.bmm(A.expand(N, r, h_in), Z)  # (N, r, h_in) @ (N, h_in, k) -> (N, r, k)
+    # u[n, r, p] = Σ_q t[n, r, q] C[p, q]      (einsum "n r q, p q -> n r p")
+    u = t @ C.T  # (N, r, k) @ (k, k) -> (N, r, k)
+    # Y[n, i, p] = Σ_r B[i, r] u[n, r, p]      (einsum "o r, n r p -> n o p")
+    Y = torch.bmm(B.expand(N, h_out, r), u)  # (N, h_out, r) @ (N, r, k) -> (N, h_out, k)
+    # y[n, i·k + p] = Y[n, i, p]:  (N, h_out, k) -> (N, h_out·k) (a view), crop the end -> (N, out)
+    return rearrange(Y, "n h k -> n (h k)")[:, :out_features]
 
 
 def _upsampled_forward(
     x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, stride: int, out_features: int
 ) -> torch.Tensor:
     """ΔW x for any s ≤ k, with ΔW = Σ_r U_r C V_rᵀ, never building ΔW. x: (N, in) -> (N, out)."""
-    N, d_in = x.shape
-    r, k = A.shape[0], C.shape[0]
+    k = C.shape[0]
     # V from Aᵀ, U from B, cropped to the layer: (in, k, r) and (out, k, r)
-    V = upsample_factor(A.T, k, stride, d_in)
+    V = upsample_factor(A.T, k, stride, x.shape[1])
     U = upsample_factor(B, k, stride, out_features)
-    # ΔW[a, b] = Σ_{p,q,r} U[a, p, r] C[p, q] V[b, q, r]
-    # t = x V:   (N, in) @ (in, k·r) -> (N, k·r) -> (N, k, r)
-    t = (x @ V.reshape(d_in, k * r)).view(N, k, r)
-    # u = C t:   (k, k) @ (N, k, r) -> (N, k, r)
-    u = torch.matmul(C, t)
-    # y = u Uᵀ:  (N, k·r) @ (k·r, out) -> (N, out)
-    return u.reshape(N, k * r) @ U.reshape(out_features, k * r).T
+    # ΔW[a, b] = Σ_{p,q,r} U[a, p, r] C[p, q] V[b, q, r],   y[n, a] = Σ_b ΔW[a, b] x[n, b]
+    # torch.einsum contracts left to right: x V (N·in·k·r), then C (N·k²·r), then U (N·out·k·r);
+    # the (out, in) matrix ΔW is never formed.  (N, in), (in, k, r), (k, k), (out, k, r) -> (N, out)
+    return einsum(x, V, C, U, "n b, b q r, p q, a p r -> n a")
 
 
 def matrix_free_forward(

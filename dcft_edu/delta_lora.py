@@ -39,25 +39,22 @@ on W_0 (``export_delta_lora``). The snapshots, (A_K, B_K) and the step counter
 are persistent buffers, so ``model.state_dict()`` holds everything needed to
 resume training exactly.
 
-Use from any training loop::
+Use from any training loop: a torch optimizer step post-hook runs the W update
+after every ``optimizer.step()``, so the loop and the scheduler stay as they are::
 
     model = inject_adapters(model, DeltaLoRAConfig(r=8, lora_alpha=16, update_ratio=0.5, start_steps=100))
-    optimizer = DeltaLoRAOptimizer(torch.optim.AdamW(trainable_params, lr=4e-4), model)
-    scheduler = get_linear_schedule_with_warmup(optimizer, ...)  # schedulers accept the wrapper
+    optimizer = torch.optim.AdamW(trainable_params, lr=4e-4)
+    handle = register_delta_lora_hook(optimizer, model)  # handle.remove() detaches it
+    scheduler = get_linear_schedule_with_warmup(optimizer, ...)
     ...  loss.backward(); optimizer.step(); scheduler.step(); optimizer.zero_grad()
-
-or keep your optimizer and call ``updater = DeltaLoRAUpdater(model)`` /
-``updater.step()`` right after each ``optimizer.step()`` (like PEFT AdaLoRA's
-``update_and_allocate``).
 
 Taught in: ``06_delta_lora_update``
 """
 from __future__ import annotations
 
-from typing import Callable, Optional
-
 import torch
 from torch import nn
+from torch.utils.hooks import RemovableHandle
 
 from .config import DeltaLoRAConfig, LoRAConfig
 from .lora import LoRALinear
@@ -138,7 +135,7 @@ class DeltaLoRALinear(LoRALinear):
 
     @torch.no_grad()
     def delta_step(self) -> None:
-        """Call once after each REAL optimizer step (n = 1, 2, ...).
+        """Call once after each REAL optimizer step (n = 1, 2, ...); ``register_delta_lora_hook`` does.
 
         If n > K:  W ← W + λ·s·(B_n A_n − B_{n−1} A_{n−1}); then snapshot ← (A_n, B_n).
         At n == K: record (A_K, B_K).
@@ -231,95 +228,30 @@ def _require_layers(model: nn.Module) -> list[tuple[str, DeltaLoRALinear]]:
     return layers
 
 
-class DeltaLoRAUpdater:
-    """Applies the Delta-LoRA W update to every Delta-LoRA layer of a model.
+def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module) -> RemovableHandle:
+    """Apply the Delta-LoRA W update after every ``optimizer.step()``; returns the hook's handle.
 
-    Call ``updater.step()`` right after each ``optimizer.step()`` (as PEFT's
-    AdaLoRA asks for ``update_and_allocate``). With gradient accumulation call it
-    only on the micro-batches where the optimizer really steps: K counts calls,
-    so extra calls would start the updates early (W itself would not move on
-    them, since A and B did not change). A step skipped by an AMP GradScaler
-    leaves A and B unchanged, so its W update is exactly zero.
+    Registers a torch step post-hook that calls ``delta_step()`` on every
+    Delta-LoRA layer of ``model`` (paper Algorithm 1: the optimizer step on A, B,
+    then W ← W + λ·s·Δ(BA)). The hook fires once per REAL optimizer step, so:
 
-    The updater holds no state of its own: the snapshots and the step counter
-    live in the layers' buffers, so ``model.state_dict()`` is all there is to save.
+    - gradient accumulation: only on the micro-batches where you call ``step()``;
+    - an AMP ``GradScaler`` that skips a step (inf/NaN gradients) never calls
+      ``optimizer.step()``: the hook does not fire, W does not move and the step
+      does not count towards K;
+    - LR schedulers and other hooks are untouched: the optimizer is the plain one.
+
+    ``handle.remove()`` detaches it. The hook holds no state of its own: the
+    snapshots and the step counter live in the layers' buffers, so
+    ``model.state_dict()`` is all there is to save.
     """
+    layers = [layer for _, layer in _require_layers(model)]
 
-    def __init__(self, model: nn.Module):
-        self.layers = _require_layers(model)
-
-    def step(self) -> None:
-        for _, layer in self.layers:
+    def delta_lora_step(optimizer, args, kwargs) -> None:
+        for layer in layers:
             layer.delta_step()
 
-    @property
-    def num_steps(self) -> int:
-        """Optimizer steps seen (the same in every layer)."""
-        return self.layers[0][1]._n
-
-
-class DeltaLoRAOptimizer(torch.optim.Optimizer):
-    """Wraps an optimizer so that ``step()`` also applies the Delta-LoRA W update.
-
-    ``DeltaLoRAOptimizer(torch.optim.AdamW(params, lr=...), model)`` behaves like
-    the inner optimizer (``param_groups``, ``state``, ``zero_grad``,
-    ``state_dict``, ``load_state_dict`` are forwarded), so learning-rate
-    schedulers can wrap it directly: ``LambdaLR(wrapper, ...)`` or
-    ``get_linear_schedule_with_warmup(wrapper, ...)`` change the inner
-    optimizer's learning rates. (It subclasses ``torch.optim.Optimizer`` only
-    for the schedulers' ``isinstance`` check; the inner optimizer does the work.)
-    Its state dict is the inner optimizer's; the Delta-LoRA state is in the model.
-    """
-
-    def __init__(self, optimizer: torch.optim.Optimizer, model: nn.Module):
-        # no super().__init__(): the inner optimizer owns the parameter groups and state
-        self.optimizer = optimizer
-        self.updater = DeltaLoRAUpdater(model)
-
-    @property
-    def param_groups(self):  # type: ignore[override]
-        return self.optimizer.param_groups
-
-    @param_groups.setter
-    def param_groups(self, value):
-        self.optimizer.param_groups = value
-
-    @property
-    def state(self):  # type: ignore[override]
-        return self.optimizer.state
-
-    @state.setter
-    def state(self, value):
-        self.optimizer.state = value
-
-    @property
-    def defaults(self):  # type: ignore[override]
-        return self.optimizer.defaults
-
-    @defaults.setter
-    def defaults(self, value):
-        self.optimizer.defaults = value
-
-    def step(self, closure: Optional[Callable[[], float]] = None):  # type: ignore[override]
-        # 1. the optimizer step on A, B (and the heads); 2. W ← W + λ·s·Δ(BA)
-        loss = self.optimizer.step(closure) if closure is not None else self.optimizer.step()
-        self.updater.step()
-        return loss
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        self.optimizer.zero_grad(set_to_none=set_to_none)
-
-    def state_dict(self):  # type: ignore[override]
-        return self.optimizer.state_dict()
-
-    def load_state_dict(self, state_dict) -> None:  # type: ignore[override]
-        self.optimizer.load_state_dict(state_dict)
-
-    def add_param_group(self, param_group: dict) -> None:
-        self.optimizer.add_param_group(param_group)
-
-    def __repr__(self) -> str:
-        return f"DeltaLoRAOptimizer({self.optimizer!r}, layers={len(self.updater.layers)})"
+    return optimizer.register_step_post_hook(delta_lora_step)
 
 
 def original_weights(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -50,8 +50,8 @@ import datasets
 import matplotlib.pyplot as plt
 from safetensors import safe_open
 
-from dcft_edu import (DeltaLoRAConfig, DeltaLoRAOptimizer, apply_exported_lora, disable_adapters, export_delta_lora,
-                      inject_adapters, load_adapters, original_weights, save_adapters)
+from dcft_edu import (DeltaLoRAConfig, apply_exported_lora, disable_adapters, export_delta_lora,
+                      inject_adapters, load_adapters, original_weights, register_delta_lora_hook, save_adapters)
 from dcft_edu.experiments.data import make_dataloaders
 from dcft_edu.delta_lora import delta_lora_layers
 from dcft_edu.experiments.models import load_model
@@ -64,7 +64,8 @@ datasets.disable_progress_bars()
 # ## 1. Set-up: MiniLM, Delta-LoRA on query and value, real RTE batches
 #
 # $r = 4$, $\alpha = 8$ ($s = 2$), $\lambda = 0.5$ (the paper's GLUE value), start step $K = 3$, AdamW.
-# `DeltaLoRAOptimizer` wraps the optimizer so that every `step()` also applies the $W$ update.
+# `register_delta_lora_hook` adds a step post-hook to the optimizer, so that every `step()` also applies the $W$
+# update (`delta_step()` of each layer); the optimizer itself stays a plain AdamW.
 
 # %%
 K = 3
@@ -81,7 +82,8 @@ W0 = {name: layer.base_weight().detach().clone() for name, layer in layers}  # t
 train_loader, dev_loader = make_dataloaders("rte", tokenizer, batch_size=8, limit_train=8 * T, limit_dev=16,
                                             max_length=64, seed=0)
 trainable = [p for p in model.parameters() if p.requires_grad]
-optimizer = DeltaLoRAOptimizer(torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.01), model)
+optimizer = torch.optim.AdamW(trainable, lr=1e-3, weight_decay=0.01)
+register_delta_lora_hook(optimizer, model)
 
 # %% [markdown]
 # ## 2. Train, and watch $W$

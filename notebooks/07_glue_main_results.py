@@ -69,7 +69,8 @@ from dcft_edu.experiments.models import load_model
 from dcft_edu.figures.plotting import savefig, set_theme
 from dcft_edu.experiments.presets import make_run
 from dcft_edu.experiments.sweep import load_results, run_sweep
-from dcft_edu.experiments.trainer import prepare_model, set_seed
+from dcft_edu.experiments.trainer import prepare_model
+from transformers import set_seed
 
 set_theme()
 datasets.disable_progress_bars()

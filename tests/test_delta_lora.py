@@ -11,17 +11,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import BertConfig, BertForSequenceClassification
+from transformers import BertConfig, BertForSequenceClassification, get_linear_schedule_with_warmup
 
 from dcft_edu.config import DeltaLoRAConfig, LoRAConfig
 from dcft_edu.inject import apply_exported_lora
 from dcft_edu.delta_lora import (
     DeltaLoRALinear,
-    DeltaLoRAOptimizer,
-    DeltaLoRAUpdater,
     delta_lora_layers,
     export_delta_lora,
     original_weights,
+    register_delta_lora_hook,
 )
 from dcft_edu.inject import adapter_layers, disable_adapters, inject_adapters
 from dcft_edu.lora import LoRALinear
@@ -155,7 +154,8 @@ def test_lambda_zero_is_plain_lora_exactly():
     torch.manual_seed(5)
     delta = inject_adapters(copy.deepcopy(base), DeltaLoRAConfig(r=R, lora_alpha=ALPHA, update_ratio=0.0, start_steps=0))
     opt_l = torch.optim.AdamW(trainable(lora), lr=1e-2, weight_decay=0.1)
-    opt_d = DeltaLoRAOptimizer(torch.optim.AdamW(trainable(delta), lr=1e-2, weight_decay=0.1), delta)
+    opt_d = torch.optim.AdamW(trainable(delta), lr=1e-2, weight_decay=0.1)
+    register_delta_lora_hook(opt_d, delta)
     W0 = snapshot_W(delta)
     for b in bert_batches(6):
         for model, opt in ((lora, opt_l), (delta, opt_d)):
@@ -173,8 +173,8 @@ def test_telescoping_identity_with_adamw_schedule_decay_clipping():
     K, lam, T = 5, 0.5, 20
     model = delta_bert(lam=lam, K=K)
     s = ALPHA / R
-    inner = torch.optim.AdamW(trainable(model), lr=2e-2, weight_decay=0.1)
-    opt = DeltaLoRAOptimizer(inner, model)
+    opt = torch.optim.AdamW(trainable(model), lr=2e-2, weight_decay=0.1)
+    register_delta_lora_hook(opt, model)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 4) * max(0.0, 1 - step / T))
     W_0 = snapshot_W(model)
     for n, b in enumerate(bert_batches(T), start=1):
@@ -231,7 +231,8 @@ def _apply_exported(factors, lora_config, trained, seed=0):
 
 
 def _train(model, n, seed=1):
-    opt = DeltaLoRAOptimizer(torch.optim.AdamW(trainable(model), lr=2e-2, weight_decay=0.01), model)
+    opt = torch.optim.AdamW(trainable(model), lr=2e-2, weight_decay=0.01)
+    register_delta_lora_hook(opt, model)
     for b in bert_batches(n, seed=seed):
         model(**b).loss.backward()
         opt.step()
@@ -312,7 +313,8 @@ def test_snapshots_in_state_dict_and_resume_is_identical():
     for _, layer in delta_lora_layers(resumed):
         layer.reset_parameters()
     resumed.load_state_dict(copy.deepcopy(sd))
-    opt2 = DeltaLoRAOptimizer(torch.optim.AdamW(trainable(resumed), lr=2e-2, weight_decay=0.01), resumed)
+    opt2 = torch.optim.AdamW(trainable(resumed), lr=2e-2, weight_decay=0.01)
+    register_delta_lora_hook(opt2, resumed)
     opt2.load_state_dict(copy.deepcopy(opt.state_dict()))
     for b in bert_batches(4, seed=7):
         for m, o in ((model, opt), (resumed, opt2)):
@@ -411,58 +413,94 @@ def test_only_adapters_targeted_W_and_heads_change():
 # ----------------------------------------------------- training-loop plumbing
 def test_gradient_accumulation_updates_only_on_optimizer_steps():
     accum, micro = 3, 12
-    for use_wrapper in (True, False):
-        model = delta_bert(lam=0.5, K=1)
-        inner = torch.optim.AdamW(trainable(model), lr=2e-2)
-        if use_wrapper:
-            opt, updater = DeltaLoRAOptimizer(inner, model), None
-        else:
-            opt, updater = inner, DeltaLoRAUpdater(model)
-        W_0 = snapshot_W(model)
-        for i, b in enumerate(bert_batches(micro), start=1):
-            (model(**b).loss / accum).backward()
-            if i % accum == 0:  # a real optimizer step
-                opt.step()
-                if updater is not None:
-                    updater.step()
-                opt.zero_grad()
-                if i // accum == 1:
-                    P_K = snapshot_P(model)
-        n_steps = micro // accum
-        for _, layer in delta_lora_layers(model):
-            assert int(layer.num_steps) == n_steps
-        if updater is not None:
-            assert updater.num_steps == n_steps
-        P_T, W_T = snapshot_P(model), snapshot_W(model)
-        for name in W_T:
-            torch.testing.assert_close(W_T[name] - W_0[name], 0.5 * (ALPHA / R) * (P_T[name] - P_K[name]), atol=1e-6, rtol=0)
+    model = delta_bert(lam=0.5, K=1)
+    opt = torch.optim.AdamW(trainable(model), lr=2e-2)
+    register_delta_lora_hook(opt, model)
+    W_0 = snapshot_W(model)
+    for i, b in enumerate(bert_batches(micro), start=1):
+        (model(**b).loss / accum).backward()
+        if i % accum == 0:  # a real optimizer step
+            opt.step()
+            opt.zero_grad()
+            if i // accum == 1:
+                P_K = snapshot_P(model)
+    n_steps = micro // accum
+    for _, layer in delta_lora_layers(model):
+        assert int(layer.num_steps) == n_steps
+    P_T, W_T = snapshot_P(model), snapshot_W(model)
+    for name in W_T:
+        torch.testing.assert_close(W_T[name] - W_0[name], 0.5 * (ALPHA / R) * (P_T[name] - P_K[name]), atol=1e-6, rtol=0)
 
 
-def test_lr_scheduler_wraps_the_optimizer_wrapper():
+def test_hook_fires_once_per_step_and_can_be_removed_beside_other_hooks():
+    model = delta_bert(lam=0.5, K=0)
+    opt = torch.optim.AdamW(trainable(model), lr=1e-2)
+    handle = register_delta_lora_hook(opt, model)
+    calls = []
+    opt.register_step_post_hook(lambda o, args, kwargs: calls.append(len(calls)))  # a user's own hook still works
+    for b in bert_batches(3):
+        model(**b).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert len(calls) == 3
+    assert all(int(layer.num_steps) == 3 for _, layer in delta_lora_layers(model))
+    handle.remove()  # detached: the optimizer is a plain AdamW again, W stops moving
+    W = snapshot_W(model)
+    for b in bert_batches(2, seed=2):
+        model(**b).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert len(calls) == 5
+    assert all(int(layer.num_steps) == 3 for _, layer in delta_lora_layers(model))
+    for name, w in snapshot_W(model).items():
+        assert torch.equal(w, W[name])
+
+
+def test_lr_scheduler_on_the_plain_optimizer():
     model = delta_bert()
-    inner = torch.optim.AdamW(trainable(model), lr=1e-2)
-    opt = DeltaLoRAOptimizer(inner, model)
+    opt = torch.optim.AdamW(trainable(model), lr=1e-2)
+    register_delta_lora_hook(opt, model)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # e.g. "lr_scheduler.step() before optimizer.step()"
-        # linear warmup (2 steps) then linear decay to 0 at step 10, as get_linear_schedule_with_warmup
-        warm = lambda step: (step / 2) if step < 2 else max(0.0, (10 - step) / 8)  # noqa: E731
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, warm)
+        # linear warmup (2 steps) then linear decay to 0 at step 10
+        sched = get_linear_schedule_with_warmup(opt, num_warmup_steps=2, num_training_steps=10)
         lrs = []
         for b in bert_batches(4):
             model(**b).loss.backward()
             opt.step()
             sched.step()
             opt.zero_grad()
-            lrs.append(inner.param_groups[0]["lr"])
+            lrs.append(opt.param_groups[0]["lr"])
     assert lrs == pytest.approx([5e-3, 1e-2, 1e-2 * 7 / 8, 1e-2 * 6 / 8])
-    assert opt.param_groups is inner.param_groups
     assert int(delta_lora_layers(model)[0][1].num_steps) == 4
-    assert set(opt.state_dict()) == {"state", "param_groups"}
 
 
-def test_updater_needs_delta_lora_layers():
+def test_grad_scaler_skipped_step_leaves_W_and_the_count_unchanged():
+    model = delta_bert(lam=0.5, K=0)
+    opt = torch.optim.AdamW(trainable(model), lr=1e-2)
+    register_delta_lora_hook(opt, model)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    batches = bert_batches(3)
+    for i, b in enumerate(batches):
+        scaler.scale(model(**b).loss).backward()
+        if i == 1:  # an overflow: the scaler skips optimizer.step(), so the hook does not fire
+            next(p for p in trainable(model) if p.grad is not None).grad.view(-1)[0] = float("inf")
+            W, P = snapshot_W(model), snapshot_P(model)
+        scaler.step(opt)
+        scaler.update()
+        opt.zero_grad()
+        if i == 1:
+            for name, w in snapshot_W(model).items():
+                assert torch.equal(w, W[name])  # the W update of a skipped step is exactly zero
+            for name, p in snapshot_P(model).items():
+                assert torch.equal(p, P[name])
+    assert all(int(layer.num_steps) == 2 for _, layer in delta_lora_layers(model))  # K counts real steps only
+
+
+def test_hook_needs_delta_lora_layers():
+    model = tiny_bert()
     with pytest.raises(ValueError, match="inject_adapters"):
-        DeltaLoRAUpdater(tiny_bert())
+        register_delta_lora_hook(torch.optim.AdamW(model.parameters()), model)
 
 
 def test_autocast_activation_memory_matches_lora():

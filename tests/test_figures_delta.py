@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from dcft_edu import DeltaLoRAConfig, DeltaLoRAOptimizer, inject_adapters
+from dcft_edu import DeltaLoRAConfig, inject_adapters, register_delta_lora_hook
 from dcft_edu.figures import delta_lora as fd
 from dcft_edu.experiments.analysis import committed_results_dir
 from dcft_edu.delta_lora import delta_lora_layers
@@ -103,7 +103,8 @@ def _toy_delta_lora(lam=2.0, k=2, steps=5, seed=0):
     w0 = {n: m.weight.detach().clone() for n, m in model.named_children()}
     inject_adapters(model, DeltaLoRAConfig(r=2, lora_alpha=4, update_ratio=lam, start_steps=k,
                                            target_modules=("query", "value"), modules_to_save=()))
-    opt = DeltaLoRAOptimizer(torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.05), model)
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    register_delta_lora_hook(opt, model)
     x = torch.randn(32, 16)
     for _ in range(steps):
         model(x).pow(2).mean().backward()

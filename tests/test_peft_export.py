@@ -14,10 +14,10 @@ import torch
 
 peft = pytest.importorskip("peft")
 
-from dcft_edu import (  # noqa: E402
+from dcft_edu import (
+    register_delta_lora_hook,  # noqa: E402
     DCFTConfig,
     DeltaLoRAConfig,
-    DeltaLoRAOptimizer,
     LoRAConfig,
     export_peft,
     inject_adapters,
@@ -57,7 +57,8 @@ def adapted_model(arch, name):
             if p.requires_grad:
                 p.add_(0.1 * torch.randn_like(p))
     if name == "delta_lora":
-        opt = DeltaLoRAOptimizer(torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5), model)
+        opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+        register_delta_lora_hook(opt, model)
         for _ in range(4):  # K = 1: the W updates start at the third step
             loss = model(**batch(), labels=torch.tensor([0, 1, 1])).loss
             loss.backward()

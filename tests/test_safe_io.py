@@ -13,11 +13,11 @@ import pytest
 import torch
 from torch import nn
 
+from dcft_edu.delta_lora import delta_lora_layers
 from dcft_edu import (
     DCFTConfig,
     DeltaLoRAConfig,
     DeltaLoRALinear,
-    DeltaLoRAUpdater,
     LoRAConfig,
     adapter_layers,
     export_delta_lora,
@@ -81,11 +81,16 @@ def assert_unchanged(model, before: dict) -> None:
 def trained_delta_lora(steps: int = 4, K: int = 2) -> nn.Module:
     """A Delta-LoRA model past K: A, B moved by hand, then the W update applied after each 'step'."""
     model = inject_adapters(build(), DeltaLoRAConfig(r=2, lora_alpha=8, update_ratio=0.5, start_steps=K))
-    updater = DeltaLoRAUpdater(model)
     for t in range(steps):
         perturb(model, seed=10 + t)
-        updater.step()
+        delta_steps(model)
     return model
+
+
+def delta_steps(model: nn.Module) -> None:
+    """What the optimizer hook does after a real step: every Delta-LoRA layer's W update."""
+    for _, layer in delta_lora_layers(model):
+        layer.delta_step()
 
 
 # ----------------------------------------------------------- 1. Delta-LoRA's counters
@@ -105,7 +110,7 @@ def test_load_restores_delta_lora_step_counter_and_W0(tmp_path):
     # resuming: one more step moves W the same way in both (K is not counted again)
     for m in (trained, loaded):
         perturb(m, seed=99)
-        DeltaLoRAUpdater(m).step()
+        delta_steps(m)
     for (_, a), (_, b) in zip(adapter_layers(trained), adapter_layers(loaded)):
         torch.testing.assert_close(b.base_weight(), a.base_weight(), atol=1e-6, rtol=0)
 

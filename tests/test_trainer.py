@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from dcft_edu.experiments.presets import PRESETS, make_run, total_optimizer_steps
 from dcft_edu.experiments.train import main as train_cli
@@ -69,3 +70,15 @@ def test_train_cli(tmp_path, capsys, data_root):
     with pytest.raises(SystemExit):
         train_cli(["--task", "rte", "--method", "dcft", "--kernel-size", "4", "--stride", "8"])
     assert "stride (8) > kernel_size (4)" in capsys.readouterr().err
+
+
+def test_same_seed_same_run(data_root):
+    # transformers.set_seed (Python, NumPy, torch) and the seeded loader: two runs of one config are identical,
+    # Delta-LoRA's W moves included; its step post-hook fired once per optimizer step
+    run = make_run("rte", "delta_lora", scale="quick", limit_train=48, limit_dev=16, batch_size=8, start_steps=1)
+    a, b = (train(run, progress=False, log=lambda m: None) for _ in range(2))
+    assert a["epochs"] == b["epochs"]
+    sd_a, sd_b = a["_model"].state_dict(), b["_model"].state_dict()
+    assert all(torch.equal(t, sd_b[n]) for n, t in sd_a.items())
+    steps = {int(t) for n, t in sd_a.items() if n.endswith(".num_steps")}
+    assert steps == {a["optimizer_steps"]} == {6}

@@ -44,10 +44,12 @@ def _have_peft() -> bool:
 
 
 def build(method: str, task: str, seed: int, device: torch.device):
-    """(model, optimizer, after_step hook or None) for one benchmarked method."""
+    """(model, optimizer) for one benchmarked method."""
     from .models import load_model
     from .presets import make_run
-    from .trainer import make_optimizer, prepare_model, set_seed
+    from transformers import set_seed
+
+    from .trainer import make_optimizer, prepare_model
 
     set_seed(seed)
     ours = {"dcft_fast": "dcft", "dcft_conv": "dcft", "peft_lora": "lora"}.get(method, method)
@@ -67,12 +69,12 @@ def build(method: str, task: str, seed: int, device: torch.device):
     else:
         model = prepare_model(model, run)
     model.to(device).train()
-    hook = None
-    if method == "delta_lora":
-        from ..delta_lora import DeltaLoRAUpdater
+    optimizer = make_optimizer(model, run)
+    if method == "delta_lora":  # the W update runs inside optimizer.step(), as in training
+        from ..delta_lora import register_delta_lora_hook
 
-        hook = DeltaLoRAUpdater(model)
-    return model, make_optimizer(model, run), hook
+        register_delta_lora_hook(optimizer, model)
+    return model, optimizer
 
 
 def batches(task: str, n: int, batch_size: int, max_length: int, device: torch.device) -> list[dict]:
@@ -95,7 +97,7 @@ def batches(task: str, n: int, batch_size: int, max_length: int, device: torch.d
     return out
 
 
-def _steps(model, opt, hook, data: list[dict]) -> float:
+def _steps(model, opt, data: list[dict]) -> float:
     cuda = data[0]["input_ids"].is_cuda
     t0 = time.perf_counter()
     for b in data:
@@ -105,8 +107,6 @@ def _steps(model, opt, hook, data: list[dict]) -> float:
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-        if hook is not None:
-            hook.step()
     if cuda:
         torch.cuda.synchronize()
     return time.perf_counter() - t0
@@ -131,13 +131,13 @@ def memory_child(method: str, task: str, seed: int, steps: int, batch_size: int,
     """Run in a fresh process: peak RSS growth while training ``method`` for ``steps`` steps."""
     device = torch.device("cpu")
     data = batches(task, steps, batch_size, max_length, device)
-    model, opt, hook = build(method, task, seed, device)
+    model, opt = build(method, task, seed, device)
     import gc
 
     gc.collect()
     _reset_peak_rss()
     base = _status_mb("VmRSS")
-    _steps(model, opt, hook, data)
+    _steps(model, opt, data)
     peak = _status_mb("VmHWM")
     return {"method": method, "rss_after_load_mb": base, "peak_rss_mb": peak, "train_growth_mb": peak - base}
 

@@ -4,10 +4,11 @@
 GLUE task and returns a result record (a plain dict, JSON-ready):
 
 - AdamW (no weight decay on biases and LayerNorm), linear warmup then linear
-  decay, gradient clipping, gradient accumulation, bf16 autocast on a GPU;
+  decay (``transformers.get_linear_schedule_with_warmup``), gradient clipping,
+  gradient accumulation, bf16 autocast on a GPU;
 - DCFT adds γ · orthogonal_penalty to the loss (NOTES §1);
-- Delta-LoRA moves W after each *real* optimizer step (``DeltaLoRAUpdater``),
-  so accumulation boundaries are respected;
+- Delta-LoRA moves W after each *real* optimizer step (``register_delta_lora_hook``,
+  a step post-hook on the optimizer), so accumulation boundaries are respected;
 - dev evaluation after every epoch; the best epoch (as the papers report) and
   the final one are both recorded.
 
@@ -16,7 +17,6 @@ Used in: notebooks 04, 07, 08, 11, 13.
 from __future__ import annotations
 
 import math
-import random
 import sys
 import time
 from typing import Any, Callable
@@ -24,19 +24,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
+from transformers import get_linear_schedule_with_warmup, set_seed
 
 from ..config import DEFAULT_MODULES_TO_SAVE
 from ..inject import adapter_layers, train_heads, count_adapter_parameters, count_trainable_parameters, inject_adapters
 from .presets import RunConfig, total_optimizer_steps
 from .runinfo import peak_memory_mb, provenance, resolve_device
-
-
-def set_seed(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA)."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
 
 
 def prepare_model(model: nn.Module, run: RunConfig) -> nn.Module:
@@ -63,17 +56,6 @@ def make_optimizer(model: nn.Module, run: RunConfig) -> torch.optim.Optimizer:
         (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
     groups = [{"params": decay, "weight_decay": run.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=run.lr)
-
-
-def linear_schedule(optimizer: torch.optim.Optimizer, warmup: int, total: int):
-    """lr × t/warmup during warmup, then linear decay to 0 at ``total`` (as HF's linear schedule)."""
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        return max(0.0, (total - step) / max(1, total - warmup))
-
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 #: the attention projections whose similarity to the pretrained weights is recorded (Delta-LoRA Fig. 3)
@@ -176,7 +158,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     from .models import load_model
 
     t_start = time.perf_counter()
-    set_seed(run.seed)
+    set_seed(run.seed)  # Python, NumPy, torch (CPU and every CUDA device)
     device = resolve_device(run.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -191,12 +173,13 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     )
     total = total_optimizer_steps(run)
     optimizer = make_optimizer(model, run)
-    scheduler = linear_schedule(optimizer, run.warmup_steps, total)
-    hooks = []
-    if run.method == "delta_lora":
-        from ..delta_lora import DeltaLoRAUpdater
+    # lr × t/warmup for t < warmup, then linear decay to 0 at the last step (t counts optimizer steps from 0)
+    scheduler = get_linear_schedule_with_warmup(optimizer, run.warmup_steps, total)
+    if run.method == "delta_lora":  # W ← W + λ·s·Δ(BA) inside every optimizer.step()
+        from ..delta_lora import register_delta_lora_hook
 
-        hooks.append(DeltaLoRAUpdater(model))
+        register_delta_lora_hook(optimizer, model)
+    hooks = []
     if run.lora_scale_jump:
         hooks.append(_ScaleJump(model, run.start_steps or 0, run.update_ratio))
     orth = None
@@ -236,7 +219,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
                 step += 1
-                for h in hooks:  # Delta-LoRA's W update: after each real optimizer step only
+                for h in hooks:  # the LoRA twin's scale jump: after each real optimizer step only
                     h.step()
         train_time += time.perf_counter() - t0
         metrics = evaluate(model, dev_loader, run.task, device, autocast)

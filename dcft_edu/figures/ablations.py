@@ -322,7 +322,8 @@ def delta_weight_at_init(run, module_suffix: str) -> np.ndarray:
     """
     from ..inject import adapter_layers
     from ..experiments.models import load_model
-    from ..experiments.trainer import prepare_model, set_seed
+    from ..experiments.trainer import prepare_model
+    from transformers import set_seed
 
     set_seed(run.seed)  # train(): set_seed → load_model → prepare_model, in this order
     model = prepare_model(load_model(run.task, run.model)[0], run)
