@@ -265,6 +265,8 @@ def load_results(path: Union[str, Path]) -> "pandas.DataFrame":  # noqa: F821
 
     One row per run: the config fields, the best/final metric, parameter counts,
     timing, memory and provenance columns; per-epoch records stay in ``epochs``.
+    ``status`` is ``"ok"`` or ``"diverged"`` (no metric; files older than the column are ``"ok"``):
+    ``analysis.finished_runs`` drops the diverged ones before any table or figure.
     """
     import pandas as pd
 
@@ -276,8 +278,10 @@ def load_results(path: Union[str, Path]) -> "pandas.DataFrame":  # noqa: F821
         if "config" not in r:
             continue
         row = {**r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
-        row.update({f"best_{k}": v for k, v in r["best"].items() if k != "epoch"})
-        row["best_epoch"] = r["best"]["epoch"]
+        row.setdefault("status", "ok")
+        best = r["best"] or {"epoch": None}  # None: the run diverged
+        row.update({f"best_{k}": v for k, v in best.items() if k != "epoch"})
+        row["best_epoch"] = best["epoch"]
         row["file"] = str(f)
         rows.append(row)
     return pd.DataFrame(rows)
