@@ -139,8 +139,16 @@ class RunConfig:
             self.layers = list(self.layers)
         if self.stride is not None and self.stride == self.kernel_size:
             self.stride = None  # s = k is the default: one spelling, one key
-        if self.grad_accum < 1 or self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("batch_size, grad_accum and epochs must be >= 1")
+        # every numeric field checked here, once, before anything loads: the field, the value, the fix
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed={self.seed}: a seed must be in [0, 2**32 - 1] (numpy's range); use e.g. 0, 1, 2")
+        for name in ("epochs", "batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        for name in ("limit_train", "limit_dev"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: an empty split can neither train nor be evaluated; "
+                                 "give a number >= 1, or None for the whole split")
         self.adapter_config()  # validates the adapter fields now, with the config's clear messages
 
     def adapter_config(self):
@@ -157,6 +165,35 @@ class RunConfig:
             return DeltaLoRAConfig(update_ratio=self.update_ratio, start_steps=self.start_steps or 0,
                                    lora_dropout=self.lora_dropout, **common)
         return None
+
+    def check_model(self, model) -> None:
+        """Fail before training if the model cannot take this run: ``layers`` it does not have, or a DCFT
+        kernel larger than a targeted layer. The error names the layer and the fix.
+
+        Used by: ``dcft_edu.experiments.trainer.prepare_model``.
+        """
+        from ..adapter_layer import linear_shape
+        from ..dcft import subspace_size
+        from ..inject import block_index, find_target_modules
+
+        cfg = self.adapter_config()
+        if cfg is None:
+            return
+        if cfg.layers is not None:
+            blocks = sorted({block_index(n) for n, _ in model.named_modules()} - {None})
+            missing = sorted(set(cfg.layers) - set(blocks))
+            if missing and blocks:  # no numbered blocks at all: find_target_modules explains
+                raise ValueError(f"layers={list(cfg.layers)}: {type(model).__name__} has no block {missing} "
+                                 f"(its blocks are {blocks[0]}–{blocks[-1]}); choose layers among those")
+        if self.method == "dcft":
+            for name in find_target_modules(model, cfg):
+                d_out, d_in = linear_shape(model.get_submodule(name))
+                try:
+                    for d in (d_in, d_out):
+                        subspace_size(d, cfg.kernel_size, cfg.stride or cfg.kernel_size)
+                except ValueError as e:
+                    raise ValueError(f"{name} ({d_in} → {d_out}): {e}, e.g. kernel_size={min(d_in, d_out)} or "
+                                     "less, or leave this module out of target_modules") from None
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
 from .presets import METHODS, SCALES, RunConfig, make_run
-from .runinfo import atomic_write, atomic_write_json
+from .runinfo import atomic_write, atomic_write_json, writable_dir
 
 Grid = Union[dict[str, Any], list[dict[str, Any]]]
 
@@ -347,6 +347,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                 done = result_path(args.results, name, run).exists()
                 print(f"{'done' if done else 'todo'}  {name:12s} {run.task:5s} {run.method:10s} seed={run.seed} key={run.key()}")
         return 0
+    try:
+        writable_dir(args.results, "--results")  # now, not when the first run finishes
+    except ValueError as e:
+        ap.error(str(e))
     deadline = time.time() + 60 * args.deadline_min if args.deadline_min else None
     run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
                deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,

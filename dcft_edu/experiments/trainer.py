@@ -44,6 +44,7 @@ def set_seed(seed: int) -> None:
 
 def prepare_model(model: nn.Module, run: RunConfig) -> nn.Module:
     """Inject adapters / freeze layers for ``run.method``."""
+    run.check_model(model)  # layers and DCFT kernel against this model's blocks and layer shapes
     cfg = run.adapter_config()
     if cfg is not None:
         return inject_adapters(model, cfg)
