@@ -168,3 +168,23 @@ def test_parallel_workers_train_real_runs(data_root, tmp_path):
     recs = [json.loads(p.read_text()) for p in paths]
     assert sorted(r["method"] for r in recs) == ["head", "lora"]
     assert all(0.0 <= r["best_metric"] <= 1.0 and r["sweep"] == "par" for r in recs)
+
+
+def test_status_column_and_diverged_runs_left_out_of_tables(tmp_path, monkeypatch, caplog):
+    from dcft_edu.experiments.analysis import RESULTS_ENV, load_sweep
+
+    folder = tmp_path / "main"
+    folder.mkdir()
+    old = {"config": {"task": "rte", "method": "lora", "seed": 0}, "task": "rte", "best_metric": 0.7,
+           "best": {"epoch": 1, "accuracy": 0.7}}  # written before the status field existed
+    diverged = {"config": {"task": "rte", "method": "lora", "seed": 1}, "task": "rte", "best_metric": None,
+                "best": None, "final": None, "status": "diverged", "diverged_at": {"epoch": 1, "step": 3, "what": "x"}}
+    (folder / "old.json").write_text(json.dumps(old))
+    (folder / "diverged.json").write_text(json.dumps(diverged))
+    df = load_results(folder)
+    assert dict(zip(df["seed"], df["status"])) == {0: "ok", 1: "diverged"}
+    monkeypatch.setenv(RESULTS_ENV, str(tmp_path))
+    with caplog.at_level("WARNING"):
+        kept = load_sweep("main")
+    assert list(kept["seed"]) == [0]
+    assert "left out 1 diverged run(s) of 2 (diverged.json)" in caplog.text

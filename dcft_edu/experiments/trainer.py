@@ -10,8 +10,8 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
   so accumulation boundaries are respected;
 - dev evaluation after every epoch; the best epoch (as the papers report) and
   the final one are both recorded;
-- a non-finite loss or gradient norm stops the run before it reaches the
-  weights: the record says ``status: "diverged"`` (and where), with no best
+- a non-finite training loss or gradient norm (checked before the step) or
+  dev loss stops the run: the record says ``status: "diverged"`` (and where), with no best
   or final metric, instead of passing a NaN model's dev score off as a result.
 
 Taught in: ``07_glue_main_results`` (and every experiment notebook after it).
@@ -253,11 +253,14 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
                 for h in hooks:  # Delta-LoRA's W update: after each real optimizer step only
                     h.step()
         train_time += time.perf_counter() - t0
+        if not diverged:
+            metrics = evaluate(model, dev_loader, run.task, device, autocast)
+            if not math.isfinite(metrics["loss"]):  # the weights already give NaN/inf: no dev score to keep
+                diverged = {"epoch": epoch, "step": step, "what": f"dev loss {metrics['loss']}"}
         if diverged:
             log(f"[{run.task} {run.method} seed={run.seed}] diverged at epoch {epoch}, optimizer step {diverged['step']}: "
                 f"{diverged['what']}; stopped (lower the learning rate, now {run.lr:g})")
             break
-        metrics = evaluate(model, dev_loader, run.task, device, autocast)
         rec = {"epoch": epoch, "train_loss": running / max(1, nb), "step": step, **metrics}
         epochs.append(rec)
         log(f"[{run.task} {run.method} seed={run.seed}] epoch {epoch}/{run.epochs}  "
@@ -277,7 +280,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         "method": run.method,
         "main_metric": main,
         "status": "diverged" if diverged else "ok",
-        "diverged_at": diverged,  # {"epoch", "step" (1-based optimizer step), "what"}: the first non-finite value
+        "diverged_at": diverged,  # {"epoch", "step" (from 1) that gave the first non-finite value, "what" it was}
         "epochs": epochs,
         "best": None if best is None else {"epoch": best["epoch"], main: best[main],
                                            **{k: v for k, v in best.items() if k != "epoch"}},
