@@ -172,8 +172,13 @@ def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
     names = find_target_modules(model, config)
     # all or nothing: build every adapter layer first (a DCFT kernel too large for a layer fails here),
     # then freeze and swap; on any error the model keeps its modules, requires_grad flags and dtypes
+    layers = {}
     with _undo_on_error(model):
-        layers = {name: cls(model.get_submodule(name), config) for name in names}
+        for name in names:
+            try:
+                layers[name] = cls(model.get_submodule(name), config)
+            except ValueError as e:  # e.g. a DCFT kernel larger than this layer: say which layer
+                raise ValueError(f"{name}: {e}; or leave this module out of target_modules") from None
     for p in model.parameters():
         p.requires_grad_(False)
     for name, layer in layers.items():

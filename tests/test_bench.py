@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from dcft_edu.experiments import bench
 
 
@@ -18,3 +20,12 @@ def test_bench_adapters_writes_its_numbers_and_provenance(tmp_path, capsys):
     for field in ("device", "seed", "scale", "versions", "wall_time_s", "git_commit"):
         assert field in rec
     assert rec["scale"] == "bench" and rec["seed"] == 0
+
+
+def test_bench_adapters_rejects_sizes_below_one(capsys):
+    for argv, message in ((["--tokens", "0"], "argument --tokens: 0 is too small: give an integer >= 1"),
+                          (["--repeats", "-2"], "argument --repeats: -2 is too small"),
+                          (["--warmup", "-1"], "argument --warmup: -1 is too small: give an integer >= 0")):
+        with pytest.raises(SystemExit):
+            bench.main(["adapters", *argv])
+        assert message in capsys.readouterr().err

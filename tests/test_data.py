@@ -202,3 +202,33 @@ def test_sample_is_the_first_rows_of_the_full_files():
     for f in files:
         sample = f.read_bytes()
         assert (ROOT / f.parent.name / f.name).read_bytes()[:len(sample)] == sample, f
+
+
+@pytest.mark.parametrize("task,rows,line,message", [
+    # (file lines after the header, the bad line's number, what the error says)
+    ("stsb", ["0\tg\tf\ty\t0\tn\tn\tA man.\tA man.\t5.0", "1\tg\tf\ty\t1\tn\tn\tA dog.\tA cat.\tnan"], 3,
+     "STS-B score 'nan' is not a number in [0, 5]"),
+    ("stsb", ["0\tg\tf\ty\t0\tn\tn\tA man.\tA man.\t37"], 2, "STS-B score '37' is not a number in [0, 5]"),
+    ("stsb", ["0\tg\tf\ty\t0\tn\tn\tA man."], 2, "8 tab-separated fields, expected at least 10"),
+    ("rte", ["0\tA man.\tA dog.\tmaybe"], 2, "RTE label 'maybe' is none of 0, 1, entailment, not_entailment"),
+    ("cola", ["gj04\t1\t\tFine.", "gj04\tyes\t\tNot fine."], 2, "CoLA label 'yes' is none of 0, 1, unacceptable"),
+])
+def test_malformed_rows_name_file_line_and_what_was_expected(tmp_path, task, rows, line, message):
+    spec = D.GLUE_TASKS[task]
+    header = {"stsb": "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore",
+              "rte": "index\tsentence1\tsentence2\tlabel", "cola": None}[task]
+    path = tmp_path / spec.folder / "train.tsv"
+    path.parent.mkdir()
+    path.write_text("\n".join(([header] if header else []) + rows) + "\n")
+    with pytest.raises(ValueError) as err:
+        D.load_glue(task, "train", root=tmp_path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value)
+    assert "fix or delete the row" in str(err.value)
+
+
+def test_missing_header_column_is_named(tmp_path):
+    path = tmp_path / "RTE" / "dev.tsv"
+    path.parent.mkdir()
+    path.write_text("index\tsentence1\tsentence2\tgold\n0\tA.\tB.\tentailment\n")
+    with pytest.raises(ValueError, match=r"dev.tsv:1: the header has no column 'label' \(it has index, sentence1"):
+        D.load_glue("rte", "dev", root=tmp_path)

@@ -181,3 +181,23 @@ def test_cli_writes_to_the_user_results_never_to_the_committed_ones(tmp_path, mo
     assert len(out) == 105 and all(line.startswith("todo") for line in out)
     assert main(["main", "--scale", "gpu", "--dry-run", "--results", str(committed_results_dir())]) == 0
     assert all(line.startswith("done") for line in capsys.readouterr().out.splitlines())
+
+
+def test_status_column_and_diverged_runs_left_out_of_tables(tmp_path, monkeypatch, caplog):
+    from dcft_edu.experiments import analysis
+
+    folder = tmp_path / "main"
+    folder.mkdir()
+    old = {"config": {"task": "rte", "method": "lora", "seed": 0}, "task": "rte", "best_metric": 0.7,
+           "best": {"epoch": 1, "accuracy": 0.7}}  # written before the status field existed
+    diverged = {"config": {"task": "rte", "method": "lora", "seed": 1}, "task": "rte", "best_metric": None,
+                "best": None, "final": None, "status": "diverged", "diverged_at": {"epoch": 1, "step": 3, "what": "x"}}
+    (folder / "old.json").write_text(json.dumps(old))
+    (folder / "diverged.json").write_text(json.dumps(diverged))
+    df = load_results(folder)
+    assert dict(zip(df["seed"], df["status"])) == {0: "ok", 1: "diverged"}
+    monkeypatch.setattr(analysis, "committed_results_dir", lambda: tmp_path)
+    with caplog.at_level("WARNING"):
+        kept = analysis.load_sweep("main")
+    assert list(kept["seed"]) == [0]
+    assert "left out 1 diverged run(s) of 2 (diverged.json)" in caplog.text

@@ -64,6 +64,7 @@ def test_train_cli(tmp_path, capsys, data_root):
                       "--limit-dev", "32", "--out", str(out), "--no-progress"]) == 0
     rec = json.loads(out.read_text())
     assert rec["config"]["kernel_size"] == 4 and rec["config"]["limit_train"] == 32
+    assert rec["status"] == "ok" and rec["diverged_at"] is None
     with pytest.raises(SystemExit):
         train_cli(["--task", "qqp", "--method", "lora"])
     assert "invalid choice: 'qqp'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence, Union
@@ -26,17 +27,34 @@ from .runinfo import committed_results_dir
 from .sweep import load_results
 
 
+def finished_runs(df: pd.DataFrame, source: Union[str, Path] = "these results") -> pd.DataFrame:
+    """The runs whose ``status`` is ``"ok"``: diverged runs (a non-finite loss or gradient, no metric) are dropped,
+    and how many is logged as a warning. (A run that trained but collapsed to the constant predictor is
+    still "ok": ``figures.delta_lora.collapse_check`` finds those.)
+
+    Used by: ``load_sweep`` and this module's command line.
+    """
+    if df.empty:  # no result files: no columns either
+        return df
+    ok = df["status"] == "ok"
+    if not ok.all():
+        logging.getLogger(__name__).warning(
+            "%s: left out %d diverged run(s) of %d (%s); rerun them with a lower lr", source, (~ok).sum(), len(df),
+            ", ".join(Path(f).name for f in df.loc[~ok, "file"]))
+    return df[ok].reset_index(drop=True)
+
+
 @functools.lru_cache(maxsize=None)
 def _read_sweep(folder: Path, mtime_ns: int) -> pd.DataFrame:
-    return load_results(folder)
+    return finished_runs(load_results(folder), folder)
 
 
 def load_sweep(name: str) -> pd.DataFrame:
     """The committed results of one sweep (``committed_results_dir() / name``) as a DataFrame, one row per run.
     ``name`` may name a sub-folder: ``"cpu/stride"`` is sweep ``stride`` trained on a CPU (``CPU_RESULTS``).
 
-    Read once per process and returned as a fresh copy; a new result file (which changes the folder's
-    modification time) makes the next call read the folder again.
+    Diverged runs are left out (``finished_runs``). Read once per process and returned as a fresh copy; a new
+    result file (which changes the folder's modification time) makes the next call read the folder again.
     """
     folder = committed_results_dir() / name
     if not folder.is_dir():
@@ -229,7 +247,7 @@ def best_lambda(folder: Union[str, Path], positive: bool = True) -> float:
     ``positive=True`` leaves λ = 0 out: it is plain LoRA, where K means nothing, and this λ picks
     the K ablation's setting. Used by ``scripts/gpu_experiments.sh`` (``13_delta_lora_lambda_k``).
     """
-    return best_lambda_of(load_results(folder), folder, positive)
+    return best_lambda_of(finished_runs(load_results(folder), folder), folder, positive)
 
 
 def best_lambda_of(df: pd.DataFrame, source: Union[str, Path] = "these runs", positive: bool = True) -> float:
@@ -255,7 +273,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "best-lambda":
         print(f"{best_lambda(args.folder):g}")
         return 0
-    df = load_results(args.folder)
+    df = finished_runs(load_results(args.folder), args.folder)
     if df.empty:
         ap.error(f"no result files under {args.folder}")
     print(wide_table(summarize(df)).to_string())

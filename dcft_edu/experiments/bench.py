@@ -129,15 +129,30 @@ def run_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
+def int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``low`` (``--tokens 0`` would time nothing and still print PASS)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give an integer >= {low}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m dcft_edu.experiments.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("adapters", help="time one adapted layer (LoRA vs DCFT fast vs DCFT conv)")
-    p.add_argument("--tokens", type=int, default=8192, help="tokens per batch (rows of x); default 8192")
-    p.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported (default 5)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's choice)")
+    p.add_argument("--tokens", type=int_at_least(1), default=8192, help="tokens per batch (rows of x); default 8192")
+    p.add_argument("--repeats", type=int_at_least(1), default=5, help="timed rounds; the median is reported (default 5)")
+    p.add_argument("--warmup", type=int_at_least(0), default=1, help="untimed rounds first (default 1)")
+    p.add_argument("--threads", type=int_at_least(1), default=None, help="torch.set_num_threads (default: torch's choice)")
     p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     p.add_argument("--out", help="also write the numbers and their provenance as JSON here")
     p.set_defaults(func=run_adapters)

@@ -19,6 +19,7 @@ Used in: notebooks 06, 13; used by ``dcft_edu.experiments.trainer`` and ``dcft_e
 from __future__ import annotations
 
 import csv
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,8 +145,30 @@ def _glue_features(spec: TaskSpec) -> datasets.Features:
     return datasets.Features(feats)
 
 
+def _parse_label(spec: TaskSpec, raw: str, where: str) -> Union[int, float]:
+    """One label cell → HF's label: an STS-B score in [0, 5], else a class id (RTE/QNLI names → ids)."""
+    if spec.is_regression:
+        try:
+            score = float(raw)
+        except ValueError:
+            score = math.nan
+        if not 0.0 <= score <= 5.0:  # NaN fails this too
+            raise ValueError(f"{where}: STS-B score {raw!r} is not a number in [0, 5]; fix or delete the row")
+        return score
+    if raw in spec.label_names:  # RTE / QNLI: names → HF ids
+        return spec.label_names.index(raw)
+    ids = [str(i) for i in range(spec.num_labels)]
+    if raw not in ids:
+        raise ValueError(f"{where}: {spec.folder} label {raw!r} is none of {', '.join(ids + list(spec.label_names))}; "
+                         "fix or delete the row")
+    return int(raw)
+
+
 def _read_glue_tsv(spec: TaskSpec, path: Path, limit: Optional[int]) -> datasets.Dataset:
-    """Parse one GLUE tsv as SOURCES.md says: quoting off, BOM stripped, text stripped."""
+    """Parse one GLUE tsv as SOURCES.md says: quoting off, BOM stripped, text stripped.
+
+    A malformed row (too few fields, a label outside the task's) raises a ValueError naming ``file:line``.
+    """
     has_header, label_col, text_cols = _TSV_LAYOUT[spec.name]
     columns: dict[str, list] = {c: [] for c in (*spec.text_columns, "label", "idx")}
     with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: MRPC has a BOM
@@ -153,20 +176,23 @@ def _read_glue_tsv(spec: TaskSpec, path: Path, limit: Optional[int]) -> datasets
         if has_header:
             header = next(reader)
             pos = {name: i for i, name in enumerate(header)}
+            absent = [c for c in (label_col, *text_cols) if c not in pos]
+            if absent:
+                raise ValueError(f"{path}:1: the header has no column {', '.join(map(repr, absent))} "
+                                 f"(it has {', '.join(header)}); {spec.folder} needs a GLUE header")
             label_i = pos[label_col]
             text_is = [pos[c] for c in text_cols]
         else:
             label_i, text_is = label_col, list(text_cols)
+        need = max(label_i, *text_is) + 1
         for n, row in enumerate(reader):
             if limit is not None and n >= limit:
                 break
-            raw = row[label_i].strip()
-            if spec.is_regression:
-                label = float(raw)
-            elif raw in spec.label_names:  # RTE / QNLI: names → HF ids
-                label = spec.label_names.index(raw)
-            else:
-                label = int(raw)
+            where = f"{path}:{reader.line_num}"
+            if len(row) < need:
+                raise ValueError(f"{where}: {len(row)} tab-separated fields, expected at least {need} (label in field "
+                                 f"{label_i + 1}, text in {', '.join(str(i + 1) for i in text_is)}); fix or delete the row")
+            label = _parse_label(spec, row[label_i].strip(), where)
             for col, i in zip(spec.text_columns, text_is):
                 columns[col].append(row[i].strip())  # SST-2: trailing space before the tab
             columns["label"].append(label)

@@ -139,8 +139,16 @@ class RunConfig:
             self.layers = list(self.layers)
         if self.stride is not None and self.stride == self.kernel_size:
             self.stride = None  # s = k is the default: one spelling, one key
-        if self.grad_accum < 1 or self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("batch_size, grad_accum and epochs must be >= 1")
+        # every numeric field checked here, once, before anything loads: the field, the value, the fix
+        if not 0 <= self.seed < 2**32:
+            raise ValueError(f"seed={self.seed}: a seed must be in [0, 2**32 - 1] (numpy's range); use e.g. 0, 1, 2")
+        for name in ("epochs", "batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
+        for name in ("limit_train", "limit_dev"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)}: an empty split can neither train nor be evaluated; "
+                                 "give a number >= 1, or None for the whole split")
         self.adapter_config()  # validates the adapter fields now, with the config's clear messages
 
     def adapter_config(self):

@@ -124,6 +124,22 @@ def provenance(device: torch.device, scale: str, seed: int | None = None) -> dic
     }
 
 
+def writable_dir(folder: str | os.PathLike, what: str) -> Path:
+    """Create ``folder`` and test-write a file in it: a run that cannot save fails now, not after training.
+
+    ``what`` names the option in the error (``"--out"``, ``"--results"``). Used by the train and sweep CLIs.
+    """
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ValueError(f"{what}: cannot write to the folder {folder} ({e.strerror}); "
+                         "choose a folder you can create and write to") from None
+    return folder
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically (see ``atomic_write``)."""
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))

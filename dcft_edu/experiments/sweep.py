@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
 from .presets import METHODS, SCALES, RunConfig, make_run
-from .runinfo import RESULTS_ENV, atomic_write, atomic_write_json, user_results_dir
+from .runinfo import RESULTS_ENV, atomic_write, atomic_write_json, user_results_dir, writable_dir
 
 Grid = Union[dict[str, Any], list[dict[str, Any]]]
 
@@ -265,6 +265,8 @@ def load_results(path: Union[str, Path]) -> "pandas.DataFrame":  # noqa: F821
 
     One row per run: the config fields, the best/final metric, parameter counts,
     timing, memory and provenance columns; per-epoch records stay in ``epochs``.
+    ``status`` is ``"ok"`` or ``"diverged"`` (no metric; files older than the column are ``"ok"``):
+    ``analysis.finished_runs`` drops the diverged ones before any table or figure.
     """
     import pandas as pd
 
@@ -276,8 +278,10 @@ def load_results(path: Union[str, Path]) -> "pandas.DataFrame":  # noqa: F821
         if "config" not in r:
             continue
         row = {**r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
-        row.update({f"best_{k}": v for k, v in r["best"].items() if k != "epoch"})
-        row["best_epoch"] = r["best"]["epoch"]
+        row.setdefault("status", "ok")
+        best = r["best"] or {"epoch": None}  # None: the run diverged
+        row.update({f"best_{k}": v for k, v in best.items() if k != "epoch"})
+        row["best_epoch"] = best["epoch"]
         row["file"] = str(f)
         rows.append(row)
     return pd.DataFrame(rows)
@@ -345,6 +349,10 @@ def main(argv: Optional[list[str]] = None) -> int:
                 done = result_path(args.results, name, run).exists()
                 print(f"{'done' if done else 'todo'}  {name:12s} {run.task:5s} {run.method:10s} seed={run.seed} key={run.key()}")
         return 0
+    try:
+        writable_dir(args.results, "--results")  # now, not when the first run finishes
+    except ValueError as e:
+        ap.error(str(e))
     deadline = time.time() + 60 * args.deadline_min if args.deadline_min else None
     run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
                deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,

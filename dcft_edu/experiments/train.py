@@ -11,10 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Optional
 
 from .presets import METHODS, SCALES, make_run
-from .runinfo import atomic_write_json
+from .runinfo import atomic_write_json, writable_dir
 
 TASK_CHOICES = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli")
 
@@ -70,11 +71,22 @@ def main(argv: Optional[list[str]] = None) -> int:
         fields["target_modules"] = "all-linear"
     try:
         run = make_run(args.task, args.method, scale=args.scale, seed=args.seed, **fields)
+        if args.out:
+            if Path(args.out).is_dir():
+                raise ValueError(f"--out {args.out} is a folder: give a file name, e.g. {Path(args.out) / 'result.json'}")
+            writable_dir(Path(args.out).parent, "--out")
     except (ValueError, TypeError) as e:
         ap.error(str(e))
     from .trainer import strip_model, train
 
     result = strip_model(train(run, progress=not args.no_progress and sys.stderr.isatty()))
+    if result["status"] == "diverged":
+        if args.out:  # kept, marked as diverged, so the failure is on record; sweeps' tables leave it out
+            atomic_write_json(args.out, result)
+        at = result["diverged_at"]
+        print(f"error: training diverged at epoch {at['epoch']}, optimizer step {at['step']} ({at['what']}) "
+              f"with lr={run.lr:g}: no result. Lower --lr (e.g. --lr {run.lr / 10:g}).", file=sys.stderr)
+        return 1
     summary = {k: result[k] for k in ("task", "method", "main_metric", "best_metric", "final_metric",
                                       "adapter_params", "trainable_params", "samples_per_s", "wall_time_s", "device")}
     print(json.dumps(summary, indent=2))

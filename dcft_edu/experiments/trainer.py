@@ -10,7 +10,10 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
 - Delta-LoRA moves W after each *real* optimizer step (``register_delta_lora_hook``,
   a step post-hook on the optimizer), so accumulation boundaries are respected;
 - dev evaluation after every epoch; the best epoch (as the papers report) and
-  the final one are both recorded.
+  the final one are both recorded;
+- a non-finite training loss or gradient norm (checked before the step) or
+  dev loss stops the run: the record says ``status: "diverged"`` (and where), with no best
+  or final metric, instead of passing a NaN model's dev score off as a result.
 
 Used in: notebooks 04, 07, 08, 11, 13.
 """
@@ -192,7 +195,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16) if device.type == "cuda" \
             else torch.autocast("cpu", enabled=False)
 
-    epochs, step, seen, train_time = [], 0, 0, 0.0
+    epochs, step, seen, train_time, diverged = [], 0, 0, 0.0, None
     main = GLUE_TASKS[run.task].main_metric
     initial = evaluate(model, dev_loader, run.task, device, autocast) if eval_at_start else None
     for epoch in range(1, run.epochs + 1):
@@ -208,13 +211,21 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
             if orth is not None:
                 # L = L_task + γ · R(A, B)   (paper Eq. 4, NOTES §1)
                 loss = loss + run.orth_gamma * orth(model)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):  # stop before a NaN/inf reaches the weights
+                diverged = {"epoch": epoch, "step": step + 1, "what": f"training loss {loss_value}"}
+                break
             (loss / run.grad_accum).backward()
-            running += loss.item()
+            running += loss_value
             nb += 1
             seen += batch["input_ids"].shape[0]
             if (i + 1) % run.grad_accum == 0 or i + 1 == len(train_loader):
                 if run.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], run.max_grad_norm)
+                    norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
+                                                          run.max_grad_norm)
+                    if not torch.isfinite(norm):  # the norm clipping computes anyway: inf/NaN gradients
+                        diverged = {"epoch": epoch, "step": step + 1, "what": f"gradient norm {norm.item()}"}
+                        break
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
@@ -222,13 +233,22 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
                 for h in hooks:  # the LoRA twin's scale jump: after each real optimizer step only
                     h.step()
         train_time += time.perf_counter() - t0
-        metrics = evaluate(model, dev_loader, run.task, device, autocast)
+        if not diverged:
+            metrics = evaluate(model, dev_loader, run.task, device, autocast)
+            if not math.isfinite(metrics["loss"]):  # the weights already give NaN/inf: no dev score to keep
+                diverged = {"epoch": epoch, "step": step, "what": f"dev loss {metrics['loss']}"}
+        if diverged:
+            log(f"[{run.task} {run.method} seed={run.seed}] diverged at epoch {epoch}, optimizer step {diverged['step']}: "
+                f"{diverged['what']}; stopped (lower the learning rate, now {run.lr:g})")
+            break
         rec = {"epoch": epoch, "train_loss": running / max(1, nb), "step": step, **metrics}
         epochs.append(rec)
         log(f"[{run.task} {run.method} seed={run.seed}] epoch {epoch}/{run.epochs}  "
             f"train_loss={rec['train_loss']:.4f}  dev_loss={metrics['loss']:.4f}  {main}={metrics[main]:.4f}")
 
-    best = max(epochs, key=lambda r: r[main])
+    # a diverged run keeps the epochs it finished but has no best/final metric: it must not pass for a result
+    best = max(epochs, key=lambda r: r[main]) if epochs and not diverged else None
+    final = None if best is None else epochs[-1]
     final_weights = effective_weights(model, suffixes=watched)
     qv = tuple(f".{s}" for s in SIMILARITY_MODULES)
     similarity = weight_similarity({n: w for n, w in pretrained.items() if n.endswith(qv)}, final_weights)
@@ -239,12 +259,15 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         "task": run.task,
         "method": run.method,
         "main_metric": main,
+        "status": "diverged" if diverged else "ok",
+        "diverged_at": diverged,  # {"epoch", "step" (from 1) that gave the first non-finite value, "what" it was}
         "epochs": epochs,
-        "best": {"epoch": best["epoch"], main: best[main], **{k: v for k, v in best.items() if k not in ("epoch",)}},
-        "final": epochs[-1],
+        "best": None if best is None else {"epoch": best["epoch"], main: best[main],
+                                           **{k: v for k, v in best.items() if k != "epoch"}},
+        "final": final,
         "initial": initial,
-        "best_metric": best[main],
-        "final_metric": epochs[-1][main],
+        "best_metric": None if best is None else best[main],
+        "final_metric": None if final is None else final[main],
         "adapter_params": count_adapter_parameters(model),
         "trainable_params": count_trainable_parameters(model),
         "optimizer_steps": step,
