@@ -8,6 +8,9 @@ Three scales, each a ``Preset`` anyone can read:
   set, three epochs. Meaningful on the small tasks (RTE, MRPC, STS-B, CoLA).
 - ``gpu``: the papers' recipes (NOTES §1 for DCFT/LoRA, §4 for Delta-LoRA)
   adapted to MiniLM: full data, their epochs and learning rates, batch 32.
+- ``lab`` and ``lab_cpu``: what a student trains in notebooks 07–13 (``dcft_edu.experiments.lab``):
+  a notebook's lab sweep in ≤ 10 minutes on a Colab T4 (``lab``) or ≤ 15 minutes on a
+  2-core CPU (``lab_cpu``, fewer runs too). Their timings and basis: ``lab``'s docstring.
 
 Per-task recipes follow the official DCFT DeBERTa-v3-base scripts (learning
 rate, epochs, warmup, γ). Every adapter method shares the task's learning rate
@@ -26,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence, Union
 
 METHODS = ("full", "head", "lora", "dcft", "delta_lora")
-SCALES = ("quick", "cpu", "gpu")
+SCALES = ("quick", "cpu", "gpu", "lab", "lab_cpu")
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,11 @@ PRESETS: dict[str, Preset] = {
     # ``epochs`` and ``limit_train``, or use ``Preset(..., sample_budget=None)``.
     "gpu": Preset("gpu", limit_train=None, limit_dev=None, epochs=None, batch_size=32, max_length=None, warmup_ratio=None,
                   sample_budget=20_000, min_epochs=3),
+    # A course's lab (``dcft_edu.experiments.lab``): the recipes' learning rates, γ and weight decay on the first
+    # training rows; the CPU form also evaluates on the first dev rows only. Measured cost: ``lab.LAB_TIMING``.
+    "lab": Preset("lab", limit_train=2000, limit_dev=None, epochs=3, batch_size=32, max_length=128, warmup_ratio=0.06),
+    "lab_cpu": Preset("lab_cpu", limit_train=400, limit_dev=300, epochs=3, batch_size=16, max_length=128,
+                      warmup_ratio=0.06),
 }
 
 

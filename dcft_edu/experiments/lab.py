@@ -1,0 +1,224 @@
+"""Lab mode: an experiment notebook trains a small version of its own sweep on the student's device.
+
+Each notebook 07–13 shows the committed results (``figures/data``, trained by the authors on a GPU).
+In lab mode it also trains a *lab grid*: a subset of the committed sweep's grid (fewer tasks, seeds
+and settings; ``LAB_GRIDS``) at the ``lab`` scale, with the very same ``run_sweep`` code, into the
+student's results folder (``user_results_dir()``, never ``figures/``), and then draws the student's
+runs over the committed ones::
+
+    from dcft_edu.experiments import lab
+    from dcft_edu.figures.lab import overlay_user_runs
+
+    TRAIN = lab.train_switch()      # DCFT_EDU_TRAIN=1 / 0, else: train when a CUDA GPU is present
+    if TRAIN:
+        yours = lab.run_lab("kernel")  # GPU: LAB_GRIDS["kernel"].gpu at scale "lab"; CPU: .cpu at "lab_cpu"
+        display(lab.yours_vs_committed(yours, committed, by=["task", "kernel_size"]))
+        overlay_user_runs(ax, yours, x="kernel_size", hue="task")  # on the committed figure's axes
+
+Rerunning a cell resumes: finished runs are files, and ``run_sweep`` skips them.
+
+Expected time of one notebook's lab sweep (``LAB_TIMING`` has the measurements):
+
+- reduced CPU form (``lab_cpu``, one task, seed 0, 3–6 runs): ≤ 15 minutes on a 2-core CPU;
+- GPU form (``lab``, two tasks, seed 0, 8–14 runs): ≤ 10 minutes on a Colab T4 (an estimate, see
+  ``LAB_TIMING``).
+
+A lab run sees far fewer examples than a committed one (``lab``: 3 epochs of 2,000 rows; ``lab_cpu``:
+3 epochs of 400 rows; committed: ~20,000 examples per run), so its metric often sits *below* the
+committed seeds' spread. The "yours vs committed" table says so cell by cell; the ordering of the
+methods or settings is what to compare.
+
+With ``DCFT_EDU_QUICK=1`` (CI) the lab trains the first ``QUICK_RUNS`` runs of each reduced grid at
+the ``quick`` scale into a temporary folder, so the code path is exercised in seconds.
+
+Used in: notebooks 07 (08 reads 07's runs), 10, 11, 12, 13.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import pandas as pd
+
+from .presets import RunConfig
+from .runinfo import is_quick
+from .sweep import GRIDS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweeps
+
+TRAIN_ENV = "DCFT_EDU_TRAIN"
+RESULTS_ENV = "DCFT_EDU_RESULTS"
+REPO_ROOT = Path(__file__).resolve().parents[2]  # dcft_edu/experiments/lab.py -> the repository
+#: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay
+QUICK_RUNS = 2
+
+
+def user_results_dir() -> Path:
+    """Where a student's own runs go: ``$DCFT_EDU_RESULTS``, else ``<repo>/results`` (git-ignored)."""
+    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "results")
+
+
+def train_switch(verbose: bool = True) -> bool:
+    """A notebook's ``TRAIN``: ``DCFT_EDU_TRAIN=1`` trains, ``0`` does not; unset, train when a CUDA GPU
+    is present (or in quick mode, ``DCFT_EDU_QUICK=1``, so CI runs the lab path at its tiny scale).
+
+    Taught in: notebooks 07, 10–13 (their first cells).
+    """
+    import torch
+
+    env = os.environ.get(TRAIN_ENV, "").strip()
+    if env not in ("", "0", "1"):
+        raise ValueError(f"{TRAIN_ENV}={env!r}: expected 1 (train) or 0 (read the committed results only); "
+                         f"unset it to train exactly when a CUDA GPU is present")
+    if env:
+        train, why = env == "1", f"{TRAIN_ENV}={env}"
+    elif is_quick():
+        train, why = True, "quick mode (DCFT_EDU_QUICK=1): a tiny lab grid at the quick scale"
+    else:
+        train = torch.cuda.is_available()
+        why = "a CUDA GPU is present" if train else f"no CUDA GPU (set {TRAIN_ENV}=1 to train the CPU lab form)"
+    if verbose:
+        print(f"TRAIN = {train}: {why}")
+    return train
+
+
+@dataclass(frozen=True)
+class LabGrid:
+    """One notebook's lab sweeps: for each committed sweep it shows, a sub-grid of ``GRIDS[sweep]``.
+
+    ``gpu`` runs at scale ``lab``; ``cpu``, the reduced form (fewer runs), at scale ``lab_cpu``.
+    The sweep names are the committed ones, so a config two notebooks share is trained once.
+    """
+
+    notebook: str
+    gpu: dict[str, Grid]
+    cpu: dict[str, Grid]
+
+
+_QV, _QKVO = ["query", "value"], ["query", "key", "value", "attention.output.dense"]
+
+#: Per experiment notebook, its lab grids (every point is a point of the committed ``GRIDS``; a test checks).
+#: STS-B is the lab task: short pairs (cheap), and every method moves its Pearson r within a few hundred rows.
+LAB_GRIDS: dict[str, LabGrid] = {
+    "main": LabGrid("07_glue_main_results", gpu={"main": [
+        {"task": ["stsb", "mrpc"], "method": ["head", "full", "delta_lora"], "seed": [0]},
+        {"task": ["stsb", "mrpc"], "method": ["lora"], "r": [1, 8], "seed": [0]},
+        {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [2, 8], "seed": [0]},
+    ]}, cpu={"main": [
+        {"task": ["stsb"], "method": ["head", "full", "delta_lora"], "seed": [0]},
+        {"task": ["stsb"], "method": ["lora"], "r": [8], "seed": [0]},
+        {"task": ["stsb"], "method": ["dcft"], "kernel_size": [8], "seed": [0]},
+    ]}),
+    "kernel": LabGrid("10_kernel_ablation", gpu={
+        "kernel": {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [2, 4, 6, 8, 12], "seed": [0]},
+    }, cpu={
+        "kernel": {"task": ["stsb"], "method": ["dcft"], "kernel_size": [2, 4, 8, 12], "seed": [0]},
+    }),
+    "stride": LabGrid("11_stride_ablation", gpu={
+        "stride": {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [8], "stride": [2, 4, 6, 8],
+                   "seed": [0], "save_delta": [STRIDE_DELTA_MODULE]},
+    }, cpu={
+        "stride": {"task": ["stsb"], "method": ["dcft"], "kernel_size": [8], "stride": [2, 4, 8], "seed": [0],
+                   "save_delta": [STRIDE_DELTA_MODULE]},
+    }),
+    "layers": LabGrid("12_layer_ablation", gpu={"layers": [
+        {"task": ["stsb", "mrpc"], "method": ["lora", "dcft"], "seed": [0], "target_modules": [_QV, "all-linear"]},
+        {"task": ["stsb"], "method": ["lora", "dcft"], "seed": [0], "target_modules": ["all-linear"],
+         "layers": [[0, 1, 2], [3, 4, 5]]},
+    ]}, cpu={"layers": [
+        {"task": ["stsb"], "method": ["lora", "dcft"], "seed": [0], "target_modules": [_QV, "all-linear"]},
+        {"task": ["stsb"], "method": ["lora"], "seed": [0], "target_modules": ["all-linear"],
+         "layers": [[0, 1, 2], [3, 4, 5]]},
+    ]}),
+    "delta": LabGrid("13_delta_lora_lambda_k", gpu={
+        "delta_lambda": {"task": ["stsb", "mrpc"], "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 2.0, 5.0],
+                         "seed": [0]},
+        "delta_k": {"task": ["stsb", "mrpc"], "method": ["delta_lora"], "start_frac": [0.0, 0.25, 0.5], "seed": [0]},
+    }, cpu={
+        "delta_lambda": {"task": ["stsb"], "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 2.0], "seed": [0]},
+        "delta_k": {"task": ["stsb"], "method": ["delta_lora"], "start_frac": [0.0, 0.5], "seed": [0]},
+    }),
+}
+
+
+def lab_runs(name: str, reduced: Optional[bool] = None) -> tuple[str, dict[str, list[RunConfig]]]:
+    """``(scale, {sweep: RunConfigs})`` that ``run_lab(name, reduced)`` trains (nothing is trained here).
+
+    ``reduced=None``: the CPU form when no CUDA GPU is present. Quick mode: the first ``QUICK_RUNS`` runs
+    of each reduced grid at the ``quick`` scale.
+    """
+    import torch
+
+    if name not in LAB_GRIDS:
+        raise ValueError(f"no lab grid {name!r}: expected one of {', '.join(LAB_GRIDS)}")
+    if reduced is None:
+        reduced = not torch.cuda.is_available()
+    lab = LAB_GRIDS[name]
+    quick = is_quick()
+    scale = "quick" if quick else "lab_cpu" if reduced else "lab"
+    grids = lab.cpu if reduced or quick else lab.gpu
+    return scale, {sweep: grid_runs(grid, scale=scale)[:QUICK_RUNS if quick else None] for sweep, grid in grids.items()}
+
+
+def run_lab(name: str, reduced: Optional[bool] = None, results_dir: Union[str, Path, None] = None,
+            log: Callable[[str], Any] = print, **kwargs: Any) -> pd.DataFrame:
+    """Train notebook ``name``'s lab grid (``LAB_GRIDS``) and return its runs, one row per run
+    (``load_results``'s columns, with ``sweep``).
+
+    ``results_dir``: default ``user_results_dir()`` (a temporary folder in quick mode unless
+    ``$DCFT_EDU_RESULTS`` is set). Runs already there are not retrained. ``kwargs`` go to ``run_sweeps``
+    (``workers``, ``deadline``, ``train_fn``, ...).
+
+    Taught in: notebooks 07, 10–13.
+    """
+    scale, sweeps = lab_runs(name, reduced)
+    if results_dir is None:
+        quick_tmp = is_quick() and not os.environ.get(RESULTS_ENV)
+        results_dir = Path(tempfile.gettempdir()) / "dcft_edu_quick_results" if quick_tmp else user_results_dir()
+    results_dir = Path(results_dir)
+    log(f"lab {name!r} ({LAB_GRIDS[name].notebook}): {sum(map(len, sweeps.values()))} runs at scale {scale!r} "
+        f"into {results_dir}")
+    paths = run_sweeps(list(sweeps.items()), results_dir, scale=scale, log=log, **kwargs)
+    files = {str(p) for ps in paths.values() for p in ps if p.exists()}  # a deadline may leave some unfinished
+    df = pd.concat([load_results(results_dir / sweep) for sweep in sweeps], ignore_index=True)
+    return df[df["file"].isin(files)].reset_index(drop=True) if not df.empty else df
+
+
+def yours_vs_committed(user: pd.DataFrame, committed: pd.DataFrame, by: Sequence[str] = ("task", "label"),
+                       metric: str = "best_metric") -> pd.DataFrame:
+    """The student's runs beside the committed ones, one row per cell ``by`` that the student ran.
+
+    Columns (metric ×100): ``yours`` (the student's values, in seed order), ``yours mean``, ``committed``
+    (mean over the committed seeds), ``min`` and ``max`` (their spread), ``n`` (committed seeds; 0 where
+    the committed results lack the cell) and ``inside`` (the student's mean lies within [min, max]).
+    A ``label`` column (``analysis.method_label``) is added to either frame when missing.
+
+    Taught in: notebooks 07, 10–13.
+    """
+    from .analysis import method_label, summarize
+
+    by = list(by)
+
+    def keyed(df: pd.DataFrame) -> pd.DataFrame:  # cells as hashable keys: lists -> tuples, None -> "—"
+        if "label" in by and "label" not in df:
+            df = df.assign(label=df.apply(method_label, axis=1))
+        return df.assign(**{c: df[c].map(_cell_key) for c in by})
+
+    user, committed = keyed(user), keyed(committed)
+    ref = summarize(committed, by, metric, extra=()).set_index(by)  # mean, std, n of metric ×100
+    spread = committed.groupby(by, sort=False)[metric]
+    ref["min"], ref["max"] = 100 * spread.min(), 100 * spread.max()
+    yours = user.sort_values("seed").groupby(by, sort=False)[metric]
+    out = pd.DataFrame({"yours": yours.agg(lambda x: ", ".join(f"{100 * v:.1f}" for v in x)),
+                        "yours mean": 100 * yours.mean()})
+    out = out.join(ref[["mean", "min", "max", "n"]].rename(columns={"mean": "committed"}))
+    out["n"] = out["n"].fillna(0).astype(int)
+    out["inside"] = (out["yours mean"] >= out["min"]) & (out["yours mean"] <= out["max"])
+    return out
+
+
+def _cell_key(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return tuple(v)
+    return "—" if v is None or (isinstance(v, float) and v != v) else v
