@@ -13,6 +13,7 @@ import dcft_edu
 from dcft_edu.experiments import colab
 
 ROOT = Path(dcft_edu.__file__).resolve().parents[1]
+REAL_RUN = subprocess.run  # the fake below replaces subprocess.run in one test
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.py"))
 
 
@@ -39,7 +40,7 @@ class Runner:
     def __call__(self, cmd, check=False, **kwargs):
         self.commands.append(list(cmd))
         if cmd[0] == "git":
-            return subprocess.run(cmd, check=check, capture_output=True, **kwargs)
+            return REAL_RUN(cmd, check=check, capture_output=True)
         return subprocess.CompletedProcess(cmd, 0)
 
 
@@ -76,7 +77,7 @@ def test_the_first_cell_runs_on_a_fake_colab(local_repo, monkeypatch, capsys):
     monkeypatch.setattr(colab, "CLONE_DIR", str(clone))
     run = Runner()
     monkeypatch.setattr(subprocess, "run", run)  # the cell's clone and bootstrap's commands
-    exec(colab.COLAB_CELL.replace(colab.REPO_URL_ENV, colab.REPO_URL_ENV).replace("/content/dcft_edu", str(clone)), {})
+    exec(colab.COLAB_CELL.replace("/content/dcft_edu", str(clone)), {})
     assert [c[:2] for c in run.commands] == [["git", "clone"], [sys.executable, "-m"]]
     assert (clone / "notebooks").is_dir() and Path.cwd() == clone.resolve() / "notebooks"
     assert str(clone) in sys.path

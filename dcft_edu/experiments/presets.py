@@ -85,7 +85,7 @@ PRESETS: dict[str, Preset] = {
     "gpu": Preset("gpu", limit_train=None, limit_dev=None, epochs=None, batch_size=32, max_length=None, warmup_ratio=None,
                   sample_budget=20_000, min_epochs=3),
     # A course's lab (``dcft_edu.experiments.lab``): the recipes' learning rates, γ and weight decay on the first
-    # training rows; the CPU form also evaluates on the first dev rows only. Measured cost: ``lab.LAB_TIMING``.
+    # training rows; the CPU form also evaluates on the first dev rows only. Timings: ``dcft_edu.experiments.lab``.
     "lab": Preset("lab", limit_train=2000, limit_dev=None, epochs=3, batch_size=32, max_length=128, warmup_ratio=0.06),
     "lab_cpu": Preset("lab_cpu", limit_train=400, limit_dev=300, epochs=3, batch_size=16, max_length=128,
                       warmup_ratio=0.06),

@@ -1,0 +1,132 @@
+"""Lab mode: the TRAIN switch, lab grids inside the committed ones, runs kept out of figures/, yours vs committed."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import dcft_edu  # noqa: E402
+from dcft_edu.experiments import lab  # noqa: E402
+from dcft_edu.experiments.sweep import GRIDS, expand_grid  # noqa: E402
+from dcft_edu.figures.lab import overlay_user_runs  # noqa: E402
+
+FIGURES = Path(dcft_edu.__file__).resolve().parents[1] / "figures"
+
+
+@pytest.mark.parametrize("train_env, quick, cuda, expected", [
+    ("1", "0", False, True), ("0", "0", True, False), ("0", "1", True, False),  # the env var wins
+    ("", "0", True, True), ("", "0", False, False),  # unset: train when a CUDA GPU is present
+    ("", "1", False, True),  # quick mode: CI exercises the lab path
+])
+def test_train_switch(monkeypatch, train_env, quick, cuda, expected):
+    monkeypatch.setenv(lab.TRAIN_ENV, train_env)
+    monkeypatch.setenv("DCFT_EDU_QUICK", quick)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert lab.train_switch(verbose=False) is expected
+
+
+def test_train_switch_refuses_other_values(monkeypatch):
+    monkeypatch.setenv(lab.TRAIN_ENV, "yes")
+    with pytest.raises(ValueError, match="DCFT_EDU_TRAIN='yes'"):
+        lab.train_switch()
+
+
+def _points(grid) -> list[str]:
+    return [json.dumps(p, sort_keys=True) for p in expand_grid(grid)]
+
+
+@pytest.mark.parametrize("name", list(lab.LAB_GRIDS))
+def test_lab_grids_are_subsets_of_the_committed_sweeps(name):
+    g = lab.LAB_GRIDS[name]
+    for form in (g.gpu, g.cpu):
+        for sweep, grid in form.items():
+            outside = set(_points(grid)) - set(_points(GRIDS[sweep]))
+            assert not outside, f"{name}: lab points not in GRIDS[{sweep!r}]: {outside}"
+    for sweep, grid in g.cpu.items():  # the reduced form: fewer runs, all of them in the GPU form
+        assert set(_points(grid)) < set(_points(g.gpu[sweep]))
+
+
+def test_lab_runs_pick_scale_and_form(monkeypatch):
+    monkeypatch.setenv("DCFT_EDU_QUICK", "0")
+    scale, runs = lab.lab_runs("kernel", reduced=True)
+    assert scale == "lab_cpu" and [r.kernel_size for r in runs["kernel"]] == [2, 4, 8, 12]
+    assert runs["kernel"][0].limit_train == 400
+    scale, runs = lab.lab_runs("delta", reduced=False)
+    assert scale == "lab" and {k: len(v) for k, v in runs.items()} == {"delta_lambda": 8, "delta_k": 6}
+    monkeypatch.setenv("DCFT_EDU_QUICK", "1")
+    scale, runs = lab.lab_runs("delta", reduced=False)
+    assert scale == "quick" and {k: len(v) for k, v in runs.items()} == {"delta_lambda": 2, "delta_k": 2}
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+
+
+def fake_train(run, progress=False, log=print):
+    """Stands in for trainer.train (the quick scale trains for real in tests/test_sweep.py and the notebooks)."""
+    metric = 0.5 + 0.01 * run.seed
+    return {"key": run.key(), "config": run.to_dict(), "task": run.task, "method": run.method, "scale": run.scale,
+            "main_metric": "pearson", "best": {"epoch": 1, "pearson": metric}, "final": {"epoch": 1},
+            "best_metric": metric, "_model": object()}
+
+
+def test_run_lab_quick_writes_only_to_the_user_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("DCFT_EDU_QUICK", "1")
+    monkeypatch.setenv(lab.RESULTS_ENV, str(tmp_path / "results"))
+    before = _tree(FIGURES)
+    df = lab.run_lab("main", log=lambda m: None, train_fn=fake_train)
+    assert _tree(FIGURES) == before  # figures/ untouched
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*.json"))
+    assert len(files) == lab.QUICK_RUNS and all(str(f).startswith("results/main/") for f in files)
+    assert len(df) == lab.QUICK_RUNS and set(df["scale"]) == {"quick"} and set(df["sweep"]) == {"main"}
+    # a rerun trains nothing and returns the same runs
+    again = lab.run_lab("main", log=lambda m: None, train_fn=lambda *a, **k: pytest.fail("retrained"))
+    assert sorted(again["file"]) == sorted(df["file"])
+
+
+def _runs(task, method, metrics, **cols):
+    return pd.DataFrame([{"task": task, "method": method, "seed": s, "best_metric": m, **cols}
+                         for s, m in enumerate(metrics)])
+
+
+def test_yours_vs_committed():
+    committed = pd.concat([_runs("stsb", "dcft", [0.80, 0.84, 0.82], kernel_size=8, layers=None),
+                           _runs("stsb", "dcft", [0.70, 0.72, 0.71], kernel_size=2, layers=None),
+                           _runs("mrpc", "dcft", [0.75], kernel_size=8, layers=None)])
+    user = pd.concat([_runs("stsb", "dcft", [0.83], kernel_size=8, layers=None),
+                      _runs("stsb", "dcft", [0.60, 0.62], kernel_size=2, layers=None),
+                      _runs("rte", "dcft", [0.55], kernel_size=8, layers=None)])
+    t = lab.yours_vs_committed(user, committed, by=["task", "kernel_size"])
+    assert list(t.columns) == ["yours", "yours mean", "committed", "min", "max", "n", "inside"]
+    assert t.loc[("stsb", 8)].to_dict() == pytest.approx(
+        {"yours": "83.0", "yours mean": 83.0, "committed": 82.0, "min": 80.0, "max": 84.0, "n": 3, "inside": True})
+    assert t.loc[("stsb", 2), "yours"] == "60.0, 62.0" and not t.loc[("stsb", 2), "inside"]
+    assert t.loc[("rte", 8), "n"] == 0 and np.isnan(t.loc[("rte", 8), "committed"]) and not t.loc[("rte", 8), "inside"]
+    assert ("mrpc", 8) not in t.index  # only the cells the student ran
+    # label cells (added from the config) and list/None-valued columns group too
+    t = lab.yours_vs_committed(user.assign(target_modules=[["query", "value"]] * 4),
+                               committed.assign(target_modules=[["query", "value"]] * 7),
+                               by=["task", "label", "target_modules", "layers"])
+    assert t.loc[("stsb", "DCFT k=8", ("query", "value"), "—"), "n"] == 3
+
+
+def test_overlay_user_runs_draws_yours_on_existing_axes():
+    fig, ax = plt.subplots()
+    ax.bar([0, 1], [80, 70], label="committed")
+    ax.legend()
+    user = _runs("stsb", "dcft", [0.83, 0.61], kernel_size=8)
+    user["task"] = ["stsb", "mrpc"]
+    pts = overlay_user_runs(ax, user, x="task", positions={"stsb": 0, "mrpc": 1})
+    assert pts.get_offsets().tolist() == [[0.0, 83.0], [1.0, 61.0]]
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["committed", "yours"]
+    with pytest.raises(ValueError, match="no position for task"):
+        overlay_user_runs(ax, user, x="task", positions={"stsb": 0})
+    plt.close(fig)
