@@ -154,10 +154,9 @@ def lab_runs(name: str, reduced: Optional[bool] = None) -> tuple[str, dict[str, 
         raise ValueError(f"no lab grid {name!r}: expected one of {', '.join(LAB_GRIDS)}")
     if reduced is None:
         reduced = not torch.cuda.is_available()
-    lab = LAB_GRIDS[name]
     quick = is_quick()
     scale = "quick" if quick else "lab_cpu" if reduced else "lab"
-    grids = lab.cpu if reduced or quick else lab.gpu
+    grids = LAB_GRIDS[name].cpu if reduced or quick else LAB_GRIDS[name].gpu
     return scale, {sweep: grid_runs(grid, scale=scale)[:QUICK_RUNS if quick else None] for sweep, grid in grids.items()}
 
 
