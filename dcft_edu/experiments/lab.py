@@ -13,15 +13,28 @@ runs over the committed ones::
     if TRAIN:
         yours = lab.run_lab("kernel")  # GPU: LAB_GRIDS["kernel"].gpu at scale "lab"; CPU: .cpu at "lab_cpu"
         display(lab.yours_vs_committed(yours, committed, by=["task", "kernel_size"]))
-        overlay_user_runs(ax, yours, x="kernel_size", hue="task")  # on the committed figure's axes
+        overlay_user_runs(ax, yours[yours.task == "stsb"], x="kernel_size")  # on the committed figure's axes
 
 Rerunning a cell resumes: finished runs are files, and ``run_sweep`` skips them.
 
-Expected time of one notebook's lab sweep (``LAB_TIMING`` has the measurements):
+Expected time of one notebook's lab sweep, and its basis:
 
-- reduced CPU form (``lab_cpu``, one task, seed 0, 3–6 runs): ≤ 15 minutes on a 2-core CPU;
-- GPU form (``lab``, two tasks, seed 0, 8–14 runs): ≤ 10 minutes on a Colab T4 (an estimate, see
-  ``LAB_TIMING``).
+- Reduced CPU form (``lab_cpu``: STS-B, seed 0, 400 training rows × 3 epochs, 300 dev rows, batch 16,
+  max 128 tokens; 3–6 runs): about 3–5 minutes on one idle core, so ≤ 15 minutes on a 2-core CPU
+  with a 3× margin. Measured here (AMD EPYC, ``torch.set_num_threads(1)``, one run per method, CPU
+  seconds of the process, since the machine was shared: load 11–15 on 2 cores made wall times 6–10×
+  longer): head 25 s, LoRA 43 s, DCFT k=8 ≈ DCFT s=2 50 s, full FT 64 s, Delta-LoRA ≈ LoRA (+ ~5 s per
+  run to load the model). Per notebook: 07 ≈ 4.3 min (5 runs), 10 ≈ 3.7 (4), 11 ≈ 3 (3), 12 ≈ 5 (6),
+  13 ≈ 4.6 (5). Longer pairs cost more: LoRA at this size took 122 s on MRPC (≈ 3× STS-B) and learned
+  little there (70.7 accuracy, the majority class is 68), which is why the CPU form uses STS-B only
+  (LoRA 87.4 Pearson, head only 34.7, full FT 67.1: the methods already differ as in the committed runs).
+- GPU form (``lab``: STS-B and MRPC, seed 0, 2,000 training rows × 3 epochs, full dev sets, batch 32,
+  max 128 tokens; 8–14 runs): ≤ 10 minutes on a Colab T4, an *estimate*, not a measurement (no GPU was
+  available to this work): it assumes a T4 trains this workload ≈ 25× faster than one core of the CPU
+  above (T4: 8.1 TFLOPS fp32 peak vs ≈ 0.1–0.16 TFLOPS for one AVX-512 core, i.e. 50–100× in peak,
+  about half of it reached with batches of 32 short pairs). Per run that is ≈ 15 s on STS-B and ≈ 30 s
+  on MRPC with model loading, so notebook 07's 14 runs take ≈ 5–6 minutes. Time it on your GPU with
+  ``time python -c "from dcft_edu.experiments import lab; lab.run_lab('kernel')"``.
 
 A lab run sees far fewer examples than a committed one (``lab``: 3 epochs of 2,000 rows; ``lab_cpu``:
 3 epochs of 400 rows; committed: ~20,000 examples per run), so its metric often sits *below* the
