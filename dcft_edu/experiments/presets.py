@@ -1,6 +1,6 @@
 """Run configurations: one plain dataclass per run, built from a scale preset.
 
-Three scales, each a ``Preset`` anyone can read:
+Five scales, each a ``Preset`` anyone can read:
 
 - ``quick``: CI scale — a couple of hundred examples, one short epoch, seconds
   per run on a 2-core CPU. Numbers from it mean nothing; it tests code paths.
@@ -10,7 +10,7 @@ Three scales, each a ``Preset`` anyone can read:
   adapted to MiniLM: full data, their epochs and learning rates, batch 32.
 - ``lab`` and ``lab_cpu``: what a student trains in notebooks 07–13 (``dcft_edu.experiments.lab``):
   a notebook's lab sweep in ≤ 10 minutes on a Colab T4 (``lab``) or ≤ 15 minutes on a
-  2-core CPU (``lab_cpu``, fewer runs too). Their timings and basis: ``lab``'s docstring.
+  2-core CPU (``lab_cpu``, fewer runs too). Their timings and basis: ``dcft_edu.experiments.lab``.
 
 Per-task recipes follow the official DCFT DeBERTa-v3-base scripts (learning
 rate, epochs, warmup, γ). Every adapter method shares the task's learning rate
