@@ -25,9 +25,9 @@ Expected time of one notebook's lab sweep, and its basis:
   seconds of the process, since the machine was shared: load 11–15 on 2 cores made wall times 6–10×
   longer): head 25 s, LoRA 43 s, Delta-LoRA 49 s, DCFT k=8 52 s, DCFT k=8 s=2 50 s, full FT 64 s
   (+ ~5 s per run to load the model). Per notebook: 07 ≈ 4.3 min (5 runs), 10 ≈ 3.8 (4), 11 ≈ 2.8 (3),
-  12 ≈ 4.5 (6), 13 ≈ 4.5 (5). Longer pairs cost more: LoRA at this size took 122 s on MRPC (≈ 3×
-  STS-B) and learned little there (70.7 accuracy; the majority class is 68), which is why the CPU form
-  uses STS-B only. Its Pearson r ×100 at this size: LoRA 87.4, Delta-LoRA 85.5, full FT 67.1, DCFT k=8
+  12 ≈ 4.5 (6), 13 ≈ 4.5 (5). LoRA at this size on the other tasks: CoLA 33 s (Mcc 10.0), MRPC 122 s
+  (70.7 accuracy; the majority class is 68), RTE 204 s (57.8): longer pairs cost more, and MRPC and
+  CoLA learn little from 400 rows, which is why the CPU form uses STS-B only. Its Pearson r ×100 at this size: LoRA 87.4, Delta-LoRA 85.5, full FT 67.1, DCFT k=8
   59.2 (s=2: 82.2), head only 34.7 — with so few steps full FT (lr 1e-4) and DCFT k=8 lag behind
   their committed ≈ 85.
 - GPU form (``lab``: STS-B and MRPC, seed 0, 2,000 training rows × 3 epochs, full dev sets, batch 32,
