@@ -21,7 +21,7 @@ repository URL is ``REPO_URL``, or ``$DCFT_EDU_REPO_URL`` (a fork, or a local cl
 Importing this module needs only the standard library and the core's torch and safetensors (both
 on Colab), since it runs before the install.
 
-Used in: the first code cell of every notebook.
+For the first code cell of every notebook.
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ methods or settings is what to compare.
 With ``DCFT_EDU_QUICK=1`` (CI) the lab trains the first ``QUICK_RUNS`` runs of each reduced grid at
 the ``quick`` scale into a temporary folder, so the code path is exercised in seconds.
 
-Used in: notebooks 07 (08 reads 07's runs), 10, 11, 12, 13.
+For notebooks 07 (08 reads 07's runs), 10, 11, 12 and 13.
 """
 from __future__ import annotations
 
@@ -59,26 +59,17 @@ from typing import Any, Callable, Optional, Sequence, Union
 import pandas as pd
 
 from .presets import RunConfig
-from .runinfo import is_quick
+from .runinfo import RESULTS_ENV, is_quick, user_results_dir
 from .sweep import GRIDS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweeps
 
 TRAIN_ENV = "DCFT_EDU_TRAIN"
-RESULTS_ENV = "DCFT_EDU_RESULTS"
-REPO_ROOT = Path(__file__).resolve().parents[2]  # dcft_edu/experiments/lab.py -> the repository
 #: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay
 QUICK_RUNS = 2
-
-
-def user_results_dir() -> Path:
-    """Where a student's own runs go: ``$DCFT_EDU_RESULTS``, else ``<repo>/results`` (git-ignored)."""
-    return Path(os.environ.get(RESULTS_ENV) or REPO_ROOT / "results")
 
 
 def train_switch(verbose: bool = True) -> bool:
     """A notebook's ``TRAIN``: ``DCFT_EDU_TRAIN=1`` trains, ``0`` does not; unset, train when a CUDA GPU
     is present (or in quick mode, ``DCFT_EDU_QUICK=1``, so CI runs the lab path at its tiny scale).
-
-    Taught in: notebooks 07, 10–13 (their first cells).
     """
     import torch
 
@@ -183,8 +174,6 @@ def run_lab(name: str, reduced: Optional[bool] = None, results_dir: Union[str, P
     ``results_dir``: default ``user_results_dir()`` (a temporary folder in quick mode unless
     ``$DCFT_EDU_RESULTS`` is set). Runs already there are not retrained. ``kwargs`` go to ``run_sweeps``
     (``workers``, ``deadline``, ``train_fn``, ...).
-
-    Taught in: notebooks 07, 10–13.
     """
     scale, sweeps = lab_runs(name, reduced)
     if results_dir is None:
@@ -207,8 +196,6 @@ def yours_vs_committed(user: pd.DataFrame, committed: pd.DataFrame, by: Sequence
     (mean over the committed seeds), ``min`` and ``max`` (their spread), ``n`` (committed seeds; 0 where
     the committed results lack the cell) and ``inside`` (the student's mean lies within [min, max]).
     A ``label`` column (``analysis.method_label``) is added to either frame when missing.
-
-    Taught in: notebooks 07, 10–13.
     """
     from .analysis import method_label, summarize
 

@@ -5,7 +5,7 @@
     # categorical axes (bars per task): give each value its x position
     overlay_user_runs(ax, yours, x="task", positions={"stsb": 0, "mrpc": 1})
 
-Taught in: notebooks 07, 10–13 (lab mode).
+For notebooks 07, 10–13 in lab mode.
 """
 from __future__ import annotations
 
