@@ -114,8 +114,8 @@ def result_path(results_dir: Union[str, Path], name: str, run: RunConfig, key: O
     return Path(results_dir) / name / f"{run.task}-{run.method}-s{run.seed}-{key or run.key()}.json"
 
 
-#: what every result file holds (``load_results`` and the figures read these)
-RESULT_FIELDS = ("key", "config", "main_metric", "best", "best_metric")
+#: what every result file holds for its readers (``load_results``, the figures); a sweep also checks ``key``
+RESULT_FIELDS = ("config", "best", "best_metric")
 
 
 def _problem(rec: Any) -> Optional[str]:
@@ -158,8 +158,8 @@ def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[
         except ValueError as e:
             bad.append((p, str(e)))
             continue
-        if rec["key"] != key:
-            bad.append((p, f"{p}: holds key {rec['key']!r}, not the {key!r} its name says"))
+        if rec.get("key") != key:
+            bad.append((p, f"{p}: holds key {rec.get('key')!r}, not the {key!r} its name says"))
             continue
         return p, bad
     return None, bad
@@ -194,7 +194,7 @@ def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Pa
             if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
                 continue
             try:
-                if read_result(f)["key"] == key:
+                if read_result(f).get("key") == key:
                     return f
             except ValueError:
                 continue
