@@ -205,7 +205,7 @@ def _alive(pid: int) -> bool:
 def test_workers_die_with_a_killed_sweep(data_root, tmp_path):
     script = ("from dcft_edu.experiments.sweep import run_sweep\n"
               "run_sweep('k', {'task': ['rte'], 'method': ['lora', 'dcft'], 'seed': [0, 1, 2, 3]}, %r, "
-              "workers=2, log=lambda m: None)\n") % str(tmp_path)
+              "workers=2, log=lambda m: None, limit_train=16, limit_dev=16)\n") % str(tmp_path)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     workers = []
     try:

@@ -235,7 +235,7 @@ def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delt
 
     Used in: the README's Results section and notebooks 07–13 (what the committed results cover).
     """
-    from .sweep import GRIDS, grid_runs, result_path
+    from .sweep import GRIDS, done_path, grid_runs
 
     rows = []
     for name in names:
@@ -244,7 +244,7 @@ def coverage(names: Sequence[str] = ("main", "kernel", "stride", "layers", "delt
         for run in runs:
             cfg = repr({**run.to_dict(), "seed": None, "save_delta": None})  # the config, whatever the seed
             done.setdefault(cfg, 0)
-            done[cfg] += result_path(results_dir(), name, run).exists()
+            done[cfg] += done_path(results_dir(), name, run) is not None
         seeds = pd.Series(list(done.values()))
         rows.append({"sweep": name, "planned": len(runs), "done": int(seeds.sum()), "configs": len(done),
                      **{f"{k} seeds": int((seeds == k).sum()) for k in (3, 2, 1, 0)}})

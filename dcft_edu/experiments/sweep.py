@@ -165,6 +165,14 @@ def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[
     return None, bad
 
 
+def done_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Optional[Path]:
+    """``run``'s finished result file in sweep ``name`` (under either of its keys), or None. Read-only.
+
+    Used by: ``dcft_edu.experiments.analysis.coverage``, ``dcft_edu.figures.ablations.grid_coverage``.
+    """
+    return _check_done(Path(results_dir), name, run)[0]
+
+
 def _save_result(p: Path, name: str, run: RunConfig, result: dict) -> None:
     """Write one run's result atomically; a kept ΔW goes beside it as ``<stem>.delta.safetensors``."""
     delta = result.get("_delta")
