@@ -72,7 +72,8 @@ def test_grid_coverage_counts_only_existing_files(tmp_path):
     first = runs[0]
     p = result_path(tmp_path, "kernel", first)
     p.parent.mkdir(parents=True)
-    p.write_text(json.dumps({}))
+    p.write_text(json.dumps({"key": first.key(), "config": first.to_dict(), "best": {"epoch": 1}, "best_metric": 0.5}))
+    result_path(tmp_path, "kernel", runs[1]).write_text("")  # an empty (killed mid-write) file is no result
     cov = fa.grid_coverage("kernel", folder=tmp_path)
     assert len(cov) == len(runs) == 4 * 5 * 3
     assert cov["present"].sum() == 1

@@ -23,9 +23,11 @@ Used by: ``dcft_edu.experiments.trainer``, ``dcft_edu.experiments.sweep`` and no
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
 METHODS = ("full", "head", "lora", "dcft", "delta_lora")
@@ -95,6 +97,50 @@ PRESETS: dict[str, Preset] = {
 #: RunConfig fields that record what to keep, not what to train: not part of a run's key
 KEY_EXCLUDED = ("save_delta",)
 
+#: The result-file format (``"schema"`` in every result). Schema 1 (files with no ``schema``): ``config.model``
+#: null, meaning the packaged MiniLM, and a key hashing the RunConfig fields as spelled. Schema 2: the
+#: resolved model and its fingerprint in the config, and ``RunConfig.key``'s recipe below.
+RESULT_SCHEMA = 2
+
+#: what the key calls the packaged MiniLM, wherever the package is installed (its path differs per machine)
+PACKAGED_MODEL = "packaged:all-MiniLM-L6-v2"
+
+#: RunConfig's fields in schema 1: ``legacy_key`` hashes exactly these, as the schema-1 key did
+_SCHEMA1_FIELDS = (
+    "task", "method", "seed", "scale", "model", "lr", "epochs", "batch_size", "grad_accum", "warmup_steps",
+    "weight_decay", "max_grad_norm", "max_length", "limit_train", "limit_dev", "r", "lora_alpha", "lora_dropout",
+    "target_modules", "layers", "kernel_size", "stride", "dcft_init", "impl", "orth_gamma", "update_ratio",
+    "start_steps", "lora_scale_jump", "save_delta", "device",
+)
+
+
+def _canonical(v: Any) -> Any:
+    """One spelling per value before hashing: 16.0 → 16 (bools stay bools), tuples → lists."""
+    if isinstance(v, float) and v.is_integer():
+        return int(v)
+    if isinstance(v, (list, tuple)):
+        return [_canonical(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _canonical(x) for k, x in v.items()}
+    return v
+
+
+def _sha12(d: dict[str, Any]) -> str:
+    return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+@functools.lru_cache(maxsize=None)
+def model_fingerprint(model: str) -> Optional[str]:
+    """A local model folder's fingerprint: 12 hex digits of the sha1 of its ``config.json`` (canonical JSON,
+    without the ``_name_or_path`` / ``transformers_version`` bookkeeping). None for a hub id: its name is
+    its identity (a fingerprint from the local cache would appear once the cache has it and change the key).
+    """
+    cfg = Path(model).expanduser() / "config.json"
+    if not cfg.is_file():
+        return None
+    d = {k: v for k, v in json.loads(cfg.read_text()).items() if k not in ("_name_or_path", "transformers_version")}
+    return _sha12(_canonical(d))
+
 
 @dataclass
 class RunConfig:
@@ -104,7 +150,7 @@ class RunConfig:
     method: str
     seed: int = 0
     scale: str = "quick"
-    model: Optional[str] = None  # None: $DCFT_EDU_MODEL or the packaged MiniLM
+    model: Optional[str] = None  # None: $DCFT_EDU_MODEL or the packaged MiniLM; resolved when the config is made
     # optimisation
     lr: float = 1e-3
     epochs: int = 1
@@ -132,11 +178,20 @@ class RunConfig:
     lora_scale_jump: bool = False  # LoRA whose scale jumps to (1+λ)·s at step K (the Delta-LoRA twin, NOTES §4)
     save_delta: Optional[str] = None  # a module-name suffix (e.g. "layer.0.attention.self.query"): keep its learned ΔW
     device: str = "auto"
+    model_fingerprint: Optional[str] = None  # set from ``model`` (see ``model_fingerprint``)
 
     def __post_init__(self) -> None:
         from .data import canonical_task
+        from .models import resolve_model_name
 
         self.task = canonical_task(self.task)
+        # the model actually trained, fixed now (a later $DCFT_EDU_MODEL cannot change what this run is)
+        model = resolve_model_name(self.model)
+        self.model = str(Path(model).expanduser().resolve()) if Path(model).expanduser().is_dir() else model
+        self.model_fingerprint = model_fingerprint(self.model)
+        for f in ("lr", "weight_decay", "max_grad_norm", "lora_alpha", "lora_dropout", "orth_gamma", "update_ratio"):
+            if type(getattr(self, f)) is int:  # --set lora_alpha=16 is the 16.0 of the defaults
+                setattr(self, f, float(getattr(self, f)))
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
         if self.scale not in SCALES:
@@ -177,15 +232,43 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def key(self) -> str:
-        """A short, stable hash of the whole config: one result file per key.
+    def model_id(self) -> str:
+        """The model as the key names it: ``PACKAGED_MODEL`` for the packaged MiniLM (its path is per machine)."""
+        from .models import default_model_path
 
-        Fields that do not change what is trained (``KEY_EXCLUDED``) are left out, so
-        e.g. keeping a ΔW snapshot does not make a run look new.
+        return PACKAGED_MODEL if self.model == str(Path(default_model_path()).resolve()) else self.model
+
+    def key(self) -> str:
+        """A short, stable hash of what is trained: one result file per key (schema 2).
+
+        It hashes every RunConfig field but ``KEY_EXCLUDED`` (keeping a ΔW snapshot does not
+        make a run look new), the model (``model_id``) and its ``model_fingerprint``, and the
+        adapter config this run builds with all its defaults (``adapter_config().to_dict()``,
+        e.g. DCFT's ``init_std``), numbers canonicalised (16 and 16.0 are one key).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in KEY_EXCLUDED}
-        blob = json.dumps(d, sort_keys=True, default=str)
-        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+        d["model"] = self.model_id()
+        cfg = self.adapter_config()
+        d["adapter"] = cfg.to_dict() if cfg is not None else None
+        return _sha12(_canonical(d))
+
+    def legacy_key(self) -> Optional[str]:
+        """This run's key in schema-1 result files, or None if schema 1 could not have written it.
+
+        Schema-1 files (the first committed results) were all trained on the packaged MiniLM
+        and hashed the RunConfig fields of their time, with ``model`` null. Sweeps look for a
+        result under both keys, so those files keep their identity without being rewritten
+        (no churn in the committed results, and the figures read the very same files).
+        """
+        if self.model_id() != PACKAGED_MODEL:
+            return None
+        d = self.to_dict()
+        fields = self.__dataclass_fields__
+        if any(d[k] != fields[k].default for k in d if k not in _SCHEMA1_FIELDS and k != "model_fingerprint"):
+            return None  # a field added since schema 1, set: no schema-1 run had it
+        d = {k: v for k, v in d.items() if k in _SCHEMA1_FIELDS and k not in KEY_EXCLUDED}
+        d["model"] = None
+        return _sha12(d)
 
 
 # method defaults (the papers' settings, scaled to MiniLM)

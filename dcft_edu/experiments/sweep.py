@@ -4,7 +4,16 @@
 trains each one whose result file is missing. Each result is written
 atomically (temporary file + rename), so a sweep killed at any moment resumes
 where it stopped with nothing lost or duplicated: rerunning skips every run
-whose file exists. ``load_results`` reads a sweep back as a pandas DataFrame.
+whose file exists and reads as a whole result (``read_result``); a file that
+does not is moved aside to ``<name>.json.bad``, reported and retrained. A run
+that raises is reported and the others go on; ``run_sweeps`` then raises
+``SweepFailed`` listing every failure. ``load_results`` reads a sweep back as a
+pandas DataFrame.
+
+Result files carry ``schema`` (``presets.RESULT_SCHEMA``). The first committed
+results have none (schema 1: key without the model, which was always the
+packaged MiniLM); they are not rewritten but found under ``RunConfig.legacy_key``
+beside the new key, so they keep their identity and the figures read the same files.
 
 A grid is a dict ``{"task": [...], "method": [...], "seed": [...], <any
 RunConfig field>: [...]}`` (every combination is run) or a list of such dicts
@@ -18,13 +27,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import shutil
+import signal
 import sys
 import time
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
-from .presets import METHODS, SCALES, RunConfig, make_run
+from .presets import METHODS, RESULT_SCHEMA, SCALES, RunConfig, make_run
 from .runinfo import RESULTS_ENV, atomic_write, atomic_write_json, user_results_dir, writable_dir
 
 Grid = Union[dict[str, Any], list[dict[str, Any]]]
@@ -96,15 +109,77 @@ def grid_runs(grid: Grid, scale: str = "quick", **overrides: Any) -> list[RunCon
     return runs
 
 
-def result_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Path:
-    return Path(results_dir) / name / f"{run.task}-{run.method}-s{run.seed}-{run.key()}.json"
+def result_path(results_dir: Union[str, Path], name: str, run: RunConfig, key: Optional[str] = None) -> Path:
+    """Where ``run``'s result goes (``key``: another of its keys, e.g. ``run.legacy_key()``)."""
+    return Path(results_dir) / name / f"{run.task}-{run.method}-s{run.seed}-{key or run.key()}.json"
+
+
+#: what every result file holds for its readers (``load_results``, the figures); a sweep also checks ``key``
+RESULT_FIELDS = ("config", "best", "best_metric")
+
+
+def _problem(rec: Any) -> Optional[str]:
+    """What is wrong with a parsed result record, or None."""
+    if not isinstance(rec, dict):
+        return f"holds a JSON {type(rec).__name__}, not a result record"
+    missing = [f for f in RESULT_FIELDS if f not in rec]
+    if missing:
+        return f"lacks the result fields {missing}"
+    if rec.get("status") == "diverged":  # finished, but diverged: no best epoch, the record says where
+        return None if isinstance(rec.get("diverged_at"), dict) else "is marked diverged but lacks 'diverged_at'"
+    if not isinstance(rec["best"], dict) or "epoch" not in rec["best"]:
+        return "its 'best' record lacks 'epoch'"
+    return None
+
+
+def read_result(p: Union[str, Path]) -> dict:
+    """One result file's record; ``ValueError`` naming the file if it does not parse or lacks ``RESULT_FIELDS``."""
+    try:
+        rec = json.loads(Path(p).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: unreadable result file ({type(e).__name__}: {e})") from e
+    problem = _problem(rec)
+    if problem:
+        raise ValueError(f"{p}: not a whole result file: it {problem}")
+    return rec
+
+
+def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[Path], list[tuple[Path, str]]]:
+    """(the valid result file of ``run`` in sweep ``name``, or None; the bad files found on the way, with why).
+
+    A file counts only if it reads as a whole result of this very key (the schema-2 key, or the
+    schema-1 ``legacy_key``).
+    """
+    bad = []
+    for key in (run.key(), run.legacy_key()):
+        p = result_path(results_dir, name, run, key) if key else None
+        if p is None or not p.exists():
+            continue
+        try:
+            rec = read_result(p)
+        except ValueError as e:
+            bad.append((p, str(e)))
+            continue
+        if rec.get("key") != key:
+            bad.append((p, f"{p}: holds key {rec.get('key')!r}, not the {key!r} its name says"))
+            continue
+        return p, bad
+    return None, bad
+
+
+def done_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Optional[Path]:
+    """``run``'s finished result file in sweep ``name`` (under either of its keys), or None. Read-only.
+
+    Used by: ``dcft_edu.experiments.analysis.coverage``, ``dcft_edu.figures.ablations.grid_coverage``.
+    """
+    return _check_done(Path(results_dir), name, run)[0]
 
 
 def _save_result(p: Path, name: str, run: RunConfig, result: dict) -> None:
     """Write one run's result atomically; a kept ΔW goes beside it as ``<stem>.delta.safetensors``."""
     delta = result.get("_delta")
     result = {k: v for k, v in result.items() if not k.startswith("_")}
-    result["sweep"] = name
+    result["sweep"], result["schema"], result["key"] = name, RESULT_SCHEMA, run.key()
     if delta:
         import torch
         from safetensors.torch import save_file
@@ -120,14 +195,45 @@ def delta_path(p: Path) -> Path:
 
 
 def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Path]:
-    """A finished result of the very same config in another sweep folder (so it need not be trained twice)."""
-    for f in sorted(Path(results_dir).glob(f"*/*-{run.key()}.json")):
-        if f.parent.name != name and (not run.save_delta or delta_path(f).exists()):
-            return f
+    """A finished result of the very same config in another sweep folder (so it need not be trained twice).
+
+    Bad files there are skipped (their own sweep reports and retrains them).
+    """
+    for key in (run.key(), run.legacy_key()):
+        for f in sorted(Path(results_dir).glob(f"*/*-{key}.json") if key else ()):
+            if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
+                continue
+            try:
+                if read_result(f).get("key") == key:
+                    return f
+            except ValueError:
+                continue
     return None
 
 
-def _worker_init(threads: int) -> None:
+def _worker_init(threads: int, parent: int) -> None:
+    """A worker process's setup: torch threads, and death with its parent.
+
+    A SIGKILLed sweep cannot terminate its workers, which would finish their run and then
+    wait forever for the next (~1 GB each). On Linux the kernel sends them SIGKILL when the
+    parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread polls the parent's pid.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
     import torch
 
     torch.set_num_threads(threads)
@@ -140,29 +246,68 @@ def _train_one(run: RunConfig, p: Path, name: str) -> str:
     t0 = time.perf_counter()
     result = train(run, progress=False, log=lambda m: None)
     _save_result(p, name, run, result)
+    if result.get("status") == "diverged":
+        return f"DIVERGED {p.name} ({time.perf_counter() - t0:.0f} s, at {result['diverged_at']}): lower its lr"
     return f"done {p.name} ({time.perf_counter() - t0:.0f} s, {result['main_metric']}={result['best_metric']:.4f})"
 
 
-def _pending(name: str, runs: list[RunConfig], results_dir: Path) -> tuple[list[Path], list[tuple]]:
-    """(all result paths, the (run, path) pairs still to train); copies results finished elsewhere."""
+def _pending(name: str, runs: list[RunConfig], results_dir: Path,
+             log: Callable[[str], Any] = print) -> tuple[list[Path], list[tuple]]:
+    """(all result paths, the (run, path) pairs still to train); copies results finished elsewhere.
+
+    A bad result file (``_check_done``) is reported by path and moved aside to ``<name>.json.bad``.
+    """
     for stale in Path(results_dir, name).glob(".*.tmp"):  # left by a run killed mid-write
         stale.unlink()
     paths, todo = [], []
     for run in runs:
-        p = result_path(results_dir, name, run)
-        paths.append(p)
-        if p.exists():
+        done, bad = _check_done(results_dir, name, run)
+        for f, why in bad:
+            f.replace(f.with_name(f.name + ".bad"))
+            log(f"{why}; moved to {f.name}.bad, the run is trained again")
+        if done is not None:
+            paths.append(done)
             continue
         other = _find_elsewhere(Path(results_dir), name, run)
         if other is not None:
-            rec = json.loads(other.read_text())
+            p = Path(results_dir, name, other.name)  # the same key, so the same file name
+            rec = read_result(other)
             rec["sweep"], rec["reused_from"] = name, str(Path(other.parent.name) / other.name)
             if run.save_delta:
                 atomic_write(delta_path(p), lambda tmp, src=delta_path(other): shutil.copyfile(src, tmp))
             atomic_write_json(p, rec)
+            paths.append(p)
             continue
+        p = result_path(results_dir, name, run)
+        paths.append(p)
         todo.append((run, p))
     return paths, todo
+
+
+@dataclass
+class RunFailure:
+    """One run that raised: its sweep, config, would-be result file and error."""
+
+    sweep: str
+    run: RunConfig
+    path: Path
+    error: str
+
+    def __str__(self) -> str:
+        r = self.run
+        return f"{self.sweep}: {r.task} {r.method} seed={r.seed} key={r.key()}: {self.error}"
+
+
+class SweepFailed(RuntimeError):
+    """Some runs raised. Every other run finished; rerunning the same sweep retries only the failed ones.
+
+    ``failures``: the ``RunFailure``s; ``paths``: what ``run_sweeps`` would have returned.
+    """
+
+    def __init__(self, failures: list[RunFailure], paths: dict[str, list[Path]]):
+        self.failures, self.paths = failures, paths
+        super().__init__(f"{len(failures)} run(s) failed (the others finished; rerun the same sweep to retry "
+                         "these):\n" + "\n".join(f"  {f}" for f in failures))
 
 
 def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], results_dir: Union[str, Path],
@@ -173,7 +318,8 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
 
     Each entry is ``(name, grid or RunConfigs)``; see ``run_sweep``. Returns each sweep's result paths.
     ``seed_major=True`` queues every sweep's seed 0 before any seed 1 (and so on).
-    A config that appears in two sweeps is trained once, then copied.
+    A config that appears in two sweeps is trained once, then copied. A run that raises is
+    logged and the queue goes on; at the end ``SweepFailed`` lists every failed run.
     """
     results_dir = Path(results_dir)
     expanded = []
@@ -185,7 +331,7 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
         expanded.append((name, runs))
     out, queue, seen = {}, [], set()
     for name, runs in expanded:
-        paths, todo = _pending(name, runs, results_dir)
+        paths, todo = _pending(name, runs, results_dir, log)
         out[name] = paths
         fresh = [(r, p, name) for r, p in todo if r.key() not in seen]
         seen.update(r.key() for r, _, _ in fresh)
@@ -194,6 +340,7 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
         queue.extend(fresh)
     if seed_major:  # every sweep's seed 0 first, then seed 1, …: a cut-off queue still covers every grid
         queue.sort(key=lambda item: item[0].seed)  # stable: grid order kept within a seed
+    failures: list[RunFailure] = []
     if workers <= 1 or train_fn is not None:
         if train_fn is None:
             from .trainer import train as train_fn
@@ -202,11 +349,17 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
                 log(f"deadline reached: {len(queue) - i + 1} runs left for a rerun")
                 break
             log(f"[{i}/{len(queue)}] {name}: {run.task} {run.method} seed={run.seed} key={run.key()}")
-            _save_result(p, name, run, train_fn(run, progress=progress, log=log))
+            try:
+                _save_result(p, name, run, train_fn(run, progress=progress, log=log))
+            except Exception as e:  # one failed run must not sink the queue; it is listed at the end
+                failures.append(RunFailure(name, run, p, f"{type(e).__name__}: {e}"))
+                log(f"[{i}/{len(queue)}] FAILED {failures[-1]}")
     else:
-        _run_parallel(queue, workers, deadline, threads_per_worker, log)
+        failures = _run_parallel(queue, workers, deadline, threads_per_worker, log)
     for name, runs in expanded:  # configs shared between sweeps: copy what the queue trained once
-        _pending(name, runs, results_dir)
+        out[name] = _pending(name, runs, results_dir, log)[0]
+    if failures:
+        raise SweepFailed(failures, out)
     return out
 
 
@@ -222,6 +375,7 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
     (one GPU is shared well by several small models); ``deadline`` (a ``time.time()``
     value) stops starting new runs then and abandons unfinished ones, which a rerun
     picks up again. Other keyword arguments override RunConfig fields of every run.
+    Raises ``SweepFailed`` (after every other run) if some runs raised.
 
     Used in: notebooks 07, 10–13.
     """
@@ -230,14 +384,16 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
 
 
 def _run_parallel(queue: list, workers: int, deadline: Optional[float], threads: int,
-                  log: Callable[[str], Any]) -> None:
+                  log: Callable[[str], Any]) -> list[RunFailure]:
+    """Train ``queue`` in ``workers`` processes; return the runs that raised."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init, initargs=(threads,))
-    pending = {pool.submit(_train_one, run, p, name): p for run, p, name in queue}
-    done_n = 0
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
+                               initargs=(threads, os.getpid()))
+    pending = {pool.submit(_train_one, run, p, name): (run, p, name) for run, p, name in queue}
+    done_n, failures = 0, []
     try:
         while pending:
             timeout = None if deadline is None else max(0.0, deadline - time.time())
@@ -246,38 +402,57 @@ def _run_parallel(queue: list, workers: int, deadline: Optional[float], threads:
                 log(f"deadline reached: {len(pending)} runs left for a rerun")
                 break
             for f in finished:
-                p = pending.pop(f)
+                run, p, name = pending.pop(f)
                 done_n += 1
                 try:
                     log(f"[{done_n}/{len(queue)}] {f.result()}")
-                except Exception as e:  # one failed run must not sink the sweep; it is retried on a rerun
-                    log(f"[{done_n}/{len(queue)}] FAILED {p.name}: {type(e).__name__}: {e}")
+                except Exception as e:  # one failed run must not sink the sweep; it is listed at the end
+                    failures.append(RunFailure(name, run, p, f"{type(e).__name__}: {e}"))
+                    log(f"[{done_n}/{len(queue)}] FAILED {failures[-1]}")
     finally:
         for f in pending:
             f.cancel()
         for proc in list(getattr(pool, "_processes", {}).values()):  # abandon runs still training
             proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+    return failures
 
 
-def load_results(path: Union[str, Path]) -> "pandas.DataFrame":  # noqa: F821
+def load_results(path: Union[str, Path], on_error: str = "raise") -> "pandas.DataFrame":  # noqa: F821
     """All result files under ``path`` (a sweep folder, or a folder of sweeps) as one DataFrame.
 
     One row per run: the config fields, the best/final metric, parameter counts,
-    timing, memory and provenance columns; per-epoch records stay in ``epochs``.
+    timing, memory and provenance columns (``schema`` 1 for files that predate it);
+    per-epoch records stay in ``epochs``. JSON files without ``config`` and ``key``
+    (benchmarks) are not results and are passed over. A result file that does not
+    parse or lacks ``RESULT_FIELDS`` raises a ``ValueError`` naming it
+    (``on_error="raise"``) or is skipped with a warning naming it (``"skip"``).
     ``status`` is ``"ok"`` or ``"diverged"`` (no metric; files older than the column are ``"ok"``):
     ``analysis.finished_runs`` drops the diverged ones before any table or figure.
     """
     import pandas as pd
 
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"load_results(on_error={on_error!r}): expected 'raise' or 'skip'")
     rows = []
     for f in sorted(Path(path).rglob("*.json")):
         if f.name.startswith("."):
             continue
-        r = json.loads(f.read_text())
-        if "config" not in r:
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            r = None
+        if isinstance(r, dict) and "config" not in r and "key" not in r:
+            continue  # another JSON file (a benchmark), not a run's result
+        try:
+            r = read_result(f)
+        except ValueError as e:
+            if on_error == "raise":
+                raise ValueError(f"{e}. Rerun its sweep (which moves it aside and retrains the run), delete it, "
+                                 "or pass on_error='skip'") from None
+            warnings.warn(f"load_results: skipping {e}", stacklevel=2)
             continue
-        row = {**r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
+        row = {"schema": 1, **r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
         row.setdefault("status", "ok")
         best = r["best"] or {"epoch": None}  # None: the run diverged
         row.update({f"best_{k}": v for k, v in best.items() if k != "epoch"})
@@ -346,7 +521,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.dry_run:
         for name, runs in sweeps:
             for run in runs:
-                done = result_path(args.results, name, run).exists()
+                done, bad = _check_done(Path(args.results), name, run)
+                for _, why in bad:
+                    print(f"bad   {why}")
                 print(f"{'done' if done else 'todo'}  {name:12s} {run.task:5s} {run.method:10s} seed={run.seed} key={run.key()}")
         return 0
     try:
@@ -354,9 +531,15 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     deadline = time.time() + 60 * args.deadline_min if args.deadline_min else None
-    run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
-               deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,
-               log=lambda m: print(m, flush=True))
+    try:
+        run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
+                   deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,
+                   log=lambda m: print(m, flush=True))
+    except SweepFailed as e:
+        print(f"\n{e}", file=sys.stderr)
+        for f in e.failures:
+            print(f"  {f.run.task} {f.run.method} seed={f.run.seed} config: {json.dumps(f.run.to_dict())}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -31,7 +31,7 @@ from transformers import get_linear_schedule_with_warmup, set_seed
 
 from ..config import DEFAULT_MODULES_TO_SAVE
 from ..inject import adapter_layers, train_heads, count_adapter_parameters, count_trainable_parameters, inject_adapters
-from .presets import RunConfig, total_optimizer_steps
+from .presets import RESULT_SCHEMA, RunConfig, total_optimizer_steps
 from .runinfo import peak_memory_mb, provenance, resolve_device
 
 
@@ -254,8 +254,9 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     similarity = weight_similarity({n: w for n, w in pretrained.items() if n.endswith(qv)}, final_weights)
     peak, peak_kind = peak_memory_mb(device)
     result = {
+        "schema": RESULT_SCHEMA,
         "key": run.key(),
-        "config": run.to_dict(),
+        "config": run.to_dict(),  # with the resolved model and its fingerprint
         "task": run.task,
         "method": run.method,
         "main_metric": main,

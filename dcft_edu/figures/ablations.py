@@ -39,7 +39,7 @@ from ..dcft import coverage_map, dcft_num_params
 from .concepts import _coverage_verdict, log_power_spectrum, spectrum_panel
 from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
-from ..experiments.sweep import ABLATION_TASKS, GRIDS, delta_path, grid_runs, result_path
+from ..experiments.sweep import ABLATION_TASKS, GRIDS, delta_path, done_path, grid_runs
 
 #: metric names as the figures' axes show them (×100, as in the papers' tables)
 METRIC_AXIS = {"matthews_correlation": "Matthews corr. ×100", "accuracy": "accuracy ×100 (%)",
@@ -153,7 +153,7 @@ def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
     """Every run the named grid (``dcft_edu.experiments.sweep.GRIDS``) asks for at scale gpu, and whether its result exists.
 
     One row per expected run: task, method, kernel_size, s, targets, blocks, config, seed, ``present``.
-    A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` exists
+    A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` holds its result
     (``folder`` defaults to ``committed_results_dir()``). Missing runs are never filled in.
 
     Taught in: ``10_kernel_ablation``.
@@ -163,7 +163,7 @@ def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
     for run in grid_runs(GRIDS[sweep], scale="gpu"):
         d = run.to_dict()
         rows.append({**{k: d[k] for k in ("task", "method", "kernel_size", "stride", "target_modules", "layers",
-                                           "seed")}, "present": result_path(folder, sweep, run).exists()})
+                                           "seed")}, "present": done_path(folder, sweep, run) is not None})
     return annotate(pd.DataFrame(rows))
 
 
