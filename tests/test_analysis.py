@@ -120,3 +120,67 @@ def test_weight_similarity_of_effective_weights():
         assert s["cosine"] == pytest.approx(float(w0 @ w / (w0.norm() * w.norm())))
         moved = name.endswith(".query")
         assert (s["rel_change"] > 1e-3) == moved and (s["cosine"] < 1 - 1e-9) == moved
+
+
+def test_holm_step_down():
+    from dcft_edu.experiments.analysis import holm
+
+    # sorted 0.01, 0.02, 0.03, 0.04 → 4·0.01, 3·0.02, max(0.06, 2·0.03), max(0.06, 1·0.04); input order kept
+    assert holm([0.04, 0.01, 0.03, 0.02]) == pytest.approx([0.06, 0.04, 0.06, 0.06])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    out = holm([0.01, float("nan"), 0.04])  # NaN is not a test: m = 2
+    assert out[0] == pytest.approx(0.02) and out[2] == pytest.approx(0.04) and pd.isna(out[1])
+
+
+def study_frames(gap_paper):
+    """Synthetic study runs: DCFT trails LoRA r=1 by 5 points at the gpu preset, by ``gap_paper`` at the paper one."""
+    from dcft_edu.experiments.presets import TASK_RECIPES
+
+    def run(task, method, seed, metric, **kw):
+        base = {"task": task, "method": method, "seed": seed, "device": "NVIDIA H200", "kernel_size": 8,
+                "stride": None, "r": 1 if method == "dcft" else kw.pop("r", 1), "best_metric": metric,
+                "select_on": "dev", "lr": TASK_RECIPES[task].lr, "dcft_init": "paper", "orth_gamma": 0.1,
+                "main_metric": "accuracy"}
+        return {**base, **kw}
+
+    noise, noise2 = [0.002, -0.001, 0.0], [0.003, -0.003, 0.001]  # same mean: the pairs' differences average 0
+    ref, paper, lr, init = [], [], [], []
+    for task in ("cola", "mrpc", "stsb", "rte"):
+        for s in range(3):
+            e, e2 = noise[s], noise2[s]
+            ref += [run(task, "lora", s, 0.80 + e), run(task, "dcft", s, 0.75 + e)]
+            paper += [run(task, "lora", s, 0.82 + e), run(task, "lora", s, 0.83 + e2, r=8),
+                      run(task, "dcft", s, 0.82 + gap_paper + e2)]
+            for f, dcft_holdout in ((1, 0.70), (10, 0.79)):  # DCFT's held-out score prefers 10× the recipe lr
+                lr_kw = dict(lr=f * TASK_RECIPES[task].lr, select_on="train_holdout")
+                lr += [run(task, "lora", s, 0.8, selected={"holdout_accuracy": 0.8 - 0.01 * f}, selected_metric=0.80 + e, **lr_kw),
+                       run(task, "dcft", s, 0.8, selected={"holdout_accuracy": dcft_holdout},
+                           selected_metric=(0.75 + e if f == 1 else 0.80 + e2), **lr_kw)]
+    for task in ("mrpc", "rte"):
+        for s in range(3):
+            init += [run(task, "dcft", s, 0.75 + noise[s]), run(task, "dcft", s, 0.75 - noise[s], orth_gamma=0.0),
+                     run(task, "dcft", s, 0.75 + noise[s], dcft_init="zero"),
+                     run(task, "dcft", s, 0.75, dcft_init="zero", orth_gamma=0.0)]
+    return [pd.DataFrame(x) for x in (ref, paper, lr, init)]
+
+
+def test_dcft_question_applies_the_rule():
+    from dcft_edu.experiments.analysis import dcft_question, holdout_tuned
+
+    t = dcft_question(*study_frames(gap_paper=0.0))
+    assert t.loc["a: gap change, paper − gpu preset (budget)", "mean"] == pytest.approx(5.0)
+    assert t.loc["a: gap change, paper − gpu preset (budget)", "verdict"] == "> 0"
+    assert t.loc["a: DCFT − LoRA r=1, paper preset", "verdict"] == "inconclusive"  # no gap left: nothing to reject
+    assert t.loc["a: LoRA r=8 − r=1, paper preset (capacity)", "verdict"] == "> 0"
+    # (b): lr chosen on held-out train rows: DCFT 10× (its dev score then matches LoRA's), LoRA 1×
+    assert t.loc["b: gap change, tuned − recipe lr", "mean"] == pytest.approx(5.0)
+    assert t.loc["b: gap change, tuned − recipe lr", "verdict"] == "> 0"
+    assert t.loc["c: B = 0 init − paper init (recipe γ)", "mean"] == pytest.approx(0.0)
+    assert t.loc["c: γ = 0 − recipe γ (paper init)", "verdict"] == "inconclusive"
+    assert (t["p_holm"].dropna() >= t["p"].dropna()).all() and (t["n"] > 0).all()
+    tuned = holdout_tuned(study_frames(0.0)[2])
+    assert set(tuned.groupby("label")["lr_factor"].first().round(6)) == {1.0, 10.0}
+    # the gap persists at the paper preset: the budget change is 0, the gap itself clearly < 0
+    t = dcft_question(*study_frames(gap_paper=-0.05))
+    assert t.loc["a: DCFT − LoRA r=1, paper preset", "verdict"] == "< 0"
+    assert t.loc["a: gap change, paper − gpu preset (budget)", "verdict"] == "inconclusive"

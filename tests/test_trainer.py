@@ -83,3 +83,55 @@ def test_same_seed_same_run(data_root):
     assert all(torch.equal(t, sd_b[n]) for n, t in sd_a.items())
     steps = {int(t) for n, t in sd_a.items() if n.endswith(".num_steps")}
     assert steps == {a["optimizer_steps"]} == {6}
+
+
+def test_penalty_logged_apart_from_the_task_loss(data_root):
+    # a huge γ: were γ·R in train_loss (as before), it would be ~1000× the task loss
+    run = make_run("rte", "dcft", scale="quick", limit_train=32, limit_dev=16, batch_size=8, orth_gamma=1e3)
+    ep = train(run, progress=False, log=lambda m: None)["epochs"][0]
+    assert ep["train_loss"] == ep["train_task_loss"] < 2.0  # cross-entropy of 2 classes, γ·R left out
+    assert ep["train_penalty"] > 100 * ep["train_loss"] and ep["dev_penalty"] > 100 * ep["dev_task_loss"]
+    assert ep["dev_task_loss"] == ep["loss"]
+    lora = make_run("rte", "lora", scale="quick", limit_train=32, limit_dev=16, batch_size=8)
+    ep = train(lora, progress=False, log=lambda m: None)["epochs"][0]
+    assert ep["train_penalty"] == ep["dev_penalty"] == 0.0 and ep["train_loss"] == ep["train_task_loss"]
+
+
+def test_select_on_train_holdout(data_root):
+    run = make_run("rte", "lora", scale="quick", limit_train=40, limit_dev=16, batch_size=8, epochs=2,
+                   select_on="train_holdout")
+    rec = strip_model(train(run, progress=False, log=lambda m: None))
+    assert rec["holdout"] == {"fraction": 0.1, "seed": 0, "rows": 4}  # ⌈0.1 · 40⌉ rows never trained on
+    assert rec["optimizer_steps"] == total_optimizer_steps(run) == 2 * math.ceil(36 / 8)
+    by_holdout = max(rec["epochs"], key=lambda e: e["holdout_accuracy"])
+    assert rec["selected"] == by_holdout and rec["selected_metric"] == by_holdout["accuracy"]  # dev score of it
+    assert make_run("rte", "lora").key() != make_run("rte", "lora", select_on="train_holdout").key()
+    with pytest.raises(ValueError, match="select_on='test'"):
+        make_run("rte", "lora", select_on="test")
+
+
+def test_fields_added_later_keep_the_committed_keys():
+    # a committed result's config (written before classifier_dropout, dcft_init_std, select_on existed)
+    from pathlib import Path
+
+    from dcft_edu.experiments.presets import RunConfig
+
+    f = next(Path(__file__).parents[1].joinpath("figures", "data", "main").glob("mrpc-dcft-s0-*.json"))
+    rec = json.loads(f.read_text())
+    assert RunConfig(**rec["config"]).key() == rec["key"]
+    assert RunConfig(**rec["config"], classifier_dropout=0.0).key() != rec["key"]  # set: a new run
+
+
+def test_paper_preset_and_gpu_deviations():
+    from dcft_edu.experiments.presets import GPU_DEVIATIONS, gpu_deviations
+
+    # the official scripts (NOTES §1): DCFT scale α/r = 32/3 (CoLA), 16/2 (SST-2), 32/2; max length 320 on RTE
+    cola, sst2, rte = (make_run(t, "dcft", scale="paper") for t in ("cola", "sst2", "rte"))
+    assert cola.r == 1 and cola.lora_alpha / cola.r == 32 / 3 and sst2.lora_alpha == 8.0
+    assert (rte.epochs, rte.limit_train, rte.max_length, rte.classifier_dropout, rte.warmup_steps) == (50, None, 320, 0.2, 200)
+    assert (cola.max_length, cola.classifier_dropout, sst2.classifier_dropout) == (64, 0.1, 0.0)
+    assert make_run("mrpc", "dcft", scale="paper").warmup_steps == round(0.1 * 30 * math.ceil(3668 / 32))
+    assert make_run("rte", "lora", scale="paper").lora_alpha == 16.0  # the official scale is DCFT's only
+    # GPU_DEVIATIONS explains exactly the fields where the gpu preset departs from the paper preset
+    assert {d["field"] for d in gpu_deviations()} == set(GPU_DEVIATIONS)
+    assert make_run("rte", "lora", scale="gpu", lr_factor=3).lr == pytest.approx(3 * 1.2e-3)

@@ -209,6 +209,113 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
     return pd.DataFrame(rows, columns=columns).set_index(by)  # empty (same columns) when nothing pairs
 
 
+def holm(pvalues: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values, in the input order (NaN stays NaN and does not count in m).
+
+    Sort the m p-values ascending: p̃₍ᵢ₎ = max_{j ≤ i} min(1, (m − j + 1) · p₍ⱼ₎); reject where p̃ < α.
+    Controls the family-wise error rate at α under any dependence (Holm 1979).
+
+    Used by: ``dcft_question``.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    return out
+
+
+def holdout_tuned(df: pd.DataFrame) -> pd.DataFrame:
+    """Tuned against tuned: per task and method (``method_label``), the runs at the ``lr`` whose held-out score
+    (``select_on="train_holdout"``: the best epoch's ``holdout_<metric>``, averaged over seeds) is highest.
+
+    The dev set plays no part in the choice; the returned rows' ``selected_metric`` (dev score of the epoch
+    best on the held-out rows) is what is reported. Adds ``holdout_score`` and ``lr_factor`` (lr ÷ the task
+    recipe's lr).
+
+    Used by: ``dcft_question``.
+    """
+    from .presets import TASK_RECIPES
+
+    d = df[df["select_on"] == "train_holdout"].copy()
+    d["label"] = d.apply(method_label, axis=1)
+    d["holdout_score"] = [s[f"holdout_{m}"] for s, m in zip(d["selected"], d["main_metric"])]
+    d["lr_factor"] = d["lr"] / d["task"].map(lambda t: TASK_RECIPES[t].lr)
+    score = d.groupby(["task", "label", "lr"])["holdout_score"].mean()
+    best = score.groupby(level=["task", "label"]).idxmax()  # (task, label, lr) with the best held-out mean
+    return d[[(t, l, lr) in set(best) for t, l, lr in zip(d["task"], d["label"], d["lr"])]].reset_index(drop=True)
+
+
+def _pairs(a: pd.DataFrame, b: pd.DataFrame, metric: str, times: float = 100) -> pd.DataFrame:
+    """Same task, seed and device: one row per pair with ``diff`` = times · (a − b) of ``metric``."""
+    cols = ["task", "seed", "dev", metric]
+    m = a.assign(dev=a["device"].map(short_device))[cols].merge(
+        b.assign(dev=b["device"].map(short_device))[cols], on=["task", "seed", "dev"], suffixes=("_a", "_b"))
+    return m.assign(diff=times * (m[f"{metric}_a"] - m[f"{metric}_b"]))[["task", "seed", "dev", "diff"]]
+
+
+def _gap(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """DCFT k = 8 minus LoRA r = 1 (×100), same task, seed and device, as a frame ``_pairs`` can pair again."""
+    lab = df.apply(method_label, axis=1)
+    g = _pairs(df[lab == "DCFT k=8"], df[lab == "LoRA r=1"], metric)
+    return g.assign(device=g["dev"]).rename(columns={"diff": "gap"})
+
+
+def dcft_question(ref: pd.DataFrame, paper: pd.DataFrame, lr: pd.DataFrame, init: pd.DataFrame,
+                  metric: str = "best_metric", alpha: float = 0.05) -> pd.DataFrame:
+    """The pre-registered decision rule of ``docs/dcft_question_protocol.md`` applied to the study's runs.
+
+    ``ref``, ``paper``, ``lr``, ``init``: ``finished_runs`` of the sweeps ``dcft_ref`` (gpu preset),
+    ``dcft_paper`` (paper preset), ``dcft_lr`` and ``dcft_init``. One row per comparison of the family: the
+    paired differences (×100, same task, seed and device) pooled over tasks, their ``mean``, ``n``, a two-sided
+    one-sample t-test ``p``, its Holm-adjusted ``p_holm`` over the family, ``same sign`` (share of pairs with
+    the mean's sign), ``tasks agree`` (every task's mean has that sign) and the ``verdict``: "> 0" / "< 0" when
+    p_holm < ``alpha``, ≥ 80 % of pairs share the sign and every task agrees, else "inconclusive". (b) scores
+    ``selected_metric`` (the held-out-selected epoch) whatever ``metric`` says.
+    """
+    from scipy import stats
+
+    from .presets import TASK_RECIPES
+
+    def labelled(df, name):
+        return df[df.apply(method_label, axis=1) == name]
+
+    def init_cell(init_kind, gamma_zero):
+        d = init[(init["method"] == "dcft") & (init["dcft_init"] == init_kind)]
+        return d[(d["orth_gamma"] == 0) == gamma_zero]
+
+    tuned = holdout_tuned(lr)
+    recipe = lr[(lr["select_on"] == "train_holdout") & np.isclose(lr["lr"], lr["task"].map(lambda t: TASK_RECIPES[t].lr))]
+    sel = "selected_metric"
+    g_ref, g_paper = _gap(ref, metric), _gap(paper, metric)
+    g_tuned, g_recipe = _gap(tuned, sel), _gap(recipe, sel)
+    family = {
+        "a: DCFT − LoRA r=1, paper preset": g_paper.rename(columns={"gap": "diff"}),
+        "a: gap change, paper − gpu preset (budget)": _pairs(g_paper, g_ref, "gap", times=1),
+        "a: LoRA r=8 − r=1, paper preset (capacity)": _pairs(labelled(paper, "LoRA r=8"), labelled(paper, "LoRA r=1"), metric),
+        "b: DCFT − LoRA r=1, both lr tuned on held-out train": g_tuned.rename(columns={"gap": "diff"}),
+        "b: gap change, tuned − recipe lr": _pairs(g_tuned, g_recipe, "gap", times=1),
+        "c: B = 0 init − paper init (recipe γ)": _pairs(init_cell("zero", False), init_cell("paper", False), metric),
+        "c: γ = 0 − recipe γ (paper init)": _pairs(init_cell("paper", True), init_cell("paper", False), metric),
+        "c: B = 0 init and γ = 0 − paper init and γ": _pairs(init_cell("zero", True), init_cell("paper", False), metric),
+    }
+    rows = []
+    for name, d in family.items():
+        x = d["diff"].to_numpy()
+        mean = x.mean() if len(x) else np.nan
+        sign = np.sign(mean)
+        rows.append({"comparison": name, "n": len(x), "tasks": ",".join(sorted(d["task"].unique())), "mean": mean,
+                     "p": stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan,
+                     "same sign": float(np.mean(np.sign(x) == sign)) if len(x) else np.nan,
+                     "tasks agree": bool(len(x)) and bool((np.sign(d.groupby("task")["diff"].mean()) == sign).all())})
+    out = pd.DataFrame(rows)
+    out["p_holm"] = holm(out["p"])
+    clear = (out["p_holm"] < alpha) & (out["same sign"] >= 0.8) & out["tasks agree"]
+    out["verdict"] = np.where(clear, np.where(out["mean"] > 0, "> 0", "< 0"), "inconclusive")
+    return out.set_index("comparison")
+
+
 def mean_std(mean: float, std: float, n: int) -> str:
     """'71.2 ± 1.3' (or '71.2' for a single seed)."""
     return cell(mean, std, n, missing="—", show_n=False)

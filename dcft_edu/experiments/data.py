@@ -309,6 +309,29 @@ def make_collator(tokenizer) -> DataCollatorWithPadding:
     return DataCollatorWithPadding(tokenizer, return_tensors="pt")
 
 
+#: The share of the training rows held out for model selection (``RunConfig.select_on="train_holdout"``),
+#: drawn once with a fixed seed: the same rows for every method, learning rate and run seed
+HOLDOUT_FRACTION = 0.1
+HOLDOUT_SEED = 0
+
+
+def holdout_size(n: int, fraction: float = HOLDOUT_FRACTION) -> int:
+    """How many of ``n`` training rows ``split_holdout`` holds out: ⌈fraction · n⌉ (as ``Dataset.train_test_split``)."""
+    return math.ceil(fraction * n)
+
+
+def split_holdout(dataset: datasets.Dataset, fraction: float = HOLDOUT_FRACTION) -> tuple[datasets.Dataset, datasets.Dataset]:
+    """``(train rows, held-out rows)``: a fixed random ``fraction`` of ``dataset`` (seed ``HOLDOUT_SEED``) set aside.
+
+    Used by: ``make_dataloaders``.
+    """
+    if not 0.0 < fraction < 1.0 or holdout_size(len(dataset), fraction) >= len(dataset):
+        raise ValueError(f"holdout fraction {fraction} of {len(dataset)} training rows: need 0 < fraction < 1 and at "
+                         "least one row left to train on; use more training rows (limit_train) or a larger fraction")
+    parts = dataset.train_test_split(test_size=fraction, seed=HOLDOUT_SEED, shuffle=True)
+    return parts["train"], parts["test"]
+
+
 def make_dataloaders(
     task: str,
     tokenizer,
@@ -319,22 +342,33 @@ def make_dataloaders(
     seed: int = 0,
     max_length: Optional[int] = None,
     num_workers: int = 0,
-) -> tuple[DataLoader, DataLoader]:
+    holdout_fraction: float = 0.0,
+) -> tuple[DataLoader, ...]:
     """``(train_loader, dev_loader)`` for a GLUE task, ready for a training loop.
 
     The train loader shuffles with its own ``torch.Generator`` seeded by
     ``seed`` (same seed → same batch order, whatever else used the global RNG);
     the dev loader keeps file order. Batches are dicts of tensors:
     ``input_ids``, ``attention_mask`` (``token_type_ids`` for BERT-style
-    tokenizers) and ``labels``.
+    tokenizers) and ``labels``. ``holdout_fraction > 0`` sets that share of the
+    (first ``limit_train``) training rows apart (``split_holdout``) and returns
+    ``(train_loader, dev_loader, holdout_loader)``.
 
     Used by: ``dcft_edu.experiments.trainer``; used in ``06_delta_lora_update``.
     """
     collate = make_collator(tokenizer)
     train = tokenize_glue(load_glue(task, "train", root=root, limit=limit_train), tokenizer, task, max_length)
     dev = tokenize_glue(load_glue(task, "dev", root=root, limit=limit_dev), tokenizer, task, max_length)
+    holdout = None
+    if holdout_fraction:
+        train, holdout = split_holdout(train, holdout_fraction)
     gen = torch.Generator().manual_seed(seed)
     train_loader = DataLoader(train, batch_size=batch_size, shuffle=True, generator=gen,
                               collate_fn=collate, num_workers=num_workers)
-    dev_loader = DataLoader(dev, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
-    return train_loader, dev_loader
+
+    def fixed_order(ds):
+        return DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate, num_workers=num_workers)
+
+    if holdout is None:
+        return train_loader, fixed_order(dev)
+    return train_loader, fixed_order(dev), fixed_order(holdout)

@@ -47,6 +47,12 @@ ABLATION_TASKS = ["cola", "mrpc", "stsb", "rte"]
 #: the module whose learned ΔW the stride ablation keeps (heatmaps in 11_stride_ablation)
 STRIDE_DELTA_MODULE = "layer.0.attention.self.query"
 
+#: The DCFT question's learning-rate factors (× the task recipe's lr), tasks of its init study, and the A/C std
+#: of its B = 0 init (1/k for k = 8: ‖C‖_F ≈ 1, ‖a‖ ≈ 0.9 on MiniLM's 384-wide inputs)
+LR_FACTORS = [1 / 3, 1, 3, 10]
+INIT_TASKS = ["mrpc", "rte"]
+ZERO_INIT_STD = 0.125
+
 #: Named grids for the papers' experiments (``seed`` lists give mean ± std). A run whose
 #: exact config already finished in another sweep is copied, not retrained (e.g. DCFT k = 8
 #: of ``main`` is also ``kernel``'s k = 8 and ``stride``'s s = 8).
@@ -82,6 +88,28 @@ GRIDS: dict[str, Grid] = {
     # ... and LoRA whose scale jumps from s to (1+λ)·s at step K, Delta-LoRA's twin (NOTES §4)
     "scale_jump": {"task": ABLATION_TASKS, "method": ["lora"], "lora_scale_jump": [True], "update_ratio": [0.5, 2.0],
                    "seed": [0, 1, 2]},
+    # The DCFT question (docs/dcft_question_protocol.md, issue 18), on one device, into a results folder of its own.
+    # dcft_ref: the budgeted reference cells (the main grid's DCFT k=8, LoRA r=1 and r=8), retrained on the study's device
+    "dcft_ref": [{"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "seed": [0, 1, 2]},
+                 {"task": ABLATION_TASKS, "method": ["lora"], "r": [1, 8], "seed": [0, 1, 2]}],
+    # (a) budget: the same cells with --scale paper (the official scripts in full)
+    "dcft_paper": [{"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "seed": [0, 1, 2]},
+                   {"task": ABLATION_TASKS, "method": ["lora"], "r": [1, 8], "seed": [0, 1, 2]}],
+    # (b) learning rate, budgeted scale: lr = factor × recipe, chosen on 10 % of train held out (not on dev)
+    "dcft_lr": [{"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "lr_factor": LR_FACTORS,
+                 "select_on": ["train_holdout"], "seed": [0, 1, 2]},
+                {"task": ABLATION_TASKS, "method": ["lora"], "r": [1], "lr_factor": LR_FACTORS,
+                 "select_on": ["train_holdout"], "seed": [0, 1, 2]}],
+    # (c) init and penalty, budgeted scale: paper init (A, B, C ~ N(0, 0.02²)) vs B = 0 with A, C ~ N(0, 0.125²),
+    # each with the recipe's γ and γ = 0; LoRA r=1 as the reference
+    "dcft_init": [{"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["paper"], "seed": [0, 1, 2]},
+                  {"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["paper"], "orth_gamma": [0.0],
+                   "seed": [0, 1, 2]},
+                  {"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["zero"],
+                   "dcft_init_std": [ZERO_INIT_STD], "seed": [0, 1, 2]},
+                  {"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["zero"],
+                   "dcft_init_std": [ZERO_INIT_STD], "orth_gamma": [0.0], "seed": [0, 1, 2]},
+                  {"task": INIT_TASKS, "method": ["lora"], "r": [1], "seed": [0, 1, 2]}],
 }
 
 

@@ -6,11 +6,15 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
 - AdamW (no weight decay on biases and LayerNorm), linear warmup then linear
   decay (``transformers.get_linear_schedule_with_warmup``), gradient clipping,
   gradient accumulation, bf16 autocast on a GPU;
-- DCFT adds γ · orthogonal_penalty to the loss (NOTES §1);
+- DCFT adds γ · orthogonal_penalty to the loss (NOTES §1); every epoch records the task
+  loss and the penalty γ·R apart (``train_loss`` is the task loss, for every method;
+  ``train_penalty``/``dev_penalty`` are γ·R, 0 without a penalty);
 - Delta-LoRA moves W after each *real* optimizer step (``register_delta_lora_hook``,
   a step post-hook on the optimizer), so accumulation boundaries are respected;
 - dev evaluation after every epoch; the best epoch (as the papers report) and
-  the final one are both recorded;
+  the final one are both recorded; with ``select_on="train_holdout"`` a fixed share of the
+  training rows (``data.HOLDOUT_FRACTION``) is held out, scored every epoch too
+  (``holdout_*``), and ``selected`` is the epoch best on it (the dev set plays no part);
 - a non-finite training loss or gradient norm (checked before the step) or
   dev loss stops the run: the record says ``status: "diverged"`` (and where), with no best
   or final metric, instead of passing a NaN model's dev score off as a result.
@@ -157,7 +161,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     """
     from tqdm import tqdm
 
-    from .data import GLUE_TASKS, make_dataloaders
+    from .data import GLUE_TASKS, HOLDOUT_FRACTION, HOLDOUT_SEED, make_dataloaders
     from .models import load_model
 
     t_start = time.perf_counter()
@@ -165,14 +169,16 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     device = resolve_device(run.device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model, tokenizer = model_and_tokenizer or load_model(run.task, run.model)
+    head = {} if run.classifier_dropout is None else {"classifier_dropout": run.classifier_dropout}
+    model, tokenizer = model_and_tokenizer or load_model(run.task, run.model, **head)
     model = prepare_model(model, run).to(device)
     # query/value (and the module whose ΔW is kept) before training: W₀; for DCFT W₀ + its tiny init ΔW
     watched = SIMILARITY_MODULES + ((run.save_delta,) if run.save_delta else ())
     pretrained = effective_weights(model, suffixes=watched)
-    train_loader, dev_loader = make_dataloaders(
+    holdout_fraction = HOLDOUT_FRACTION if run.select_on == "train_holdout" else 0.0
+    train_loader, dev_loader, *holdout_loader = make_dataloaders(
         run.task, tokenizer, run.batch_size, limit_train=run.limit_train, limit_dev=run.limit_dev,
-        seed=run.seed, max_length=run.max_length,
+        seed=run.seed, max_length=run.max_length, holdout_fraction=holdout_fraction,
     )
     total = total_optimizer_steps(run)
     optimizer = make_optimizer(model, run)
@@ -189,6 +195,10 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     if run.method == "dcft" and run.orth_gamma > 0:
         from ..regularizers import orthogonal_penalty as orth
 
+    def penalty() -> torch.Tensor:
+        """γ · R(A, B), the orthogonal penalty added to the task loss (0 for methods without it)."""
+        return run.orth_gamma * orth(model) if orth is not None else torch.zeros((), device=device)
+
     use_bf16 = device.type == "cuda" and torch.cuda.is_bf16_supported()
 
     def autocast():
@@ -198,25 +208,28 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     epochs, step, seen, train_time, diverged = [], 0, 0, 0.0, None
     main = GLUE_TASKS[run.task].main_metric
     initial = evaluate(model, dev_loader, run.task, device, autocast) if eval_at_start else None
+    if initial is not None:
+        initial["dev_penalty"] = penalty().item()
     for epoch in range(1, run.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        running, nb = 0.0, 0
+        running, running_penalty, nb = 0.0, 0.0, 0
         bar = tqdm(train_loader, desc=f"{run.task}/{run.method} ep{epoch}", disable=not progress,
                    file=sys.stderr, mininterval=10, leave=False)
         for i, batch in enumerate(bar):
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast():
-                loss = model(**batch).loss
-            if orth is not None:
-                # L = L_task + γ · R(A, B)   (paper Eq. 4, NOTES §1)
-                loss = loss + run.orth_gamma * orth(model)
+                task_loss = model(**batch).loss
+            reg = penalty()
+            # L = L_task + γ · R(A, B)   (paper Eq. 4, NOTES §1)
+            loss = task_loss + reg
             loss_value = loss.item()
             if not math.isfinite(loss_value):  # stop before a NaN/inf reaches the weights
                 diverged = {"epoch": epoch, "step": step + 1, "what": f"training loss {loss_value}"}
                 break
             (loss / run.grad_accum).backward()
-            running += loss_value
+            running += task_loss.item()
+            running_penalty += reg.item()
             nb += 1
             seen += batch["input_ids"].shape[0]
             if (i + 1) % run.grad_accum == 0 or i + 1 == len(train_loader):
@@ -235,20 +248,31 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         train_time += time.perf_counter() - t0
         if not diverged:
             metrics = evaluate(model, dev_loader, run.task, device, autocast)
+            if holdout_loader:  # the held-out training rows, for selection: holdout_<metric>, holdout_loss
+                metrics.update({f"holdout_{k}": v for k, v in
+                                evaluate(model, holdout_loader[0], run.task, device, autocast).items()})
             if not math.isfinite(metrics["loss"]):  # the weights already give NaN/inf: no dev score to keep
                 diverged = {"epoch": epoch, "step": step, "what": f"dev loss {metrics['loss']}"}
         if diverged:
             log(f"[{run.task} {run.method} seed={run.seed}] diverged at epoch {epoch}, optimizer step {diverged['step']}: "
                 f"{diverged['what']}; stopped (lower the learning rate, now {run.lr:g})")
             break
-        rec = {"epoch": epoch, "train_loss": running / max(1, nb), "step": step, **metrics}
+        with torch.no_grad():
+            dev_penalty = penalty().item()  # R depends on the weights only: one value for the whole dev set
+        train_loss = running / max(1, nb)
+        rec = {"epoch": epoch, "train_loss": train_loss, "train_task_loss": train_loss,
+               "train_penalty": running_penalty / max(1, nb), "step": step, **metrics,
+               "dev_task_loss": metrics["loss"], "dev_penalty": dev_penalty}
         epochs.append(rec)
         log(f"[{run.task} {run.method} seed={run.seed}] epoch {epoch}/{run.epochs}  "
-            f"train_loss={rec['train_loss']:.4f}  dev_loss={metrics['loss']:.4f}  {main}={metrics[main]:.4f}")
+            f"train_loss={rec['train_loss']:.4f}  penalty={rec['train_penalty']:.4f}  "
+            f"dev_loss={metrics['loss']:.4f}  {main}={metrics[main]:.4f}")
 
     # a diverged run keeps the epochs it finished but has no best/final metric: it must not pass for a result
     best = max(epochs, key=lambda r: r[main]) if epochs and not diverged else None
     final = None if best is None else epochs[-1]
+    # select_on="train_holdout": the epoch best on the held-out training rows, scored on dev
+    selected = max(epochs, key=lambda r: r[f"holdout_{main}"]) if holdout_loader and best is not None else None
     final_weights = effective_weights(model, suffixes=watched)
     qv = tuple(f".{s}" for s in SIMILARITY_MODULES)
     similarity = weight_similarity({n: w for n, w in pretrained.items() if n.endswith(qv)}, final_weights)
@@ -269,6 +293,11 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         "initial": initial,
         "best_metric": None if best is None else best[main],
         "final_metric": None if final is None else final[main],
+        "select_on": run.select_on,
+        "holdout": {"fraction": holdout_fraction, "seed": HOLDOUT_SEED, "rows": len(holdout_loader[0].dataset)}
+        if holdout_loader else None,
+        "selected": selected,  # select_on="train_holdout": the epoch record best on the held-out rows
+        "selected_metric": None if selected is None else selected[main],
         "adapter_params": count_adapter_parameters(model),
         "trainable_params": count_trainable_parameters(model),
         "optimizer_steps": step,

@@ -194,7 +194,8 @@ def paper_table() -> pd.DataFrame:
 
 # ------------------------------------------------------ 07: per-epoch evidence
 def epoch_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and epoch: task, label, seed, epoch, metric (×100, the task's main one), train_loss.
+    """One row per run and epoch: task, label, seed, epoch, metric (×100, the task's main one), train_loss,
+    dev_loss and train_penalty (γ·R; NaN for files older than the split, whose DCFT train_loss includes γ·R).
 
     Taught in: ``07_glue_main_results``.
     """
@@ -204,7 +205,8 @@ def epoch_frame(df: pd.DataFrame) -> pd.DataFrame:
         for e in r["epochs"]:
             rows.append({"task": r["task"], "label": r["label"], "seed": r["seed"], "epoch": e["epoch"],
                          "n_epochs": len(r["epochs"]), "metric": 100 * e[r["main_metric"]],
-                         "train_loss": e["train_loss"], "dev_loss": e["loss"]})
+                         "train_loss": e["train_loss"], "dev_loss": e["loss"],
+                         "train_penalty": e.get("train_penalty", np.nan)})
     return pd.DataFrame(rows)
 
 
