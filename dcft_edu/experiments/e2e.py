@@ -147,8 +147,9 @@ class E2EPreset:
 E2E_PRESETS: dict[str, E2EPreset] = {
     "quick": E2EPreset("quick", limit_train=32, eval_split="dev", eval_mrs=4, epochs=1, batch_size=8, lr=1e-3,
                        warmup_steps=0.1, max_length=96, num_beams=1, max_new_tokens=16),
-    # SmolLM2-135M on 2 cores: 1,200 rows seen once (150 steps), 50 dev MRs greedy
-    "cpu": E2EPreset("cpu", limit_train=1200, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=5e-4,
+    # SmolLM2-135M, one thread of a loaded 2-core CPU: ~18 s per optimizer step of 8 rows (~85 tokens each),
+    # ~2.5 s per 4 MRs × 10 greedy tokens: 160 rows seen once (20 steps, ~6 min), 50 dev MRs greedy (~3 min)
+    "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
                      warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64),
     # Delta-LoRA's recipe (NOTES §4) with LoRA's E2E beam search, on all 630 test MRs
     "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
@@ -327,6 +328,9 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
             if updater is not None:  # W ← W + λ·(α/r)·Δ(BA), after the optimizer step (NOTES §4)
                 updater.step()
             losses.append(loss.item())
+            if step % 50 == 0:
+                log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  loss={loss.item():.4f}  "
+                    f"({time.perf_counter() - t0:.0f} s)")
         log(f"[e2e {run.method} seed={run.seed}] epoch {epoch + 1}/{run.epochs}  step {step}/{total}  "
             f"train_loss(last 20)={sum(losses[-20:]) / len(losses[-20:]):.4f}")
     train_s = time.perf_counter() - t0
@@ -369,6 +373,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--update-ratios", nargs="+", type=float, default=None, help="Delta-LoRA λ values (default 2)")
     ap.add_argument("--start-steps", nargs="+", type=int, default=None, help="Delta-LoRA K values (default: paper's fraction)")
     ap.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java)")
+    ap.add_argument("--eval-at-start", action="store_true", help="also score the model before fine-tuning")
     ap.add_argument("--out", default="figures/data/e2e")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -388,7 +393,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         if path.exists():
             print(f"skip {path} (exists)")
             continue
-        result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), meteor=False if args.no_meteor else None)
+        result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
         atomic_write_json(path, result)
         print(f"wrote {path}  ({result['wall_time_s']:.0f} s)")
 
