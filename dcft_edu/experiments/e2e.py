@@ -1,0 +1,402 @@
+"""E2E NLG (Delta-LoRA's Tables 1, 7, 8): meaning representation → restaurant description, with a causal LM.
+
+The task: given ``name[The Eagle], eatType[coffee shop], food[French], …``
+write a sentence that says it. Training pairs are one (MR, reference) row of
+``trainset.csv`` each (42,061 rows, 4,862 MRs); evaluation generates ONE text
+per distinct MR and scores it against ALL the references of that MR (on
+average 8.5 on dev), as the E2E challenge does.
+
+Metrics (``e2e_scores``), in the units of the papers' tables:
+
+- BLEU (0–100): ``sacrebleu.corpus_bleu``, multi-reference, 13a tokenization,
+  case-sensitive (the challenge uses mteval-v13a with a variable number of references);
+- NIST: ``nltk``'s ``corpus_nist`` (n = 5) on the same 13a tokens;
+- ROUGE-L (×100): ``rouge-score``'s F1, the max over the MR's references,
+  averaged over MRs. The challenge uses the MS-COCO ROUGE-L (β = 1.2, max
+  precision and max recall taken separately), so ours reads a little differently;
+- CIDEr: ``pycocoevalcap``'s CIDEr (as the challenge), on lower-cased 13a tokens,
+  when ``pycocoevalcap`` is installed (the ``e2e`` extra);
+- METEOR (×100): ``pycocoevalcap``'s METEOR 1.5 (as the challenge), which ships its
+  jar and paraphrase table but runs in Java: only where ``java`` is on the PATH.
+  (``nltk``'s METEOR needs WordNet, a separate download, so it is not used.)
+
+Scales (``E2E_PRESETS``): ``quick`` for CI, ``cpu`` (minutes per run on 2
+cores, SmolLM2-135M), and ``gpu``: Delta-LoRA's recipe (GPT-2 Medium, r 4, α 32,
+λ 2, K 500, lr 2e-4, batch 8, 5 epochs, wd 0.01, warmup 500, linear schedule;
+NOTES §4) with LoRA's E2E decoding (beam 10, length penalty 0.9, no repeated 4-grams) on the test MRs.
+
+CLI: ``python -m dcft_edu.experiments.e2e --scale cpu --methods lora delta_lora dcft --seeds 0``.
+
+Used by: ``tests/test_e2e.py``; writes ``figures/data/e2e/``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import math
+import random
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+import torch
+from torch.utils.data import DataLoader
+
+from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
+from .presets import RunConfig
+from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_device
+from .trainer import linear_schedule, make_optimizer, prepare_model, set_seed
+
+E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
+#: Delta-LoRA's E2E start step as a fraction of its run: K 500 of 42,061 / 8 × 5 = 26,290 optimizer steps
+PAPER_K_FRAC = 500 / 26_290
+
+
+def e2e_prompt(mr: str) -> str:
+    """The prompt for one meaning representation (LoRA's E2E format: ``mr || ref``)."""
+    return f"{mr} ||"
+
+
+def group_by_mr(mrs: Sequence[str], refs: Sequence[str]) -> tuple[list[str], list[list[str]]]:
+    """``(distinct MRs in first-seen order, their references)``: the unit the challenge scores."""
+    groups: dict[str, list[str]] = {}
+    for mr, ref in zip(mrs, refs):
+        groups.setdefault(mr, []).append(ref)
+    return list(groups), list(groups.values())
+
+
+# ---- metrics -------------------------------------------------------------------
+
+def _tokens(text: str, lower: bool = False) -> list[str]:
+    from sacrebleu.tokenizers.tokenizer_13a import Tokenizer13a
+
+    return Tokenizer13a()(text.lower() if lower else text).split()
+
+
+def e2e_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], meteor: Optional[bool] = None) -> dict[str, Any]:
+    """BLEU, NIST, ROUGE-L, CIDEr and METEOR of one hypothesis per MR against that MR's references.
+
+    ``meteor=None`` runs METEOR when Java is found; metrics that cannot run are
+    listed with the reason under ``"missing"``. Units as in the papers' tables.
+    """
+    import sacrebleu
+    from nltk.translate.nist_score import corpus_nist
+    from rouge_score import rouge_scorer
+
+    if len(hyps) != len(refs) or any(len(r) == 0 for r in refs):
+        raise ValueError(f"e2e_scores: {len(hyps)} hypotheses for {len(refs)} reference lists (each non-empty); "
+                         "pass one hypothesis per MR and that MR's references (group_by_mr)")
+    n_refs = max(map(len, refs))
+    # sacrebleu takes reference streams: stream j holds every MR's j-th reference (None where an MR has fewer)
+    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(n_refs)]
+    out: dict[str, Any] = {"bleu": sacrebleu.corpus_bleu(list(hyps), streams).score}
+    try:
+        out["nist"] = corpus_nist([[_tokens(x) for x in r] for r in refs], [_tokens(h) for h in hyps], n=5)
+    except ZeroDivisionError:  # nltk divides by the count of hypothesis 5-grams: none when every text is short
+        out["nist"] = 0.0
+    scorer = rouge_scorer.RougeScorer(["rougeL"])
+    # ROUGE-L_F = max over references of the LCS F1, averaged over MRs
+    out["rouge_l"] = 100 * sum(scorer.score_multi(list(r), h)["rougeL"].fmeasure for h, r in zip(hyps, refs)) / len(hyps)
+    missing = {}
+    try:
+        from pycocoevalcap.cider.cider import Cider
+    except ImportError:
+        Cider = None
+        missing["cider"] = missing["meteor"] = "pycocoevalcap not installed (pip install -e '.[e2e]')"
+    if Cider is not None:
+        gts = {i: [" ".join(_tokens(x, lower=True)) for x in r] for i, r in enumerate(refs)}
+        res = {i: [" ".join(_tokens(h, lower=True))] for i, h in enumerate(hyps)}
+        out["cider"] = float(Cider().compute_score(gts, res)[0])
+        java = shutil.which("java") is not None
+        if meteor is None:
+            meteor = java
+        if meteor and java:
+            from pycocoevalcap.meteor.meteor import Meteor
+
+            out["meteor"] = 100 * float(Meteor().compute_score(gts, res)[0])
+        else:
+            missing["meteor"] = "no java on the PATH (METEOR 1.5 is a Java program)" if not java else "meteor=False"
+    out["missing"] = missing
+    out["num_mrs"] = len(hyps)
+    return out
+
+
+# ---- runs ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class E2EPreset:
+    """How big an E2E run is."""
+
+    name: str
+    limit_train: Optional[int]  # training rows, a fixed random sample of trainset.csv (None: all 42,061)
+    eval_split: str  # "dev" or "test"
+    eval_mrs: Optional[int]  # distinct MRs scored, a fixed random sample (None: all)
+    epochs: int
+    batch_size: int
+    lr: float
+    warmup_steps: Union[int, float]  # steps, or a fraction of all steps
+    max_length: int
+    num_beams: int
+    max_new_tokens: int
+    generate_kw: tuple = ()  # extra (name, value) pairs for model.generate
+
+
+E2E_PRESETS: dict[str, E2EPreset] = {
+    "quick": E2EPreset("quick", limit_train=32, eval_split="dev", eval_mrs=4, epochs=1, batch_size=8, lr=1e-3,
+                       warmup_steps=0.1, max_length=96, num_beams=1, max_new_tokens=16),
+    # SmolLM2-135M, one thread of a loaded 2-core CPU: ~18 s per optimizer step of 8 rows (~85 tokens each),
+    # ~2.5 s per 4 MRs × 10 greedy tokens: 160 rows seen once (20 steps, ~6 min), 50 dev MRs greedy (~3 min)
+    "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
+                     warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64),
+    # Delta-LoRA's recipe (NOTES §4) with LoRA's E2E beam search, on all 630 test MRs
+    "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
+                     warmup_steps=500, max_length=512, num_beams=10, max_new_tokens=64,
+                     generate_kw=(("length_penalty", 0.9), ("no_repeat_ngram_size", 4))),
+}
+
+#: Delta-LoRA's E2E settings (r 4, α 32, λ 2, on Wq and Wv) for every adapter; DCFT keeps its own r 1, α 16, k 8
+E2E_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "full": dict(),
+    "lora": dict(r=4, lora_alpha=32.0),
+    "delta_lora": dict(r=4, lora_alpha=32.0, update_ratio=2.0),
+    "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, orth_gamma=0.1),
+}
+
+
+@dataclass
+class E2ERun:
+    """One E2E run (the adapter fields have ``RunConfig``'s names and meaning)."""
+
+    method: str
+    seed: int = 0
+    scale: str = "quick"
+    model: Optional[str] = None  # None: $DCFT_EDU_CAUSAL_LM or SmolLM2-135M
+    lr: float = 2e-4
+    epochs: int = 1
+    batch_size: int = 8
+    warmup_steps: int = 0
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    limit_train: Optional[int] = None
+    eval_split: str = "dev"
+    eval_mrs: Optional[int] = None
+    num_beams: int = 1
+    max_new_tokens: int = 64
+    generate_kw: dict = dataclasses.field(default_factory=dict)
+    r: int = 4
+    lora_alpha: float = 32.0
+    lora_dropout: float = 0.0
+    target_modules: Union[str, Sequence[str]] = ("query", "value")  # Wq, Wv as Delta-LoRA (q_proj/v_proj; GPT-2: c_attn)
+    layers: Optional[Sequence[int]] = None
+    kernel_size: int = 8
+    stride: Optional[int] = None
+    dcft_init: str = "paper"
+    impl: str = "fast"
+    orth_gamma: float = 0.0
+    update_ratio: float = 2.0
+    start_steps: Optional[int] = 0
+    device: str = "auto"
+
+    adapter_config = RunConfig.adapter_config  # the same LoRA / DCFT / Delta-LoRA configs as the GLUE runs
+
+    def __post_init__(self) -> None:
+        if self.method not in E2E_METHODS:
+            raise ValueError(f"unknown E2E method {self.method!r}: expected one of {', '.join(E2E_METHODS)}")
+        if not isinstance(self.target_modules, str):
+            self.target_modules = list(self.target_modules)
+        self.adapter_config()
+
+    def key(self) -> str:
+        return RunConfig.key(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> E2ERun:
+    """An ``E2ERun`` from a scale preset and the method's defaults; ``overrides`` win.
+
+    Warmup given as a fraction and Delta-LoRA's K (default: the paper's 500 of
+    26,290 steps, as a fraction; ``start_steps=`` overrides) scale with the run's steps.
+    """
+    if scale not in E2E_PRESETS:
+        raise ValueError(f"unknown E2E scale {scale!r}: expected one of {', '.join(E2E_PRESETS)}")
+    p = E2E_PRESETS[scale]
+    kw: dict[str, Any] = dict(lr=p.lr, epochs=p.epochs, batch_size=p.batch_size, max_length=p.max_length,
+                              limit_train=p.limit_train, eval_split=p.eval_split, eval_mrs=p.eval_mrs,
+                              num_beams=p.num_beams, max_new_tokens=p.max_new_tokens, generate_kw=dict(p.generate_kw))
+    kw.update(E2E_METHOD_DEFAULTS[method])
+    kw.update(overrides)
+    run = E2ERun(method=method, seed=seed, scale=scale, **kw)
+    steps = e2e_total_steps(run)
+    if "warmup_steps" not in overrides:
+        w = p.warmup_steps
+        run.warmup_steps = int(round(w * steps)) if isinstance(w, float) else min(w, steps // 2)
+    if "start_steps" not in overrides:
+        run.start_steps = int(round(PAPER_K_FRAC * steps)) if scale != "gpu" else 500
+    return run
+
+
+def e2e_total_steps(run: E2ERun) -> int:
+    n = run.limit_train or 42_061
+    return -(-n // run.batch_size) * run.epochs
+
+
+def _sample(n: int, k: Optional[int]) -> list[int]:
+    """A fixed random sample of ``k`` of ``range(n)`` (seed 0, whatever the run's seed), in order."""
+    if k is None or k >= n:
+        return list(range(n))
+    return sorted(random.Random(0).sample(range(n), k))
+
+
+def e2e_data(run: E2ERun, root=None) -> tuple[list[tuple[str, str]], list[str], list[list[str]]]:
+    """``(train (mr, ref) pairs, eval MRs, their references)``: fixed samples, the same for every method and seed."""
+    from .data import load_e2e
+
+    train = load_e2e("train", root=root)
+    pairs = [(train[i]["mr"], train[i]["ref"]) for i in _sample(len(train), run.limit_train)]
+    ev = load_e2e(run.eval_split, root=root)
+    mrs, refs = group_by_mr(ev["mr"], ev["ref"])
+    keep = _sample(len(mrs), run.eval_mrs)
+    return pairs, [mrs[i] for i in keep], [refs[i] for i in keep]
+
+
+def evaluate_e2e(model, tokenizer, run: E2ERun, mrs: Sequence[str], refs: Sequence[Sequence[str]],
+                 meteor: Optional[bool] = None) -> tuple[dict[str, Any], list[str]]:
+    """``(scores, generations)``: one generation per MR (``run``'s decoding), scored with ``e2e_scores``."""
+    t0 = time.perf_counter()
+    hyps = generate(model, tokenizer, [e2e_prompt(m) for m in mrs], num_beams=run.num_beams,
+                    max_new_tokens=run.max_new_tokens, **run.generate_kw)
+    gen_s = time.perf_counter() - t0
+    scores = e2e_scores(hyps, refs, meteor=meteor)
+    scores["generate_time_s"] = gen_s
+    return scores, hyps
+
+
+def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[str], Any] = print,
+              eval_at_start: bool = False, meteor: Optional[bool] = None,
+              model_name: Optional[str] = None) -> dict[str, Any]:
+    """Fine-tune a causal LM on E2E as ``run`` says, generate for the eval MRs, score; return the record.
+
+    ``model_and_tokenizer``: an already-loaded pair (it is changed in place;
+    pass a ``copy.deepcopy`` to keep the original), recorded as ``model_name``. The loop is the GLUE
+    trainer's: AdamW (no decay on biases and norms), linear warmup and decay,
+    gradient clipping, Delta-LoRA's W update after each optimizer step, DCFT's
+    γ · orthogonal penalty.
+    """
+    t_start = time.perf_counter()
+    set_seed(run.seed)
+    device = resolve_device(run.device)
+    model, tokenizer = model_and_tokenizer or load_causal_lm(run.model)
+    pairs, mrs, refs = e2e_data(run, root)
+    initial = evaluate_e2e(model.to(device), tokenizer, run, mrs, refs, meteor)[0] if eval_at_start else None
+    model = prepare_model(model, run).to(device)
+    rows = [encode_pair(tokenizer, e2e_prompt(mr), " " + ref, run.max_length) for mr, ref in pairs]
+    loader = DataLoader(rows, batch_size=run.batch_size, shuffle=True,
+                        generator=torch.Generator().manual_seed(run.seed), collate_fn=RightPadCollator(tokenizer.pad_token_id))
+    total = len(loader) * run.epochs
+    optimizer = make_optimizer(model, run)
+    scheduler = linear_schedule(optimizer, run.warmup_steps, total)
+    updater = None
+    if run.method == "delta_lora":
+        from ..delta_lora import DeltaLoRAUpdater
+
+        updater = DeltaLoRAUpdater(model)
+    orth = None
+    if run.method == "dcft" and run.orth_gamma > 0:
+        from ..regularizers import orthogonal_penalty as orth
+    losses, step, t0 = [], 0, time.perf_counter()
+    for epoch in range(run.epochs):
+        model.train()
+        for batch in loader:
+            batch = {k: v.to(device) for k, v in batch.items()}
+            loss = model(**batch).loss  # mean cross-entropy over the target tokens (labels != -100)
+            if orth is not None:
+                # L = L_task + γ · R(A, B)   (DCFT Eq. 4, NOTES §1)
+                loss = loss + run.orth_gamma * orth(model)
+            loss.backward()
+            if run.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], run.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if updater is not None:  # W ← W + λ·(α/r)·Δ(BA), after the optimizer step (NOTES §4)
+                updater.step()
+            losses.append(loss.item())
+            if step % 50 == 0:
+                log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  loss={loss.item():.4f}  "
+                    f"({time.perf_counter() - t0:.0f} s)")
+        log(f"[e2e {run.method} seed={run.seed}] epoch {epoch + 1}/{run.epochs}  step {step}/{total}  "
+            f"train_loss(last 20)={sum(losses[-20:]) / len(losses[-20:]):.4f}")
+    train_s = time.perf_counter() - t0
+    scores, hyps = evaluate_e2e(model, tokenizer, run, mrs, refs, meteor)
+    log(f"[e2e {run.method} seed={run.seed}] " + "  ".join(
+        f"{k}={scores[k]:.2f}" for k in ("bleu", "nist", "meteor", "rouge_l", "cider") if k in scores))
+    from ..inject import count_adapter_parameters, count_trainable_parameters
+
+    peak, peak_kind = peak_memory_mb(device)
+    return {
+        "key": run.key(),
+        "config": run.to_dict(),
+        "task": "e2e",
+        "method": run.method,
+        "model_name": model_name or resolve_causal_lm_name(run.model),
+        "scores": scores,
+        "initial": initial,
+        "train_loss_curve": losses,
+        "optimizer_steps": step,
+        "train_examples": len(rows),
+        "adapter_params": count_adapter_parameters(model) if run.method != "full" else 0,
+        "trainable_params": count_trainable_parameters(model),
+        "train_time_s": train_s,
+        "samples_per_s": len(rows) * run.epochs / train_s if train_s > 0 else math.nan,
+        "wall_time_s": time.perf_counter() - t_start,
+        "peak_memory_mb": peak,
+        "peak_memory_kind": peak_kind,
+        "generations": [{"mr": m, "hyp": h, "refs": r} for m, h, r in zip(mrs, hyps, refs)],
+        **provenance(device, run.scale, run.seed),
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """Train and score E2E runs; one JSON per run under ``--out`` (skipped if it exists)."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--scale", default="cpu", choices=list(E2E_PRESETS))
+    ap.add_argument("--methods", nargs="+", default=["lora", "delta_lora", "dcft"], choices=list(E2E_METHODS))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0])
+    ap.add_argument("--model", default=None, help="hub id, folder or .gguf (default: $DCFT_EDU_CAUSAL_LM or SmolLM2-135M)")
+    ap.add_argument("--update-ratios", nargs="+", type=float, default=None, help="Delta-LoRA λ values (default 2)")
+    ap.add_argument("--start-steps", nargs="+", type=int, default=None, help="Delta-LoRA K values (default: paper's fraction)")
+    ap.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java)")
+    ap.add_argument("--eval-at-start", action="store_true", help="also score the model before fine-tuning")
+    ap.add_argument("--out", default="figures/data/e2e")
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    base = load_causal_lm(args.model)
+    runs = []
+    for seed in args.seeds:
+        for method in args.methods:
+            if method == "delta_lora":
+                for lam in args.update_ratios or [None]:
+                    for k in args.start_steps or [None]:
+                        extra = {k_: v for k_, v in (("update_ratio", lam), ("start_steps", k)) if v is not None}
+                        runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **extra))
+            else:
+                runs.append(make_e2e_run(method, args.scale, seed, model=args.model))
+    for run in runs:
+        path = out / f"{run.scale}_{run.method}_s{run.seed}_{run.key()}.json"
+        if path.exists():
+            print(f"skip {path} (exists)")
+            continue
+        result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
+        atomic_write_json(path, result)
+        print(f"wrote {path}  ({result['wall_time_s']:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

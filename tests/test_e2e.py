@@ -1,0 +1,131 @@
+"""E2E NLG with a causal LM: loss mask, right/left padding, generation, metrics, adapters on a tiny Llama."""
+import shutil
+
+import pytest
+import torch
+from transformers import AutoTokenizer, LlamaForCausalLM
+
+from dcft_edu.experiments import e2e
+from dcft_edu.experiments.causal_lm import RightPadCollator, encode_pair, generate
+from dcft_edu.experiments.models import default_model_path, tiny_config
+from dcft_edu.inject import adapter_layers
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    # the packaged MiniLM WordPiece tokenizer stands in for a causal LM's; [SEP] plays EOS
+    tok = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    tok.eos_token = tok.sep_token
+    return tok
+
+
+def tiny_lm(tokenizer):
+    torch.manual_seed(0)
+    cfg = tiny_config("llama", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                      eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.cls_token_id)
+    return LlamaForCausalLM(cfg)
+
+
+def test_loss_mask_covers_only_the_target(tokenizer):
+    row = encode_pair(tokenizer, "name[Aromi] ||", " Aromi is a pub.", max_length=64)
+    n_prompt = len(tokenizer("name[Aromi] ||", add_special_tokens=False)["input_ids"])
+    target = tokenizer(" Aromi is a pub.", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    assert row["labels"][:n_prompt] == [-100] * n_prompt
+    assert row["labels"][n_prompt:] == target == row["input_ids"][n_prompt:]
+    short = encode_pair(tokenizer, "name[Aromi] ||", " Aromi is a pub.", max_length=n_prompt + 2)
+    assert len(short["input_ids"]) == len(short["labels"]) == n_prompt + 2
+
+
+def test_collator_pads_on_the_right(tokenizer):
+    rows = [encode_pair(tokenizer, "a ||", " b c d", 64), encode_pair(tokenizer, "a b c ||", " d", 64)]
+    batch = RightPadCollator(tokenizer.pad_token_id)(rows)
+    n0 = len(rows[0]["input_ids"])
+    assert batch["input_ids"].shape == batch["labels"].shape == (2, max(n0, len(rows[1]["input_ids"])))
+    for i, r in enumerate(rows):
+        k = len(r["input_ids"])
+        assert batch["attention_mask"][i].tolist() == [1] * k + [0] * (batch["input_ids"].shape[1] - k)
+        assert (batch["labels"][i, k:] == -100).all() and batch["labels"][i, :k].tolist() == r["labels"]
+        assert (batch["input_ids"][i, k:] == tokenizer.pad_token_id).all()
+
+
+def test_loss_ignores_prompt_and_padding(tokenizer):
+    model = tiny_lm(tokenizer)
+    rows = [encode_pair(tokenizer, "name[x] ||", " x is good", 64), encode_pair(tokenizer, "name[y] area[z] ||", " y", 64)]
+    batch = RightPadCollator(tokenizer.pad_token_id)(rows)
+    loss = model(**batch).loss
+    # by hand: next-token cross-entropy on the positions whose (shifted) label is not -100
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]  # (batch, n-1): token t+1 predicted at position t
+    keep = labels != -100
+    ref = torch.nn.functional.cross_entropy(logits[:, :-1][keep], labels[keep])
+    assert keep.sum() == sum(sum(l != -100 for l in r["labels"]) for r in rows)
+    torch.testing.assert_close(loss, ref)
+
+
+def test_generate_left_pads_and_returns_strings(tokenizer):
+    model = tiny_lm(tokenizer).eval()
+    prompts = ["name[x] ||", "name[y] area[city centre] food[French] ||"]
+    both = generate(model, tokenizer, prompts, batch_size=2, max_new_tokens=5)
+    alone = [generate(model, tokenizer, [p], max_new_tokens=5)[0] for p in prompts]
+    assert all(isinstance(s, str) for s in both) and len(both) == 2
+    assert both == alone  # left padding does not change a row's continuation
+    assert len(generate(model, tokenizer, prompts, num_beams=2, max_new_tokens=5)) == 2
+
+
+def test_group_by_mr():
+    mrs, refs = e2e.group_by_mr(["a", "b", "a", "c", "b"], ["1", "2", "3", "4", "5"])
+    assert mrs == ["a", "b", "c"] and refs == [["1", "3"], ["2", "5"], ["4"]]
+
+
+def test_scores_identical_and_multi_reference():
+    hyps = ["The Eagle is a coffee shop near Burger King .", "Aromi serves French food in the city centre ."]
+    refs = [[hyps[0], "Near Burger King there is a coffee shop ."], ["Something else entirely .", hyps[1]]]
+    s = e2e.e2e_scores(hyps, refs, meteor=False)
+    assert s["bleu"] == pytest.approx(100.0) and s["rouge_l"] == pytest.approx(100.0)
+    assert s["nist"] > 3 and s["num_mrs"] == 2
+    if "cider" in s:  # pycocoevalcap installed (the e2e extra): an exact match on distinct texts scores 10
+        single = e2e.e2e_scores(hyps, [[h] for h in hyps], meteor=False)
+        assert single["cider"] == pytest.approx(10.0)
+    # a hypothesis that matches only its own MR's second reference still scores 100: references are per MR
+    worse = e2e.e2e_scores(hyps[::-1], refs, meteor=False)
+    assert worse["bleu"] < 50 and worse["rouge_l"] < 60
+    with pytest.raises(ValueError, match="one hypothesis per MR"):
+        e2e.e2e_scores(hyps, refs[:1])
+
+
+def test_rouge_l_is_the_max_over_references():
+    s = e2e.e2e_scores(["a b c d"], [["a b", "a b c d e f"]], meteor=False)
+    # LCS F1 with "a b": P 2/4, R 1 -> 2/3;  with "a b c d e f": P 1, R 4/6 -> 0.8
+    assert s["rouge_l"] == pytest.approx(80.0)
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="METEOR 1.5 needs java")
+def test_meteor_when_java():
+    pytest.importorskip("pycocoevalcap")
+    s = e2e.e2e_scores(["the cat sat on the mat"], [["the cat sat on the mat"]], meteor=True)
+    assert s["meteor"] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("method", ["lora", "delta_lora", "dcft", "full"])
+def test_adapters_train_on_a_causal_lm(tokenizer, method, tmp_path, monkeypatch):
+    pairs = [("name[x], food[French] ||", " x serves French food."), ("name[y] ||", " y is a pub.")] * 4
+    mrs, refs = ["name[x], food[French]", "name[y]"], [["x serves French food."], ["y is a pub.", "A pub: y."]]
+    monkeypatch.setattr(e2e, "e2e_data", lambda run, root=None: (pairs, mrs, refs))
+    run = e2e.make_e2e_run(method, "quick", 0, max_new_tokens=4, lr=1e-2, start_steps=0,
+                           **({"kernel_size": 4} if method == "dcft" else {}))
+    model = tiny_lm(tokenizer)
+    q0 = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    k0 = model.model.layers[0].self_attn.k_proj.weight.detach().clone()
+    res = e2e.train_e2e(run, model_and_tokenizer=(model, tokenizer), log=lambda s: None, meteor=False, model_name="tiny")
+    assert res["optimizer_steps"] == 1 and len(res["generations"]) == 2
+    assert all(isinstance(g["hyp"], str) for g in res["generations"])
+    assert {"bleu", "nist", "rouge_l", "seed", "git_commit", "versions"} <= set(res["scores"]) | set(res)
+    if method == "full":
+        assert not adapter_layers(model)
+        return
+    names = [n for n, _ in adapter_layers(model)]
+    assert names and all(n.endswith(("q_proj", "v_proj")) for n in names)  # Wq, Wv as in Delta-LoRA
+    q = adapter_layers(model)[0][1]
+    moved = not torch.equal(q.base_weight().detach(), q0)
+    assert moved == (method == "delta_lora")  # only Delta-LoRA moves the frozen W
+    assert torch.equal(model.model.layers[0].self_attn.k_proj.weight, k0)  # not targeted: untouched
