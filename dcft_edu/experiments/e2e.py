@@ -44,11 +44,12 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader
+from transformers import get_linear_schedule_with_warmup, set_seed
 
 from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
 from .presets import RunConfig
 from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_device
-from .trainer import linear_schedule, make_optimizer, prepare_model, set_seed
+from .trainer import make_optimizer, prepare_model
 
 E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
 #: Delta-LoRA's E2E start step as a fraction of its run: K 500 of 42,061 / 8 × 5 = 26,290 optimizer steps
@@ -300,12 +301,11 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
                         generator=torch.Generator().manual_seed(run.seed), collate_fn=RightPadCollator(tokenizer.pad_token_id))
     total = len(loader) * run.epochs
     optimizer = make_optimizer(model, run)
-    scheduler = linear_schedule(optimizer, run.warmup_steps, total)
-    updater = None
-    if run.method == "delta_lora":
-        from ..delta_lora import DeltaLoRAUpdater
+    scheduler = get_linear_schedule_with_warmup(optimizer, run.warmup_steps, total)
+    if run.method == "delta_lora":  # W ← W + λ·(α/r)·Δ(BA) after each optimizer step (NOTES §4)
+        from ..delta_lora import register_delta_lora_hook
 
-        updater = DeltaLoRAUpdater(model)
+        register_delta_lora_hook(optimizer, model)
     orth = None
     if run.method == "dcft" and run.orth_gamma > 0:
         from ..regularizers import orthogonal_penalty as orth
@@ -314,7 +314,8 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
         model.train()
         for batch in loader:
             batch = {k: v.to(device) for k, v in batch.items()}
-            loss = model(**batch).loss  # mean cross-entropy over the target tokens (labels != -100)
+            task_loss = model(**batch).loss  # mean cross-entropy over the target tokens (labels != -100)
+            loss = task_loss
             if orth is not None:
                 # L = L_task + γ · R(A, B)   (DCFT Eq. 4, NOTES §1)
                 loss = loss + run.orth_gamma * orth(model)
@@ -325,11 +326,9 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            if updater is not None:  # W ← W + λ·(α/r)·Δ(BA), after the optimizer step (NOTES §4)
-                updater.step()
-            losses.append(loss.item())
+            losses.append(task_loss.item())  # the task loss alone, for every method (the penalty is not in it)
             if step % 50 == 0:
-                log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  loss={loss.item():.4f}  "
+                log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  task loss={task_loss.item():.4f}  "
                     f"({time.perf_counter() - t0:.0f} s)")
         log(f"[e2e {run.method} seed={run.seed}] epoch {epoch + 1}/{run.epochs}  step {step}/{total}  "
             f"train_loss(last 20)={sum(losses[-20:]) / len(losses[-20:]):.4f}")
