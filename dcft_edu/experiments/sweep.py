@@ -20,6 +20,11 @@ RunConfig field>: [...]}`` (every combination is run) or a list of such dicts
 (their union). ``python -m dcft_edu.experiments.sweep GRID --scale cpu`` runs a named grid
 (see ``GRIDS``) or a JSON grid file.
 
+Scaling out: ``gpus=[0, 1, …]`` (``--gpus 0,1``) pins each worker process to one GPU of the
+machine, round-robin; ``executor=`` (``--launcher submitit``) submits each run as a job of a
+SLURM cluster through ``submitit``. Either way a run writes its own result file, so a
+rerun skips every finished run.
+
 Used in: notebooks 07, 10–13.
 """
 from __future__ import annotations
@@ -239,12 +244,14 @@ def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Pa
     return None
 
 
-def _worker_init(threads: int, parent: int) -> None:
-    """A worker process's setup: torch threads, and death with its parent.
+def _worker_init(threads: int, parent: int, gpus: Optional[list[str]] = None, started=None) -> None:
+    """A worker process's setup: torch threads, death with its parent, and with ``gpus`` the one GPU it sees.
 
     A SIGKILLed sweep cannot terminate its workers, which would finish their run and then
     wait forever for the next (~1 GB each). On Linux the kernel sends them SIGKILL when the
     parent dies (``prctl(PR_SET_PDEATHSIG)``); elsewhere a thread polls the parent's pid.
+    ``started`` counts the workers started so far (a shared ``multiprocessing.Value``): worker i
+    sees ``gpus[i % len(gpus)]`` as its only CUDA device, set before torch touches CUDA.
     """
     if sys.platform.startswith("linux"):
         import ctypes
@@ -262,17 +269,22 @@ def _worker_init(threads: int, parent: int) -> None:
         threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+    if gpus:
+        with started.get_lock():
+            i, started.value = started.value, started.value + 1
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus[i % len(gpus)]
     import torch
 
     torch.set_num_threads(threads)
 
 
-def _train_one(run: RunConfig, p: Path, name: str) -> str:
-    """Worker-process body: train one run and write its result (top-level, so it pickles)."""
-    from .trainer import train
+def _train_one(run: RunConfig, p: Path, name: str, train_fn: Optional[Callable[..., dict]] = None) -> str:
+    """Worker-process (or cluster job) body: train one run and write its result (top-level, so it pickles)."""
+    if train_fn is None:
+        from .trainer import train as train_fn
 
     t0 = time.perf_counter()
-    result = train(run, progress=False, log=lambda m: None)
+    result = train_fn(run, progress=False, log=lambda m: None)
     _save_result(p, name, run, result)
     if result.get("status") == "diverged":
         return f"DIVERGED {p.name} ({time.perf_counter() - t0:.0f} s, at {result['diverged_at']}): lower its lr"
@@ -341,11 +353,15 @@ class SweepFailed(RuntimeError):
 def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], results_dir: Union[str, Path],
                scale: str = "quick", train_fn: Optional[Callable[..., dict]] = None, progress: bool = False,
                log: Callable[[str], Any] = print, workers: int = 1, deadline: Optional[float] = None,
-               threads_per_worker: int = 1, seed_major: bool = False, **overrides: Any) -> dict[str, list[Path]]:
+               threads_per_worker: int = 1, seed_major: bool = False, gpus: Optional[list[str]] = None,
+               executor=None, **overrides: Any) -> dict[str, list[Path]]:
     """Several sweeps as one queue, in the order given (so workers never idle between them).
 
     Each entry is ``(name, grid or RunConfigs)``; see ``run_sweep``. Returns each sweep's result paths.
     ``seed_major=True`` queues every sweep's seed 0 before any seed 1 (and so on).
+    ``gpus`` (e.g. ``["0", "1"]``): at least one worker process per GPU, each pinned to one, round-robin.
+    ``executor`` (a ``submitit`` executor): every run is a job of it, then this waits for them all.
+    With either, ``train_fn`` (if given) must be a top-level function, so it pickles.
     A config that appears in two sweeps is trained once, then copied. A run that raises is
     logged and the queue goes on; at the end ``SweepFailed`` lists every failed run.
     """
@@ -369,7 +385,12 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
     if seed_major:  # every sweep's seed 0 first, then seed 1, …: a cut-off queue still covers every grid
         queue.sort(key=lambda item: item[0].seed)  # stable: grid order kept within a seed
     failures: list[RunFailure] = []
-    if workers <= 1 or train_fn is not None:
+    if executor is not None:
+        if queue:
+            failures = _run_jobs(queue, executor, train_fn, log)
+    elif gpus:
+        failures = _run_parallel(queue, max(workers, len(gpus)), deadline, threads_per_worker, log, gpus, train_fn)
+    elif workers <= 1 or train_fn is not None:
         if train_fn is None:
             from .trainer import train as train_fn
         for i, (run, p, name) in enumerate(queue, 1):
@@ -411,16 +432,37 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
                       **kwargs)[name]
 
 
+def _run_jobs(queue: list, executor, train_fn: Optional[Callable[..., dict]], log: Callable[[str], Any]) -> list[RunFailure]:
+    """Submit every run as a job of a ``submitit`` executor (one SLURM job array), then wait for them.
+
+    Each job trains one run and writes its result file (``_train_one``), exactly as a worker process
+    would; a job that fails is logged and retried by a rerun. Interrupting the wait leaves the jobs
+    running; rerun once they are done (``squeue``), as a rerun while they run submits them again.
+    """
+    with executor.batch():
+        jobs = [(executor.submit(_train_one, run, p, name, train_fn), (run, p, name)) for run, p, name in queue]
+    log(f"submitted {len(jobs)} jobs: {', '.join(str(job.job_id) for job, _ in jobs[:3])}{' …' if len(jobs) > 3 else ''}")
+    failures = []
+    for i, (job, (run, p, name)) in enumerate(jobs, 1):
+        try:
+            log(f"[{i}/{len(jobs)}] job {job.job_id}: {job.result()}")
+        except Exception as e:  # one failed job must not sink the sweep; it is listed at the end and retried on a rerun
+            failures.append(RunFailure(name, run, p, f"{type(e).__name__}: {e} (job {job.job_id}, log {job.paths.stderr})"))
+            log(f"[{i}/{len(jobs)}] FAILED {failures[-1]}")
+    return failures
+
+
 def _run_parallel(queue: list, workers: int, deadline: Optional[float], threads: int,
-                  log: Callable[[str], Any]) -> list[RunFailure]:
+                  log: Callable[[str], Any], gpus: Optional[list[str]] = None,
+                  train_fn: Optional[Callable[..., dict]] = None) -> list[RunFailure]:
     """Train ``queue`` in ``workers`` processes; return the runs that raised."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     ctx = mp.get_context("spawn")  # CUDA cannot be forked
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
-                               initargs=(threads, os.getpid()))
-    pending = {pool.submit(_train_one, run, p, name): (run, p, name) for run, p, name in queue}
+                               initargs=(threads, os.getpid(), gpus, ctx.Value("i", 0)))
+    pending = {pool.submit(_train_one, run, p, name, train_fn): (run, p, name) for run, p, name in queue}
     done_n, failures = 0, []
     try:
         while pending:
@@ -516,6 +558,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--workers", type=int, default=1,
                     help="runs trained at once, each in its own process (a GPU is shared well by ~8–16)")
     ap.add_argument("--threads-per-worker", type=int, default=1, help="torch CPU threads of each worker process")
+    ap.add_argument("--gpus", help="spread the workers over these GPUs of the machine, e.g. 0,1,2,3: each worker "
+                                   "process sees one (CUDA_VISIBLE_DEVICES), round-robin; at least one worker per GPU")
+    ap.add_argument("--launcher", choices=("local", "submitit"), default="local",
+                    help="local: worker processes on this machine; submitit: one SLURM job per run (pip install "
+                         "dcft_edu[cluster]; without SLURM, submitit runs the jobs as local processes, all at once)")
+    c = ap.add_argument_group("cluster jobs (--launcher submitit)")
+    c.add_argument("--slurm-partition", help="SLURM partition (default: the cluster's)")
+    c.add_argument("--job-gpus", type=int, default=1, help="GPUs per job")
+    c.add_argument("--job-cpus", type=int, default=4, help="CPU cores per job")
+    c.add_argument("--job-time-min", type=int, default=120, help="time limit of each job, in minutes")
+    c.add_argument("--max-jobs", type=int, default=64, help="jobs of the array running at once")
     ap.add_argument("--deadline-min", type=float,
                     help="stop after this many minutes: no new runs start, unfinished ones are left for a rerun")
     ap.add_argument("--seed-major", action="store_true",
@@ -526,6 +579,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error("--name goes with a single grid")
     if args.workers < 1:
         ap.error("--workers must be >= 1")
+    gpus = [g.strip() for g in args.gpus.split(",") if g.strip()] if args.gpus else None
+    if args.gpus is not None and not gpus:
+        ap.error(f"--gpus {args.gpus!r}: expected GPU indices, e.g. --gpus 0,1")
+    if gpus and args.launcher == "submitit":
+        ap.error("--gpus spreads local workers; with --launcher submitit give --job-gpus (GPUs per job) instead")
     overrides = {}
     for item in args.set:
         if "=" not in item:
@@ -559,10 +617,20 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     deadline = time.time() + 60 * args.deadline_min if args.deadline_min else None
+    executor = None
+    if args.launcher == "submitit":
+        try:
+            import submitit
+        except ImportError:
+            ap.error("--launcher submitit needs submitit: pip install 'dcft_edu[cluster]' (or pip install submitit)")
+        executor = submitit.AutoExecutor(folder=args.results / ".submitit" / "%j")  # each job's logs and pickles
+        executor.update_parameters(gpus_per_node=args.job_gpus, cpus_per_task=args.job_cpus, tasks_per_node=1,
+                                   timeout_min=args.job_time_min, slurm_array_parallelism=args.max_jobs,
+                                   **({"slurm_partition": args.slurm_partition} if args.slurm_partition else {}))
     try:
         run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
                    deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,
-                   log=lambda m: print(m, flush=True))
+                   gpus=gpus, executor=executor, log=lambda m: print(m, flush=True))
     except SweepFailed as e:
         print(f"\n{e}", file=sys.stderr)
         for f in e.failures:

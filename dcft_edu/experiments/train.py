@@ -1,6 +1,7 @@
 """Command line: train one run and print (and optionally save) its result.
 
     python -m dcft_edu.experiments.train --task rte --method dcft --kernel-size 8 --preset cpu --seed 0
+    torchrun --nproc-per-node 4 -m dcft_edu.experiments.train --task rte --method dcft --preset gpu --out r.json
 
 Every option maps to a ``RunConfig`` field (``dcft_edu.experiments.presets``); unset options
 take the preset's / task recipe's / method's default. The training loop itself
@@ -38,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = ap.add_argument_group("optimisation (default: preset / task recipe)")
     o.add_argument("--lr", type=float, help="peak learning rate")
     o.add_argument("--epochs", type=int, help="training epochs")
-    o.add_argument("--batch-size", type=int, help="examples per forward pass")
+    o.add_argument("--batch-size", type=int, help="examples per forward pass, all processes together (each of N takes 1/N)")
     o.add_argument("--grad-accum", type=int, help="forward passes per optimizer step")
     o.add_argument("--weight-decay", type=float, help="AdamW weight decay")
     o.add_argument("--max-length", type=int, help="max tokens per example")
@@ -77,9 +78,11 @@ def main(argv: Optional[list[str]] = None) -> int:
             writable_dir(Path(args.out).parent, "--out")
     except (ValueError, TypeError) as e:
         ap.error(str(e))
-    from .trainer import strip_model, train
+    from .trainer import is_main_process, strip_model, train
 
     result = strip_model(train(run, progress=not args.no_progress and sys.stderr.isatty()))
+    if not is_main_process():  # several processes (torchrun, accelerate launch): rank 0 reports and writes
+        return 0 if result["status"] == "ok" else 1
     if result["status"] == "diverged":
         if args.out:  # kept, marked as diverged, so the failure is on record; sweeps' tables leave it out
             atomic_write_json(args.out, result)

@@ -17,19 +17,25 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
   (``holdout_*``), and ``selected`` is the epoch best on it (the dev set plays no part);
 - a non-finite training loss or gradient norm (checked before the step) or
   dev loss stops the run: the record says ``status: "diverged"`` (and where), with no best
-  or final metric, instead of passing a NaN model's dev score off as a result.
+  or final metric, instead of passing a NaN model's dev score off as a result;
+- one run on several devices: under ``torchrun`` / ``accelerate launch`` (``WORLD_SIZE`` > 1)
+  the model is wrapped in ``DistributedDataParallel`` and each rank trains on its rows of the
+  very batches a single process would draw (``run.batch_size`` stays the global batch), so the
+  result equals the single-process one; every rank returns it, only rank 0 should write it
+  (``is_main_process``).
 
 Used in: notebooks 04, 07, 08, 11, 13.
 """
 from __future__ import annotations
 
 import math
+import os
 import sys
 import time
 from typing import Any, Callable
 
-import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
 from transformers import get_linear_schedule_with_warmup, set_seed
 
@@ -130,22 +136,82 @@ class _ScaleJump:
             self.jump()
 
 
+def world() -> tuple[int, int]:
+    """``(rank, world size)`` of this process: what ``torchrun`` / ``accelerate launch`` set in ``RANK`` and
+    ``WORLD_SIZE`` (or an already initialised process group says); ``(0, 1)`` for a plain run."""
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main_process() -> bool:
+    """True on rank 0 (and in a plain run): the one process that prints and writes the result file."""
+    return world()[0] == 0
+
+
+def _init_distributed(device: torch.device) -> tuple[torch.device, bool]:
+    """Join the process group that ``torchrun`` / ``accelerate launch`` describe in the environment
+    (``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``): NCCL on GPUs, gloo on CPUs.
+    Returns this rank's device (``cuda:LOCAL_RANK`` on GPUs) and whether the group was created here."""
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if dist.is_initialized():
+        return device, False
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device, True
+
+
+def shard(batch: dict[str, torch.Tensor], rank: int, world_size: int) -> tuple[dict[str, torch.Tensor], int, int]:
+    """This rank's rows of a global batch: ``(rows, n_r, n)``, n_r of the batch's n examples.
+
+    Contiguous blocks of n / world_size rows (a short last batch: sizes differ by at most one). A rank left
+    with no row (a last batch smaller than the world) gets the first row as a stand-in with n_r = 0, so
+    that it still runs forward and backward (DDP all-reduces on every backward) with weight 0.
+    """
+    n = len(batch["labels"])
+    rows = torch.arange(n).tensor_split(world_size)[rank]
+    n_r = len(rows)
+    if n_r == 0:
+        rows = torch.arange(1)
+    return {k: v[rows] for k, v in batch.items()}, n_r, n
+
+
+def _sum_over_ranks(x: torch.Tensor, world_size: int) -> torch.Tensor:
+    """Σ over ranks of ``x`` (every rank gets it); ``x`` itself in a plain run."""
+    if world_size > 1:
+        x = x.detach().clone()
+        dist.all_reduce(x)
+    return x
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, loader, task: str, device: torch.device, autocast) -> dict[str, float]:
-    """Dev-set metrics (see ``dcft_edu.experiments.metrics``) plus the mean dev loss."""
+def evaluate(model: nn.Module, loader, task: str, device: torch.device, autocast,
+             rank: int = 0, world_size: int = 1) -> dict[str, float]:
+    """Dev-set metrics (see ``dcft_edu.experiments.metrics``) plus the mean dev loss.
+
+    With several ranks each evaluates its rows of every batch; predictions and labels are all-gathered
+    (the metrics do not depend on the order of the examples), so every rank gets the same metrics.
+    """
     from .metrics import compute_metrics
 
     model.eval()
     preds, labels, losses = [], [], []
     for batch in loader:
+        batch, n_r, n = shard(batch, rank, world_size)
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast():
             out = model(**batch)
-        losses.append(out.loss.float().item())
-        preds.append(out.logits.float().cpu())
-        labels.append(batch["labels"].cpu())
-    m = compute_metrics(task, torch.cat(preds).numpy(), torch.cat(labels).numpy())
-    m["loss"] = float(np.mean(losses))
+        losses.append(out.loss.float() * (n_r / n))  # this rank's share of the batch's mean loss
+        preds.append(out.logits.float()[:n_r].cpu())
+        labels.append(batch["labels"][:n_r].cpu())
+    preds, labels = torch.cat(preds), torch.cat(labels)
+    if world_size > 1:
+        gathered = [None] * world_size
+        dist.all_gather_object(gathered, (preds, labels))
+        preds, labels = (torch.cat(t) for t in zip(*gathered))
+    m = compute_metrics(task, preds.numpy(), labels.numpy())
+    m["loss"] = float(_sum_over_ranks(torch.stack(losses).double(), world_size).mean())  # mean over batches of the batch means
     return m
 
 
@@ -156,6 +222,8 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     ``model_and_tokenizer`` lets a notebook pass an already-loaded (model,
     tokenizer) pair; by default the model is loaded with ``load_model``.
     ``eval_at_start`` also evaluates the untrained model (recorded as ``initial``).
+    Under ``torchrun`` / ``accelerate launch`` with several processes every rank returns the same record;
+    only rank 0 logs.
 
     Used in: notebooks 04, 08, 11, 13.
     """
@@ -167,11 +235,26 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     t_start = time.perf_counter()
     set_seed(run.seed)  # Python, NumPy, torch (CPU and every CUDA device)
     device = resolve_device(run.device)
+    rank, world_size = world()
+    created_group = False
+    if world_size > 1:
+        if run.batch_size % world_size:
+            raise ValueError(f"batch_size {run.batch_size} is the global batch, split evenly over {world_size} processes: "
+                             f"it is not divisible by {world_size}; use a multiple of {world_size} "
+                             f"(e.g. --batch-size {world_size * max(1, run.batch_size // world_size)})")
+        device, created_group = _init_distributed(device)
+        if rank:  # every rank trains; rank 0 speaks
+            progress, log = False, (lambda m: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     head = {} if run.classifier_dropout is None else {"classifier_dropout": run.classifier_dropout}
     model, tokenizer = model_and_tokenizer or load_model(run.task, run.model, **head)
     model = prepare_model(model, run).to(device)
+    net = model  # what the training forward runs: the model, or its DDP wrapper (gradients all-reduced)
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     # query/value (and the module whose ΔW is kept) before training: W₀; for DCFT W₀ + its tiny init ΔW
     watched = SIMILARITY_MODULES + ((run.save_delta,) if run.save_delta else ())
     pretrained = effective_weights(model, suffixes=watched)
@@ -207,7 +290,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
 
     epochs, step, seen, train_time, diverged = [], 0, 0, 0.0, None
     main = GLUE_TASKS[run.task].main_metric
-    initial = evaluate(model, dev_loader, run.task, device, autocast) if eval_at_start else None
+    initial = evaluate(model, dev_loader, run.task, device, autocast, rank, world_size) if eval_at_start else None
     if initial is not None:
         initial["dev_penalty"] = penalty().item()
     for epoch in range(1, run.epochs + 1):
@@ -217,21 +300,26 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         bar = tqdm(train_loader, desc=f"{run.task}/{run.method} ep{epoch}", disable=not progress,
                    file=sys.stderr, mininterval=10, leave=False)
         for i, batch in enumerate(bar):
+            batch, n_r, n = shard(batch, rank, world_size)  # a plain run: the whole batch, n_r = n
             batch = {k: v.to(device) for k, v in batch.items()}
             with autocast():
-                task_loss = model(**batch).loss
+                # DDP averages gradients over the W ranks; rank r's mean loss L_r weighted by W·n_r/n makes that
+                # average the single-process one:  (1/W) Σ_r W·(n_r/n)·∇L_r = ∇((1/n) Σ_i ℓ_i)
+                task_loss = net(**batch).loss * (world_size * n_r / n)
             reg = penalty()
-            # L = L_task + γ · R(A, B)   (paper Eq. 4, NOTES §1)
+            # L = L_task + γ · R(A, B)   (paper Eq. 4, NOTES §1); the factors are replicated, so every rank
+            # adds the same γ·R and the average over ranks keeps its gradient as it is
             loss = task_loss + reg
-            loss_value = loss.item()
+            task_value = _sum_over_ranks(task_loss.detach(), world_size).item() / world_size  # the global batch's
+            loss_value = task_value + reg.item()
             if not math.isfinite(loss_value):  # stop before a NaN/inf reaches the weights
                 diverged = {"epoch": epoch, "step": step + 1, "what": f"training loss {loss_value}"}
                 break
             (loss / run.grad_accum).backward()
-            running += task_loss.item()
+            running += task_value
             running_penalty += reg.item()
             nb += 1
-            seen += batch["input_ids"].shape[0]
+            seen += n
             if (i + 1) % run.grad_accum == 0 or i + 1 == len(train_loader):
                 if run.max_grad_norm:
                     norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
@@ -247,10 +335,10 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
                     h.step()
         train_time += time.perf_counter() - t0
         if not diverged:
-            metrics = evaluate(model, dev_loader, run.task, device, autocast)
+            metrics = evaluate(model, dev_loader, run.task, device, autocast, rank, world_size)
             if holdout_loader:  # the held-out training rows, for selection: holdout_<metric>, holdout_loss
                 metrics.update({f"holdout_{k}": v for k, v in
-                                evaluate(model, holdout_loader[0], run.task, device, autocast).items()})
+                                evaluate(model, holdout_loader[0], run.task, device, autocast, rank, world_size).items()})
             if not math.isfinite(metrics["loss"]):  # the weights already give NaN/inf: no dev score to keep
                 diverged = {"epoch": epoch, "step": step, "what": f"dev loss {metrics['loss']}"}
         if diverged:
@@ -307,9 +395,12 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         "peak_memory_mb": peak,
         "peak_memory_kind": peak_kind,
         "wall_time_s": time.perf_counter() - t_start,
+        "world_size": world_size,  # processes (devices) the run was trained on; batch_size is their global batch
         "weight_similarity": similarity,
         **provenance(device, run.scale, run.seed),
     }
+    if created_group:
+        dist.destroy_process_group()
     result["_model"] = model  # removed by callers that serialise; handy in notebooks
     if run.save_delta:  # the learned change of one module, W_eff − W₀ (out, in), saved beside the result by sweeps
         name = next(n for n in final_weights if n.endswith(run.save_delta))
