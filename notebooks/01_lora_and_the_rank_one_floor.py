@@ -29,14 +29,26 @@
 #    PyTorch's *meta* device: real shapes, no weights, no download.
 # 3. Why rank 1 is LoRA's floor, and what DCFT's "8× fewer parameters" means exactly.
 
+# %% [markdown]
+# **Goals**
+# - Put LoRA on a real model and check that it is the identity at init and that merging changes nothing.
+# - Count LoRA's parameters, $r(d_\text{in} + d_\text{out})$ per matrix, on the papers' models without downloading them.
+# - See why $r = 1$ is LoRA's floor, and what DCFT's "8× fewer parameters" means exactly.
+#
+# **Prerequisites.** PyTorch (`nn.Linear`, autograd) and the transformer block's linear layers; no earlier notebook.
+#
+# **Time.** About 1 minute on a laptop CPU or on Colab; no GPU needed.
+
 # %%
-import subprocess
-import sys
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
 
-if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (locally it is installed already)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
-
+# %%
 import torch
 from dcft_edu.experiments.runinfo import notebook_setup
 
@@ -247,3 +259,15 @@ plt.show()
 #   exactly $1/k$ of LoRA $r=1$ ("8× fewer" for $k = 8$); counting the $8\times 8$ kernels, 6.5× fewer
 #   (25,344, the paper's "0.024M").
 # - Counting real models needs no download: build them on the meta device (`count_for_config`).
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions: `notebooks/solutions/01_lora_and_the_rank_one_floor_solutions.ipynb`.
+#
+# 1. **Fewer matrices.** Adapt only `query` and `value` on MiniLM with $r = 8$. Predict the count, then check it
+#    with `inject_adapters` and `count_adapter_parameters`.
+# 2. **DCFT with $k = 4$.** Predict DCFT's count on DeBERTa-v3-base for $k = s = 4$ from LoRA's $r = 1$ count and the
+#    kernels alone, and the ratio LoRA $r = 1$ / DCFT; check with `count_for_config`.
+# 3. **The smallest DCFT.** Write DCFT's total on DeBERTa-v3-base as a function of $k$. Which of
+#    $k \in \{2, 4, 6, 8, 12, 16, 24\}$ gives the fewest parameters, and why does it not keep falling?

@@ -26,19 +26,28 @@
 #
 # $$ \Delta W = \frac{\alpha}{r}\;\operatorname{crop}\big(\operatorname{Deconv}(BA;\ C,\ \text{stride } s)\big),
 #    \qquad A\in\mathbb{R}^{r\times h_\text{in}},\ B\in\mathbb{R}^{h_\text{out}\times r},\ C\in\mathbb{R}^{k\times k}. $$
+
+# %% [markdown]
+# **Goals**
+# - Compute a transposed convolution by hand (the scatter rule) and match `conv_transpose2d`.
+# - Prove that with stride = kernel the deconvolution is a Kronecker product, so $\operatorname{rank}(\Delta W) \le r k$.
+# - Reproduce the paper's parameter counts (Tables 1 and 5) exactly, and find the one that does not reproduce.
+# - Check the matrix-free forward (`impl="fast"`) against the official one (`impl="conv"`) and count their cost.
 #
-# This notebook takes the deconvolution apart on a tiny matrix, proves the two identities that make DCFT
-# cheap (a Kronecker product, rank $\le r\cdot k$), reproduces the paper's parameter counts exactly, and
-# checks the library's matrix-free forward (`impl="fast"`) against the official way (`impl="conv"`).
+# **Prerequisites.** Notebook 01 (LoRA, parameter counts); the Kronecker product and matrix rank.
+#
+# **Time.** About 1 minute on a laptop CPU or on Colab; no GPU needed.
 
 # %%
-import subprocess
-import sys
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
 
-if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (locally it is installed already)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
-
+# %%
 import torch
 from dcft_edu.experiments.runinfo import notebook_setup
 
@@ -315,3 +324,15 @@ print(f"adapter branch, 512 tokens: fast {t_fast:.1f} ms | conv {t_conv:.1f} ms 
 #   "24.6k" for $s = 8$, which is Table 1's 0.024M configuration (25,344 = 24.75K).
 # - The update never has to be built: the matrix-free forward gives the same numbers as the official
 #   deconvolution at a small fraction of the multiply-adds.
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions: `notebooks/solutions/02_dcft_deconvolution_in_subspace_solutions.ipynb`.
+#
+# 1. **The Kronecker forward, yourself.** For a 768 → 3072 `DCFTLinear` ($k = s = 8$) compute $\Delta W x$ twice:
+#    from $\frac{\alpha}{r}(BA)\otimes C$ with `torch.kron`, and matrix-free from section 6's formula (reshape $x$).
+#    Predict how close both come to the library's `adapter_forward`, then check.
+# 2. **A rank-1 kernel.** With $r = 2$, $k = s = 8$ and a kernel $C = uv^\top$, predict $\operatorname{rank}(\Delta W)$.
+# 3. **Count before you build.** Predict the shapes of `lora_A`, `lora_B` and the parameter count of a 1024 → 4096
+#    layer with $k = 8$, $s = 4$; check with `DCFTLinear`.

@@ -28,14 +28,27 @@
 # perfectly smooth input comes out with a grid pattern: the checkerboard. This notebook makes Appendix D
 # visible for $k = 8$ and the strides $s = 1, 2, 4, 6, 8$.
 
+# %% [markdown]
+# **Goals**
+# - Derive how many kernel copies cover each cell of $\Delta W$ and compute it with `coverage_map`.
+# - See when the coverage is even ($s$ divides $k$) and when it makes a checkerboard (Appendix D).
+# - Check with random factors that the artifact lives in the variance: $\mathbb{E}[\Delta W^2] = \text{cover}$.
+# - Read the spectrum of $\Delta W$ and relate it to the paper's stride ablation (Table 5).
+#
+# **Prerequisites.** Notebook 02 (the scatter rule of a transposed convolution, the Kronecker case $s = k$).
+#
+# **Time.** About 2 minutes on a laptop CPU, 1 on Colab; no GPU needed.
+
 # %%
-import subprocess
-import sys
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
 
-if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (locally it is installed already)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
-
+# %%
 import torch
 from dcft_edu.experiments.runinfo import is_quick, notebook_setup
 
@@ -189,3 +202,15 @@ assert params[8] == min(params.values()) and params[1] == max(params.values())
 #   lines for the repeated kernel pattern (every $s > 1$, including $s = k$).
 # - $s = k$ is the choice without overlap, with the fewest parameters and the fastest (matrix-free) forward,
 #   which is why DCFT uses it.
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions: `notebooks/solutions/03_checkerboard_artifacts_solutions.ipynb`.
+#
+# 1. **Stride 6.** With $k = 8$, $s = 6$, predict $c_6(y)$ along one dimension (its period and its values), then the
+#    share of interior cells with 1, 2 and 4 taps and their mean; check with `coverage_map(8, 6, ...)`.
+# 2. **Which kernels are even?** With $s = 4$, predict for $k = 4, 6, 8, 10, 12$ whether the interior coverage is even,
+#    and how many taps each cell gets when it is.
+# 3. **The price of overlap.** Predict the parameters of one 768×768 DCFT matrix with $k = 8$ at $s = 6$ and at
+#    $s = 8$ (`subspace_size`'s formula from notebook 02).

@@ -32,14 +32,27 @@
 # (`dcft_edu.orthogonal_penalty`), shows that with DCFT's rank-1 subspace it can only pull $\|a\|$ and $\|b\|$
 # towards 1, what it does for $r > 1$, and what it changes in a short real training run.
 
+# %% [markdown]
+# **Goals**
+# - Compute the official orthogonal penalty by hand and match `orthogonal_penalty`.
+# - Show that at rank 1 its gradient is parallel to $a$: it can only change lengths, never directions.
+# - See it make the rows of $A$ orthonormal when $r > 1$, with the plain and the squared norm.
+# - Measure what it does to $\|a\|$ and $\|b\|$ in a short real training run.
+#
+# **Prerequisites.** Notebook 02 (DCFT's factors $A$, $B$, $C$); gradients and the Frobenius norm.
+#
+# **Time.** About 3–5 minutes on a laptop CPU (three short training runs), 1–2 on a Colab GPU; no GPU needed.
+
 # %%
-import subprocess
-import sys
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
 
-if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (locally it is installed already)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
-
+# %%
 import torch
 from dcft_edu.experiments.runinfo import notebook_setup
 
@@ -256,3 +269,13 @@ assert (norms["‖a‖"] < 1).all()  # a short run: still far from the minimum a
 # - In training it makes $a$ and $b$ longer (more so with larger $\gamma$), i.e. it moves scale between the
 #   subspace factors and the kernel; whether that helps is an empirical question for the experiments,
 #   not something the name "orthogonal" promises at rank 1.
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions: `notebooks/solutions/04_orthogonal_regularizer_solutions.ipynb`.
+#
+# 1. **The penalty at init.** Inject DCFT with $r = 4$ into section 1's toy model. Predict `orthogonal_penalty` at
+#    init, then check.
+# 2. **A long vector.** Give a rank-1 $a$ the length 2. Predict the penalty and its gradient (size and direction).
+# 3. **Already orthonormal.** Predict the penalty of an $A$ with orthonormal rows ($r = 4$), and of twice that $A$.

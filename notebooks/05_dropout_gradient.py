@@ -26,14 +26,27 @@
 # one identity: **without dropout, $W$ and $BA$ receive the same gradient**, up to the LoRA scale. With dropout
 # in the LoRA branch (LoRA's default) the identity breaks, and the gap grows with the dropout rate.
 
+# %% [markdown]
+# **Goals**
+# - Derive why, without dropout, $W$ and $BA$ get the same gradient up to the scale $s$ (Eq. 4), and check it on a
+#   real `LoRALinear`.
+# - Measure how far dropout pushes the two gradients apart as the rate $p$ grows (Eq. 7).
+# - Understand why Delta-LoRA refuses `lora_dropout > 0`.
+#
+# **Prerequisites.** Notebook 01 (LoRA); the chain rule, inverted dropout.
+#
+# **Time.** About 1–2 minutes on a laptop CPU or on Colab; no GPU needed.
+
 # %%
-import subprocess
-import sys
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
 
-if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (locally it is installed already)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
-
+# %%
 import torch
 from dcft_edu.experiments.runinfo import is_quick, notebook_setup
 
@@ -173,3 +186,13 @@ else:
 #   relative gap grows with $p$, roughly like $\sqrt{p/(1-p)}$: about 30 % at $p = 0.1$.
 # - Delta-LoRA uses the change of $BA$ as the update of $W$; that is only justified without dropout, so
 #   `DeltaLoRAConfig` refuses `lora_dropout > 0`.
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions: `notebooks/solutions/05_dropout_gradient_solutions.ipynb`.
+#
+# 1. **The gap at $p = 0$.** Predict `dropout_gradient_gap(p=0.0)`'s gap and cosine, then check.
+# 2. **The gap at $p = 0.5$.** Predict the reference $\sqrt{p/(1-p)}$ and the order of the gap.
+# 3. **Evaluation mode.** Rerun section 1's check with `lora_dropout=0.5` but the layer in `eval()` mode. Predict
+#    the relative error of Eq. 4's prediction.

@@ -30,14 +30,27 @@
 # so the memory cost is LoRA's. We run it on the packaged MiniLM with a few real RTE batches and check, with
 # the library's own layers (`dcft_edu.delta_lora`), everything that follows from that one line.
 
+# %% [markdown]
+# **Goals**
+# - Run Delta-LoRA's update of $W$ inside a real optimizer step and see $W$ stay put until the start step $K$.
+# - Prove that the updates telescope, so the total change of $W$ has rank $\le 2r$ however long you train.
+# - Export the trained model as an exact rank-$2r$ LoRA on the original weights, and recover $W_0$.
+# - See why an adapter-only save loses part of the fine-tuning.
+#
+# **Prerequisites.** Notebooks 01 (LoRA) and 05 (why no dropout).
+#
+# **Time.** About 1–2 minutes on a laptop CPU or on Colab; no GPU needed.
+
 # %%
-import subprocess
-import sys
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
 
-if "google.colab" in sys.modules:  # on Colab: install dcft_edu from GitHub (locally it is installed already)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "dcft_edu @ git+https://github.com/dcft-edu/dcft_edu"], check=True)
-
+# %%
 import torch
 from dcft_edu.experiments.runinfo import notebook_setup
 
@@ -279,3 +292,13 @@ torch.testing.assert_close(logits_restored, logits_trained, atol=1e-6, rtol=1e-6
 #   (`export_delta_lora` + `apply_exported_lora`), with $W_0$ recoverable (`original_weights`).
 # - Because $W$ moves, saving only $A$, $B$ and the head loses part of the fine-tuning. Save $W$ too
 #   (`save_adapters` does) or export the rank-$2r$ LoRA.
+
+# %% [markdown]
+# ## Exercises
+#
+# Solutions: `notebooks/solutions/06_delta_lora_update_solutions.ipynb`.
+#
+# 1. **The rank of $W_T - W_0$.** Train Delta-LoRA with $r = 2$, $K = 3$ for 10 steps. Predict
+#    $\operatorname{rank}(W_T - W_0)$, then check with its singular values.
+# 2. **Start at $K = 0$.** Predict the rank now (hint: what is $B_0 A_0$?), and write $W_T - W_0$ in terms of $B_T A_T$.
+# 3. **$\lambda = 0$.** Predict what happens to $W$, and the rank $r'$ and $\alpha'$ of `export_delta_lora`'s LoRA.
