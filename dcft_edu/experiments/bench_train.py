@@ -56,17 +56,23 @@ def _have_peft() -> bool:
         return False
 
 
+def backbone_config(backbone: str):
+    """The config of a paper backbone, written out in ``models`` (no download)."""
+    from . import models
+
+    configs = {"deberta-v3-base": models.deberta_v3_base_config, "roberta-base": models.roberta_base_config}
+    if backbone not in configs:
+        raise ValueError(f"unknown backbone {backbone!r}: expected minilm or one of {', '.join(configs)}")
+    return configs[backbone]()
+
+
 def backbone_model(backbone: str, task: str):
     """A RANDOM ``*ForSequenceClassification`` model of a paper backbone, from its config (no download)."""
     from transformers import AutoModelForSequenceClassification
 
     from .data import get_task
-    from .models import deberta_v3_base_config, roberta_base_config
 
-    configs = {"deberta-v3-base": deberta_v3_base_config, "roberta-base": roberta_base_config}
-    if backbone not in configs:
-        raise ValueError(f"unknown backbone {backbone!r}: expected minilm or one of {', '.join(configs)}")
-    config = configs[backbone]()
+    config = backbone_config(backbone)
     config.num_labels = get_task(task).num_labels
     return AutoModelForSequenceClassification.from_config(config)
 
@@ -119,11 +125,11 @@ def batches(task: str, n: int, batch_size: int, max_length: int, device: torch.d
         from .data import get_task
 
         g = torch.Generator().manual_seed(0)
-        num_labels = get_task(task).num_labels
+        num_labels, vocab = get_task(task).num_labels, backbone_config(backbone).vocab_size
         out = []
         for _ in range(n):
             # ids from 5 up: clear of the special tokens (pad, cls, sep, …) of both vocabularies
-            ids = torch.randint(5, 30000, (batch_size, max_length), generator=g)
+            ids = torch.randint(5, vocab, (batch_size, max_length), generator=g)
             labels = (torch.randn(batch_size, generator=g) if num_labels == 1
                       else torch.randint(0, num_labels, (batch_size,), generator=g))
             out.append({k: v.to(device) for k, v in
