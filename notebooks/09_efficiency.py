@@ -54,6 +54,7 @@ DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUIC
 # %%
 import contextlib
 import io
+import json
 
 import datasets
 import matplotlib.pyplot as plt
@@ -174,7 +175,8 @@ print(f"full FT vs LoRA: speed {ratio.loc['full'].min():.2f}–{ratio.loc['full'
 weights_mib = df.loc[df["method"] == "full", "trainable_params"].max() * 4 / 2**20
 print(f"one MiniLM's float32 weights: {weights_mib:.0f} MiB; 7 resident models ≈ {7 * weights_mib:.0f} MiB of every "
       f"number above (head only: {mem['head']:.0f} MiB)")
-assert (r < 1).all() and (conv_vs_fast < 1).all()
+# what must hold for any honest measurement: every ratio is a positive, finite number
+assert np.isfinite(ratio.to_numpy()).all() and (ratio.to_numpy() > 0).all() and (ratio.loc["lora"] == 1).all()
 
 # %% [markdown]
 # - **"DCFT trains faster than LoRA" does not hold on this GPU.** With the matrix-free implementation DCFT k = 8
@@ -245,37 +247,70 @@ assert (new_ratio < 1.03).all() and (peak.loc["Delta-LoRA r=8 λ=0.5", abl_peak.
 # With both fixes Delta-LoRA's peak memory per run is within 2 % of LoRA's on every task, down from 7–13 %.
 
 # %% [markdown]
-# ## 5. On a CPU
+# ## 5. On a CPU, and at the paper's scale
 #
-# The committed CPU run (`figures/data/efficiency/bench_train_cpu_rte.json`, 2 cores; memory = each method's peak
-# RSS growth in a fresh process) is printed below. Re-measuring takes about 9 minutes on 2 cores, so it is not
-# run here:
+# The committed CPU runs (2 cores, shared with other jobs, so absolute times are noisy: compare the ratios, which
+# were measured within one run, methods interleaved) are printed below; they take 10–40 minutes on 2 cores, so
+# they are not run here:
 #
 # ```bash
 # python -m dcft_edu.experiments.bench train --task rte --device cpu --batch-size 32 --steps 8 --rounds 3
-# python -m dcft_edu.experiments.bench adapters          # one layer, CPU (default device)
+# python -m dcft_edu.experiments.bench adapters --shapes both --out bench_adapters_cpu.json   # one layer, CPU
+# python -m dcft_edu.experiments.bench train --backbone deberta-v3-base --task cola --max-length 64 \
+#        --batch-size 8 --steps 1 --rounds 2 --warmup 1 --no-memory --device cpu --out bench_train_cpu_deberta-v3-base_64.json
 # ```
+#
+# `--backbone deberta-v3-base` builds DCFT's backbone from its config with **random weights** and feeds random
+# token ids: the time of a step depends on the shapes, not on the weights, so the paper's scale can be timed
+# without downloading anything. The same command with `--device cuda --batch-size 32` is the GPU measurement
+# (`scripts/gpu_experiments.sh` phase 1).
 
 # %%
 cpu = bench_train_frame("cpu")
 print(cpu[["task", "label", "samples/s", "speed vs LoRA", "memory MiB", "memory vs LoRA", "device"]].round(3))
-cpu_layer = parse_bench_adapters((committed_results_dir() / "efficiency" / "bench_adapters_cpu.txt").read_text())
-print((cpu_layer.loc["DCFT fast (k=8, s=8)"] / cpu_layer.loc["LoRA r=8"]).round(2).rename("DCFT fast / LoRA r=8, one layer, CPU"))
+cpu_layer = json.loads((committed_results_dir() / "efficiency" / "bench_adapters_cpu.json").read_text())
+print(f"\none layer, {cpu_layer['settings']['tokens']:,} tokens, {cpu_layer['device']}, commit {cpu_layer['git_commit'][:7]}")
+cpu_ratios = pd.DataFrame({k: cpu_layer[k] for k in ("fast_vs_lora1", "fast_vs_lora8", "conv_vs_fast")}).T
+print(cpu_ratios.round(2))
+assert np.isfinite(cpu_ratios.to_numpy()).all() and (cpu_ratios.to_numpy() > 0).all()
+
+# %%
+paper = bench_train_frame("cpu", backbone="deberta-v3-base")
+rec = json.loads(next((committed_results_dir() / "efficiency").glob("bench_train_cpu_deberta-v3-base_*.json")).read_text())
+paper["CoLA epoch (h)"] = [rec["epoch_s"][m]["cola"] / 3600 for m in paper["method"]]
+print(f"DeBERTa-v3-base, random weights: {paper['device'].iloc[0]}, batch {paper['batch'].iloc[0]}, "
+      f"commit {rec['git_commit'][:7]}")
+print(paper[["label", "samples/s", "speed vs LoRA", "CoLA epoch (h)"]].round(3).to_string(index=False))
+assert (paper.set_index("method").loc["lora", "speed vs LoRA"] == 1) and (paper["samples/s"] > 0).all()
 
 # %% [markdown]
-# On the CPU the picture differs: DCFT fast trains at about LoRA's speed (its contractions are cheap where
-# arithmetic, not kernel launches, is the cost), and one layer is faster than LoRA r = 8 on two of the three
-# shapes. Speed claims are hardware claims.
+# **One layer on the CPU** (ratios of one run, 8,192 tokens): DCFT fast takes 0.77–1.15× LoRA r = 8's time and
+# **1.17–2.30× LoRA r = 1's**, so the target "no slower than LoRA r = 1" is missed on every shape; it is
+# nearest on the large FFN shape (768→3072) and furthest on MiniLM's 384×384. The reason is the kernel, not the
+# arithmetic: LoRA r = 1 is two matrix–vector products (BLAS `gemv`, one pass over x), while DCFT's first
+# contraction, $t_{n,q} = \sum_j a_j\,x_{n,\,jk+q}$, runs over the *middle* axis of x viewed as (N, in/k, k), a
+# layout no single BLAS call takes without a copy. Of the forms we timed (the `expand` + `bmm` of N small products
+# used now, `torch.einsum`, a broadcast multiply and sum, one GEMM with $a \otimes C$ folded into an (in, k) matrix,
+# a dilated `conv1d`, a broadcast outer product for the expansion with b), the current one was the fastest; a
+# profile puts two thirds of its time in `bmm`. The official conv form stays 1.3–2.4× slower than the fast one.
+#
+# **DeBERTa-v3-base** (random weights, the 2-core CPU, batch 8 × 64 tokens, 1 warm-up + 2 timed steps): the table
+# above gives each method's samples/s as a ratio to LoRA r = 8 in the same run, and the hours one CoLA epoch
+# (8,551 examples) would take at that speed. With only two timed steps on a loaded machine a ratio within about
+# ±10 % of 1 is a tie. The GPU measurement at batch 32 and lengths 64/128/320 is pending (commands in
+# `figures/data/efficiency/README.md`).
 
 # %% [markdown]
 # ## What you should take away
 #
 # - Fewer trainable parameters ≠ faster training. On an H100, DCFT k = 8 (7.5k adapter parameters) trains at
 #   0.73–0.80× the speed of LoRA r = 8 (332k) on MiniLM, and 1.1–1.4× slower per layer at DeBERTa-base shapes;
-#   the paper's efficiency claims do not carry over to this setting. On a 2-core CPU DCFT fast ≈ LoRA.
+#   the paper's efficiency claims do not carry over to this setting. On a 2-core CPU one DCFT layer costs about
+#   what a LoRA r = 8 layer costs (0.77–1.15×) and 1.2–2.3× a LoRA r = 1 layer.
 # - Computing DCFT matrix-free does pay off against the official build-ΔW-every-step form: up to 2× per layer on
 #   the FFN shapes, 5–16 % in whole-model training on MiniLM.
-# - Delta-LoRA costs a little more than LoRA in time (0.78–0.87×) and almost nothing in memory (+1 %, after two
-#   fixes to its implementation that removed an earlier +7 %).
+# - Delta-LoRA costs a little more than LoRA in time (0.78–0.87× on the H100, measured before its W update was
+#   grouped by shape: one batched product per shape instead of six kernels per layer; re-measuring is pending)
+#   and almost nothing in memory (+1 %, after two fixes to its implementation that removed an earlier +7 %).
 # - On a 22M-parameter model full fine-tuning is the *fastest* method after head-only and needs only ~13 % more
 #   peak memory than LoRA in the benchmark: PEFT's advantages appear with size.

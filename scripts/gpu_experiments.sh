@@ -35,8 +35,18 @@ GRIDS=${GRIDS:-main kernel stride delta_lambda layers scale_jump}
 if [ "$PHASE" = 1 ]; then
   # 09_efficiency: each benchmark has the device to itself (no sweep running beside it)
   dev=$("$PY" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
-  "$PY" -m dcft_edu.experiments.bench adapters --device "$dev" --out "figures/data/efficiency/bench_adapters_$dev.json" 2>&1 \
-    | tee "figures/data/efficiency/bench_adapters_$dev.txt"
+  "$PY" -m dcft_edu.experiments.bench adapters --shapes both --device "$dev" \
+    --out "figures/data/efficiency/bench_adapters_$dev.json" 2>&1 | tee "figures/data/efficiency/bench_adapters_$dev.txt"
+  # the papers' backbones from their configs (random weights, random ids), DCFT's max lengths; then torch.compile on
+  for bb in deberta-v3-base roberta-base; do
+    for len in 64 128 320; do
+      for c in "" "--compile"; do
+        "$PY" -m dcft_edu.experiments.bench train --backbone $bb --task cola --max-length $len --device "$dev" \
+          --batch-size 32 --steps 4 --rounds 3 $c \
+          --out "figures/data/efficiency/bench_train_${dev}_${bb}_${len}${c:+_compile}.json" 2>&1 | grep -v "$FILTER" | tail -14
+      done
+    done
+  done
   for t in ${BENCH_TASKS:-rte mrpc stsb cola sst2}; do
     "$PY" -m dcft_edu.experiments.bench train --task $t --device "$dev" --batch-size 32 --steps 8 --rounds 3 \
       --out "figures/data/efficiency/bench_train_${dev}_$t.json" 2>&1 | grep -v "$FILTER" | tail -14

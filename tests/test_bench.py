@@ -20,6 +20,31 @@ def test_bench_adapters_writes_its_numbers_and_provenance(tmp_path, capsys):
     for field in ("device", "seed", "scale", "versions", "wall_time_s", "git_commit"):
         assert field in rec
     assert rec["scale"] == "bench" and rec["seed"] == 0
+    assert set(rec["fast_vs_lora1"]) == set(shapes)
+
+
+def test_bench_adapters_at_minilm_shapes(tmp_path, capsys):
+    out = tmp_path / "adapters.json"
+    assert bench.main(["adapters", "--shapes", "minilm", "--tokens", "16", "--repeats", "1", "--out", str(out)]) == 0
+    assert "DCFT fast / LoRA r=1" in capsys.readouterr().out
+    rec = json.loads(out.read_text())
+    assert set(rec["fast_vs_lora1"]) == {"384→384", "384→1536", "1536→384"} and rec["settings"]["shapes"] == "minilm"
+
+
+def test_bench_train_on_a_random_paper_backbone(tmp_path, monkeypatch, capsys):
+    from dcft_edu.experiments import models
+
+    # the DeBERTa-v3-base path, at tiny sizes: same code, a 2-layer config instead of the real one
+    monkeypatch.setattr(models, "deberta_v3_base_config", lambda: models.tiny_config("deberta-v2"))
+    out = tmp_path / "train.json"
+    assert bench.main(["train", "--backbone", "deberta-v3-base", "--task", "cola", "--methods", "dcft_fast",
+                       "delta_lora", "--batch-size", "2", "--max-length", "8", "--steps", "1", "--rounds", "1",
+                       "--no-memory", "--device", "cpu", "--out", str(out)]) == 0
+    assert "random weights" in capsys.readouterr().out
+    rec = json.loads(out.read_text())
+    assert set(rec["samples_per_s"]) == {"lora", "dcft_fast", "delta_lora"}  # LoRA r=8 always: the reference
+    sps = rec["samples_per_s"]["dcft_fast"]
+    assert rec["epoch_s"]["dcft_fast"]["sst2"] == 67349 / sps and rec["settings"]["backbone"] == "deberta-v3-base"
 
 
 def test_bench_adapters_rejects_sizes_below_one(capsys):

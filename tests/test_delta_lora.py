@@ -197,6 +197,30 @@ def test_telescoping_identity_with_adamw_schedule_decay_clipping():
         torch.testing.assert_close(w0.double(), W_0[name], atol=1e-6, rtol=0)
 
 
+def test_grouped_hook_step_equals_the_one_layer_rule():
+    """The hook's grouped update (one bmm per shape) gives what delta_step() gives layer by layer."""
+    K, T = 2, 6
+    grouped, per_layer = delta_bert(K=K), delta_bert(K=K)  # tiny BERT: 32→32, 32→64 and 64→32 groups
+    opt_g = torch.optim.AdamW(trainable(grouped), lr=2e-2, weight_decay=0.1)
+    opt_p = torch.optim.AdamW(trainable(per_layer), lr=2e-2, weight_decay=0.1)
+    register_delta_lora_hook(opt_g, grouped)
+    W_0 = snapshot_W(grouped)
+    for b in bert_batches(T):
+        for model, opt in ((grouped, opt_g), (per_layer, opt_p)):
+            model(**b).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        for _, layer in delta_lora_layers(per_layer):  # the readable one-layer rule
+            layer.delta_step()
+        for (name, g), (_, p) in zip(delta_lora_layers(grouped), delta_lora_layers(per_layer)):
+            torch.testing.assert_close(g.base_weight(), p.base_weight(), atol=1e-7, rtol=0, msg=name)
+    assert all((w - W_0[n]).abs().max() > 1e-4 for n, w in snapshot_W(grouped).items())  # every W moved
+    for (_, g), (_, p) in zip(delta_lora_layers(grouped), delta_lora_layers(per_layer)):
+        sg, sp = g.state_dict(), p.state_dict()
+        for key in ("lora_A_prev", "lora_B_prev", "lora_A_start", "lora_B_start", "num_steps"):
+            torch.testing.assert_close(sg[key], sp[key], atol=1e-7, rtol=0)
+
+
 def test_conv1d_base_layer_updates_in_out_in_layout():
     from transformers.pytorch_utils import Conv1D
 

@@ -127,6 +127,12 @@ def test_bench_train_frame(tmp_path):
     assert b.loc["dcft_fast", "s per epoch"] == pytest.approx(25.0) and set(b["device"]) == {"GPU X"}
     with pytest.raises(FileNotFoundError):
         fm.bench_train_frame("tpu", tmp_path)
+    # a paper-backbone file sits beside MiniLM's and is read only when asked for
+    paper = {**rec, "memory_mb": {}, "settings": {**rec["settings"], "backbone": "deberta-v3-base"}}
+    (tmp_path / "bench_train_cuda_deberta-v3-base_64.json").write_text(json.dumps(paper))
+    assert len(fm.bench_train_frame("cuda", tmp_path)) == 3
+    d = fm.bench_train_frame("cuda", tmp_path, backbone="deberta-v3-base").set_index("method")
+    assert d.loc["dcft_fast", "speed vs LoRA"] == pytest.approx(0.8) and d["memory MiB"].isna().all()
 
 
 def test_train_sizes():

@@ -4,7 +4,8 @@
 method on MiniLM, printed as ratios to our LoRA.
 
 ``adapters``: the time of ONE adapted layer's forward + backward at DeBERTa-base
-shapes (768×768, 768→3072, 3072→768) and 8,192 tokens, for the frozen layer
+shapes (768×768, 768→3072, 3072→768; ``--shapes minilm``: MiniLM's 384×384,
+384→1536, 1536→384; ``both``) and 8,192 tokens, for the frozen layer
 alone, LoRA r = 1 and r = 8, and DCFT (k = s = 8) computed matrix-free
 ("fast") or by building ΔW with ``conv_transpose2d`` on every call as the
 official code does ("conv"). The base weight is frozen and the input needs no
@@ -36,6 +37,10 @@ from .runinfo import atomic_write_json, device_name, provenance
 
 #: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
 DEBERTA_BASE_SHAPES = ((768, 768), (768, 3072), (3072, 768))
+#: MiniLM-L6's (all-MiniLM-L6-v2), the same three kinds
+MINILM_SHAPES = ((384, 384), (384, 1536), (1536, 384))
+SHAPE_SETS = {"deberta-v3-base": DEBERTA_BASE_SHAPES, "minilm": MINILM_SHAPES,
+              "both": MINILM_SHAPES + DEBERTA_BASE_SHAPES}
 
 #: label -> how to wrap a frozen base layer (None: the frozen layer alone)
 ADAPTER_METHODS: dict[str, Callable[[nn.Linear], nn.Module] | None] = {
@@ -73,11 +78,12 @@ def run_adapters(args: argparse.Namespace) -> int:
     device = torch.device(args.device)
     t_start = time.perf_counter()
     torch.manual_seed(0)
-    shapes = [f"{i}→{o}" for i, o in DEBERTA_BASE_SHAPES]
+    dims = SHAPE_SETS[args.shapes]
+    shapes = [f"{i}→{o}" for i, o in dims]
 
     # one frozen base per shape, shared by every method's wrapper (none of them merges)
     cells = {}  # (method, shape) -> (layer, x, grad_out)
-    for (d_in, d_out), shape in zip(DEBERTA_BASE_SHAPES, shapes):
+    for (d_in, d_out), shape in zip(dims, shapes):
         base = nn.Linear(d_in, d_out, device=device).requires_grad_(False)
         x = torch.randn(args.tokens, d_in, device=device)  # no grad: only the adapter trains
         grad_out = torch.randn(args.tokens, d_out, device=device)
@@ -103,18 +109,24 @@ def run_adapters(args: argparse.Namespace) -> int:
     for method in ADAPTER_METHODS:
         print(method.ljust(w) + "".join(f"{ms[method, s]:11.1f}" for s in shapes))
 
-    fast, conv, lora8 = "DCFT fast (k=8, s=8)", "DCFT conv (k=8, s=8)", "LoRA r=8"
+    fast, conv, lora1, lora8 = "DCFT fast (k=8, s=8)", "DCFT conv (k=8, s=8)", "LoRA r=1", "LoRA r=8"
     fast_vs_lora = {s: ms[fast, s] / ms[lora8, s] for s in shapes}
+    fast_vs_lora1 = {s: ms[fast, s] / ms[lora1, s] for s in shapes}
     conv_vs_fast = {s: ms[conv, s] / ms[fast, s] for s in shapes}
     print()
     print("ratio".ljust(w) + "".join(s.rjust(11) for s in shapes))
     print("DCFT fast / LoRA r=8".ljust(w) + "".join(f"{fast_vs_lora[s]:11.2f}" for s in shapes))
+    print("DCFT fast / LoRA r=1".ljust(w) + "".join(f"{fast_vs_lora1[s]:11.2f}" for s in shapes))
     print("DCFT conv / DCFT fast".ljust(w) + "".join(f"{conv_vs_fast[s]:11.2f}" for s in shapes))
     print()
     ok1 = all(v <= 1.10 for v in fast_vs_lora.values())
     print(f"{'PASS' if ok1 else 'FAIL'}  DCFT fast within 10% of LoRA r=8 on every shape "
           f"(max ratio {max(fast_vs_lora.values()):.2f} ≤ 1.10)")
-    big = shapes[1:]  # the FFN matrices, where building ΔW costs a dense layer's worth of work
+    ok3 = all(v <= 1.0 for v in fast_vs_lora1.values())
+    print(f"{'PASS' if ok3 else 'FAIL'}  DCFT fast no slower than LoRA r=1 on every shape "
+          f"(max ratio {max(fast_vs_lora1.values()):.2f} ≤ 1.00)")
+    # the FFN matrices (in ≠ out), where building ΔW costs a dense layer's worth of work
+    big = [s for s, (d_in, d_out) in zip(shapes, dims) if d_in != d_out]
     ok2 = all(conv_vs_fast[s] >= 1.5 for s in big)
     print(f"{'PASS' if ok2 else 'FAIL'}  DCFT conv ≥ 1.5× DCFT fast on {' and '.join(big)} "
           f"(min ratio {min(conv_vs_fast[s] for s in big):.2f})")
@@ -122,9 +134,10 @@ def run_adapters(args: argparse.Namespace) -> int:
     if args.out:
         atomic_write_json(args.out, {
             "ms_per_step": {f"{m} | {s}": v for (m, s), v in ms.items()},
-            "fast_vs_lora8": fast_vs_lora, "conv_vs_fast": conv_vs_fast,
-            "checks": {"fast within 10% of LoRA r=8": ok1, "conv >= 1.5x fast on the FFN shapes": ok2},
-            "settings": {"tokens": args.tokens, "repeats": args.repeats, "warmup": args.warmup, "dtype": "float32"},
+            "fast_vs_lora8": fast_vs_lora, "fast_vs_lora1": fast_vs_lora1, "conv_vs_fast": conv_vs_fast,
+            "checks": {"fast within 10% of LoRA r=8": ok1, "conv >= 1.5x fast on the FFN shapes": ok2,
+                       "fast no slower than LoRA r=1": ok3},
+            "settings": {"tokens": args.tokens, "shapes": args.shapes, "repeats": args.repeats, "warmup": args.warmup, "dtype": "float32"},
             "wall_time_s": time.perf_counter() - t_start, **provenance(device, "bench", 0)})
     return 0
 
@@ -149,6 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("adapters", help="time one adapted layer (LoRA vs DCFT fast vs DCFT conv)")
+    p.add_argument("--shapes", default="deberta-v3-base", choices=tuple(SHAPE_SETS),
+                   help="whose matrices: deberta-v3-base (default; 768/3072), minilm (384/1536) or both")
     p.add_argument("--tokens", type=int_at_least(1), default=8192, help="tokens per batch (rows of x); default 8192")
     p.add_argument("--repeats", type=int_at_least(1), default=5, help="timed rounds; the median is reported (default 5)")
     p.add_argument("--warmup", type=int_at_least(0), default=1, help="untimed rounds first (default 1)")

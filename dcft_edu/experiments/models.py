@@ -231,6 +231,19 @@ def deberta_v3_base_config() -> DebertaV2Config:
     )
 
 
+def roberta_base_config() -> RobertaConfig:
+    """roberta-base's config written out (Delta-LoRA's GLUE backbone): 12 layers, 768 hidden, 12 heads, 3072 FFN.
+
+    Used by: ``python -m dcft_edu.experiments.bench train --backbone roberta-base`` (random weights, for timing).
+    """
+    return RobertaConfig(
+        vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+        intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        max_position_embeddings=514, type_vocab_size=1, initializer_range=0.02, layer_norm_eps=1e-5,
+        pad_token_id=1, bos_token_id=0, eos_token_id=2,
+    )
+
+
 def roberta_large_config() -> RobertaConfig:
     """roberta-large's config written out: 24 layers, 1024 hidden, 16 heads, 4096 FFN, vocab 50265.
 

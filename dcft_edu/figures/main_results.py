@@ -291,14 +291,15 @@ BENCH_ORDER = ["head", "full", "lora", "peft_lora", "delta_lora", "dcft_fast", "
 
 
 def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] = None,
-                      train_sizes: Optional[dict[str, int]] = None) -> pd.DataFrame:
-    """The ``bench_train_<device>_<task>.json`` files (``device``: "cuda" or "cpu") as one table, one row per task and method.
+                      train_sizes: Optional[dict[str, int]] = None, backbone: str = "minilm") -> pd.DataFrame:
+    """The ``bench_train_<device>_*.json`` files (``device``: "cuda" or "cpu") of one ``backbone`` as one table,
+    one row per file and method (a file without a backbone setting is MiniLM's).
 
     Columns: samples/s, ``speed vs LoRA`` (÷ our LoRA r=8's, same file), ``memory MiB`` (CUDA
     max allocated while that method trained; all seven models stay resident in the one
     process, so every number includes their weights: differences are meaningful, ratios are
     diluted; on a CPU: each method's peak RSS growth in a fresh process), ``memory vs LoRA``, device. With ``train_sizes`` ({task: training examples per
-    epoch}) also ``s per epoch`` = examples / samples/s.
+    epoch}) also ``s per epoch`` = examples / samples/s. ``length``: the batches' max_length.
 
     Taught in: ``09_efficiency``.
     """
@@ -308,22 +309,26 @@ def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] =
     rows = []
     for f in sorted(folder.glob(f"bench_train_{device}_*.json")):
         r = json.loads(f.read_text())
+        if r["settings"].get("backbone", "minilm") != backbone:
+            continue
         task = r["settings"]["task"]
         sps, mem = r["samples_per_s"], r["memory_mb"]
         for m in sps:
             row = {"task": task, "method": m, "label": LABELS.get(m, m), "samples/s": sps[m],
                    "speed vs LoRA": sps[m] / sps["lora"], "memory MiB": mem.get(m, np.nan),
-                   "memory vs LoRA": mem.get(m, np.nan) / mem["lora"], "device": r["device"],
-                   "batch": f"{r['settings']['batch_size']} × {r['settings']['max_length']}"}
+                   "memory vs LoRA": mem.get(m, np.nan) / mem.get("lora", np.nan), "device": r["device"],
+                   "batch": f"{r['settings']['batch_size']} × {r['settings']['max_length']}",
+                   "length": r["settings"]["max_length"]}
             if train_sizes is not None and task in train_sizes:
                 row["s per epoch"] = train_sizes[task] / sps[m]
             rows.append(row)
     if not rows:
-        raise FileNotFoundError(f"no bench_train_{device}_*.json under {folder}: run `python -m dcft_edu.experiments.bench train --out ...`")
+        raise FileNotFoundError(f"no bench_train_{device}_*.json of {backbone} under {folder}: run "
+                                f"`python -m dcft_edu.experiments.bench train --backbone {backbone} --out ...`")
     out = pd.DataFrame(rows)
     out["method"] = pd.Categorical(out["method"], [m for m in BENCH_ORDER if m in set(out["method"])]
                                    + sorted(set(out["method"]) - set(BENCH_ORDER)), ordered=True)
-    return out.sort_values(["task", "method"]).reset_index(drop=True)
+    return out.sort_values(["length", "task", "method"]).reset_index(drop=True)
 
 
 def train_sizes(df: pd.DataFrame) -> dict[str, int]:
@@ -391,9 +396,9 @@ def measure_train_speed(methods: Sequence[str] = ("lora", "dcft_fast"), task: st
     data = batches(task, steps, batch_size, max_length, dev)
     out = []
     for m in methods:
-        model, opt, hook = build(m, task, 0, dev)
-        _steps(model, opt, hook, data[:1])  # warm-up
-        t = _steps(model, opt, hook, data)
+        model, opt = build(m, task, 0, dev)  # Delta-LoRA's W update hook is registered on opt
+        _steps(model, opt, data[:1])  # warm-up
+        t = _steps(model, opt, data)
         out.append({"method": m, "samples/s": steps * batch_size / t})
     res = pd.DataFrame(out)
     res["ratio to " + methods[0]] = res["samples/s"] / res["samples/s"].iloc[0]
@@ -598,30 +603,62 @@ def draw_efficiency() -> Figure:
     ax.set_title(f"(d) One adapted layer at DeBERTa-base shapes\n({layer_dev[1] if layer_dev else 'GPU'}, median of 5)",
                  fontsize=11)
     ax.legend(fontsize=8)
-    # (e) sweep speed
-    order = [m for m in MAIN_METHODS if m in set(sweep["label"])]
-    for ax, col, title, xl in [
-        (axes[1, 1], "samples/s", "(e) Speed in the real runs (sweep main)",
-         "training samples / s (rough: 14 runs shared one GPU)"),
-        (axes[1, 2], "peak MiB", "(f) Peak memory in the real runs (sweep main)",
-         "CUDA max allocated per run (MiB; one process per run)"),
-    ]:
-        for k, t in enumerate(tasks):
-            v = sweep[sweep["task"] == t].set_index("label").reindex(order)
-            ax.plot(v[col], np.arange(len(order)) + (k - 2) * 0.12, "o", ms=5, label=TASK_LABELS[t], color=f"C{k}")
-        ax.set_yticks(range(len(order)), order)
-        ax.invert_yaxis()
-        ax.set_xlabel(xl)
-        ax.set_title(title)
-        ax.set_xlim(left=0)
-        ax.legend(fontsize=8, title="task", title_fontsize=8)
+    # (e) one layer on the CPU, MiniLM and DeBERTa-base shapes, as ratios measured in one run
+    cpu_layer = json.loads((committed_results_dir() / "efficiency" / "bench_adapters_cpu.json").read_text())
+    ax = axes[1, 1]
+    from ..experiments.bench import SHAPE_SETS
+
+    shapes = [f"{i}→{o}" for i, o in SHAPE_SETS["both"] if f"{i}→{o}" in cpu_layer["fast_vs_lora1"]]
+    w = 0.8 / 3
+    for k, (key, label, color) in enumerate([
+            ("fast_vs_lora1", "DCFT fast ÷ LoRA r=1", METHOD_STYLE["LoRA r=1"][0]),
+            ("fast_vs_lora8", "DCFT fast ÷ LoRA r=8", METHOD_STYLE["LoRA r=8"][0]),
+            ("conv_vs_fast", "DCFT conv ÷ DCFT fast", "#F0E442")]):
+        x = np.arange(len(shapes)) + (k - 1) * w
+        ax.bar(x, [cpu_layer[key][sh] for sh in shapes], w, color=color, edgecolor="0.2", lw=0.5, label=label)
+        for xi, sh in zip(x, shapes):
+            ax.text(xi, cpu_layer[key][sh] + 0.05, f"{cpu_layer[key][sh]:.2f}", ha="center", fontsize=7, rotation=90)
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax.set_xticks(range(len(shapes)), shapes, fontsize=8, rotation=20)
+    ax.set_xlabel("layer shape, in → out (MiniLM: 384/1536; DeBERTa-base: 768/3072)")
+    ax.set_ylabel("ratio of ms per forward + backward")
+    ax.set_ylim(0, max(max(cpu_layer[k].values()) for k in ("fast_vs_lora1", "fast_vs_lora8", "conv_vs_fast")) * 1.3)
+    ax.set_title(f"(e) One layer on the 2-core CPU: time ratios, one run\n"
+                 f"({cpu_layer['settings']['tokens']:,} tokens, fp32, median of {cpu_layer['settings']['repeats']})",
+                 fontsize=11)
+    ax.legend(fontsize=8, loc="upper left")
+    # (f) the paper's backbone, random weights, on the CPU: speed ratios and time per epoch
+    ax = axes[1, 2]
+    paper = bench_train_frame("cpu", backbone="deberta-v3-base")
+    p_methods = [m for m in methods + ["lora_r1"] if m in set(paper["method"])]
+    p_labels = paper.drop_duplicates("method").set_index("method")["label"]
+    v = paper.set_index("method").loc[p_methods]
+    colors = [style.get(m, ("#999999",))[0] if m != "lora_r1" else METHOD_STYLE["LoRA r=1"][0] for m in p_methods]
+    ax.barh(np.arange(len(p_methods)), v["speed vs LoRA"], color=colors, alpha=0.85, edgecolor="0.2")
+    rec = json.loads(next((committed_results_dir() / "efficiency").glob("bench_train_cpu_deberta-v3-base_*.json")).read_text())
+    task = rec["settings"]["task"]
+    for i, m in enumerate(p_methods):
+        ax.text(v.loc[m, "speed vs LoRA"] + 0.03, i, f"{v.loc[m, 'speed vs LoRA']:.2f}×  "
+                f"({rec['epoch_s'][m][task] / 3600:.1f} h per {TASK_LABELS[task]} epoch)", va="center", fontsize=8)
+    ax.axvline(1.0, color="k", lw=0.8, ls=":")
+    ax.set_yticks(np.arange(len(p_methods)), [p_labels[m] for m in p_methods])
+    ax.invert_yaxis()
+    ax.set_xlim(0, v["speed vs LoRA"].max() * 1.9)
+    st = rec["settings"]
+    ax.set_xlabel(f"training samples/s ÷ LoRA r=8's, same run ({v['samples/s'].loc['lora']:.2f} samples/s)\n"
+                  "too few steps on a loaded machine: these ratios are noise\n(Delta-LoRA does strictly more work "
+                  "than LoRA); the GPU run is pending", fontsize=10)
+    ax.set_title(f"(f) DeBERTa-v3-base (random weights), 2-core CPU\nbatch {st['batch_size']} × {st['max_length']}, "
+                 f"{st['warmup']} warm-up + {st['rounds']} × {st['steps']} step, median", fontsize=11)
+
     dev = ", ".join(sorted(set(bench["device"])))
     b = bench.iloc[0]["batch"]
-    fig.suptitle("Training cost of each method on MiniLM-L6 (DCFT's efficiency claims, §3.2 and Figure 2; Delta-LoRA: "
+    fig.suptitle("Training cost of each method (DCFT's efficiency claims, §3.2 and Figure 2; Delta-LoRA: "
                  "\"comparable memory and computation to LoRA\")\n"
-                 f"(a)–(c): dcft_edu.bench train on {dev}, the GPU to itself: batches of {b} tokens (padded), bf16 "
-                 "autocast, 8 steps × 3 interleaved rounds per task, median; DCFT without its orthogonal penalty.\n"
-                 "(d): dcft_edu.bench adapters, one layer alone. (e)–(f): the runs of sweep main, mean over seeds "
-                 "(dynamic padding, each task's max length; DCFT with its penalty; 14 runs at a time on one H100).",
+                 f"(a)–(c): dcft_edu.bench train, MiniLM-L6 on {dev}, the GPU to itself: batches of {b} tokens (padded), "
+                 "bf16 autocast, 8 steps × 3 interleaved rounds per task, median; DCFT without its orthogonal penalty.\n"
+                 "(d): dcft_edu.bench adapters, one layer alone. (a)–(d) were measured before the Delta-LoRA W update "
+                 "was grouped by shape (the GPU re-run is pending).\n(e)–(f): a 2-core CPU shared with other jobs: "
+                 "read the ratios (methods interleaved in one run), not the absolute times.",
                  fontsize=10.5)
     return fig
