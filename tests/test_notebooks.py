@@ -86,14 +86,18 @@ def test_notebook_structure(name):
     assert first.cell_type == "markdown" and first.source.startswith("# "), f"{name}: first cell must be the title"
     assert COLAB_URL.format(name=name) in first.source, f"{name}: Open-in-Colab link missing or wrong"
     assert "colab-badge.svg" in first.source, f"{name}: Colab badge image missing"
-    # first code cell: installs only on Colab, in plain Python, and prints the device
-    assert '"google.colab" in sys.modules' in code[0] and "pip" in code[0], f"{name}: Colab install cell missing"
-    assert "device" in code[0], f"{name}: first code cell should print the device"
+    # first code cell: installs only on Colab (the old pip cell, or colab.COLAB_CELL), then the device is printed
+    colab_cell = "experiments.colab import bootstrap" in code[0]
+    assert '"google.colab" in sys.modules' in code[0] and ("pip" in code[0] or colab_cell), \
+        f"{name}: Colab install cell missing"
+    assert "device" in code[1 if colab_cell else 0], f"{name}: the code cell after the Colab cell should print the device"
     for src in code:
         assert not re.search(r"^\s*[!%]", src, re.M), f"{name}: IPython magics (! or %) in a code cell:\n{src}"
     # real checks, so that nbval can fail
     assert any(re.search(r"^\s*assert\b", src, re.M) for src in code), f"{name}: no assert in any code cell"
-    # closing cell
+    # closing cells: the take-away, then (in the lessons) the exercises
+    if last.source.startswith("## Exercises"):
+        last = nb.cells[-2]
     assert last.cell_type == "markdown" and "What you should take away" in last.source, f"{name}: take-away cell missing"
 
 
