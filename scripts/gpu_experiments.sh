@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The experiments of notebooks 07–13 on one offline GPU machine, as run for the committed results.
+# The experiments of notebooks 07–14 on one offline GPU machine, as run for the committed results.
 #
 #   ../shared/tools/device-bundle --with-sst2        # here: model + data + wheels into .device-bundle/
 #   bash scripts/gpu_experiments.sh PHASE MINUTES     # there, from the repository root

@@ -14,7 +14,7 @@ columns of the HF ``nyu-mll/glue`` dataset (the task's text columns, ``label``,
 was taken. Splits are ``"train"`` and ``"dev"`` (GLUE's test labels are
 private; both papers report dev, as we do).
 
-Used in: notebooks 06, 13; used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
+Used in: notebooks 06; used by ``dcft_edu.experiments.trainer`` and ``dcft_edu.experiments.presets``.
 """
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def load_e2e(split: str, root: Optional[PathLike] = None, limit: Optional[int] =
     ``<root>/E2E/{trainset,devset,testset_w_refs}.csv`` (real csv, quoted);
     without a root, the HF hub's ``tuetschek/e2e_nlg`` is tried.
 
-    Used in: ``13_delta_lora_lambda_k`` (the length of the paper's E2E run, to place its K).
+    Gives the length of the paper's E2E run, to place its K (``REPORT.md``, section 14).
     """
     split = _canonical_split(split, ("train", "dev", "test"))
     root_path = data_root(root)

@@ -1,6 +1,6 @@
 """Lab mode: an experiment notebook trains a small version of its own sweep on the student's device.
 
-Each notebook 07–13 shows the committed results (``figures/data``, trained by the authors on a GPU).
+Each notebook 07–14 shows the committed results (``figures/data``, trained by the authors on a GPU).
 In lab mode it also trains a *lab grid*: a subset of the committed sweep's grid (fewer tasks, seeds
 and settings; ``LAB_GRIDS``) at the ``lab`` scale, with the very same ``run_sweep`` code, into the
 student's results folder (``user_results_dir()``, never ``figures/``), and then draws the student's
@@ -25,7 +25,7 @@ Expected time of one notebook's lab sweep, and its basis:
   seconds of the process, since the machine was shared: load 11–15 on 2 cores made wall times 6–10×
   longer): head 25 s, LoRA 43 s, Delta-LoRA 49 s, DCFT k=8 52 s, DCFT k=8 s=2 50 s, full FT 64 s
   (+ ~5 s per run to load the model). Per notebook: 07 ≈ 4.3 min (5 runs), 10 ≈ 3.8 (4), 11 ≈ 2.8 (3),
-  12 ≈ 4.5 (6), 13 ≈ 4.5 (5). LoRA at this size on the other tasks: CoLA 33 s (Mcc 10.0), MRPC 122 s
+  12 ≈ 4.5 (6), 13 and 14 ≈ 4.5 (5, shared). LoRA at this size on the other tasks: CoLA 33 s (Mcc 10.0), MRPC 122 s
   (70.7 accuracy; the majority class is 68), RTE 204 s (57.8): longer pairs cost more, and MRPC and
   CoLA learn little from 400 rows, which is why the CPU form uses STS-B only. Its Pearson r ×100 at this size: LoRA 87.4, Delta-LoRA 85.5, full FT 67.1, DCFT k=8
   59.2 (s=2: 82.2), head only 34.7 — with so few steps full FT (lr 1e-4) and DCFT k=8 lag behind
@@ -46,7 +46,7 @@ methods or settings is what to compare.
 With ``DCFT_EDU_QUICK=1`` (CI) the lab trains the first ``QUICK_RUNS`` runs of each reduced grid at
 the ``quick`` scale into a temporary folder, so the code path is exercised in seconds.
 
-For notebooks 07 (08 reads 07's runs), 10, 11, 12 and 13.
+For notebooks 07 (08 reads 07's runs), 10, 11, 12, 13 and 14 (which share one lab grid).
 """
 from __future__ import annotations
 
@@ -137,7 +137,7 @@ LAB_GRIDS: dict[str, LabGrid] = {
         {"task": ["stsb"], "method": ["lora"], "seed": [0], "target_modules": ["all-linear"],
          "layers": [[0, 1, 2], [3, 4, 5]]},
     ]}),
-    "delta": LabGrid("13_delta_lora_lambda_k", gpu={
+    "delta": LabGrid("13_delta_lora_lambda, 14_delta_lora_k_and_twin", gpu={
         "delta_lambda": {"task": ["stsb", "mrpc"], "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 2.0, 5.0],
                          "seed": [0]},
         "delta_k": {"task": ["stsb", "mrpc"], "method": ["delta_lora"], "start_frac": [0.0, 0.25, 0.5], "seed": [0]},

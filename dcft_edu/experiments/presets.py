@@ -13,7 +13,7 @@ Six scales, each a ``Preset`` anyone can read:
 - ``paper``: the official DCFT DeBERTa-v3-base scripts in full (NOTES §1): all training
   data, their epochs, warmup steps, γ, weight decay, max lengths, classifier dropout and
   DCFT scale α/r, batch 32. Only the model differs (MiniLM, not DeBERTa-v3-base).
-- ``lab`` and ``lab_cpu``: what a student trains in notebooks 07–13 (``dcft_edu.experiments.lab``):
+- ``lab`` and ``lab_cpu``: what a student trains in notebooks 07–14 (``dcft_edu.experiments.lab``):
   a notebook's lab sweep in ≤ 10 minutes on a Colab T4 (``lab``) or ≤ 15 minutes on a
   2-core CPU (``lab_cpu``, fewer runs too). Their timings and basis: ``dcft_edu.experiments.lab``.
 
@@ -23,7 +23,7 @@ so that comparisons differ only in the method; full fine-tuning uses 1e-4 and
 head-only 1e-3. Delta-LoRA's start step K is the paper's per-task K expressed as
 a fraction of its total steps (RoBERTa-base, batch 128), so it scales with ours.
 
-Used by: ``dcft_edu.experiments.trainer``, ``dcft_edu.experiments.sweep`` and notebooks 07–13.
+Used by: ``dcft_edu.experiments.trainer``, ``dcft_edu.experiments.sweep`` and notebooks 07–14.
 """
 from __future__ import annotations
 

@@ -22,6 +22,7 @@ from ..adapter_io import atomic_write  # noqa: F401  (the one atomic writer live
 
 QUICK_ENV = "DCFT_EDU_QUICK"
 RESULTS_ENV = "DCFT_EDU_RESULTS"
+COMMITTED_ENV = "DCFT_EDU_COMMITTED"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -32,10 +33,11 @@ def is_quick() -> bool:
 
 def committed_results_dir() -> Path:
     """The committed experiment results, ``<repo>/figures/data``: what the figures, the README's tables and
-    notebooks 07–13 are read from. Only a command that names it writes there (``--results figures/data``, as
-    ``scripts/gpu_experiments.sh`` does to regenerate them).
+    notebooks 07–14 are read from. Only a command that names it writes there (``--results figures/data``, as
+    ``scripts/gpu_experiments.sh`` does to regenerate them). ``$DCFT_EDU_COMMITTED`` names another folder
+    instead (a copy with fewer seeds, to check that the notebooks assert nothing a smaller run breaks).
     """
-    return REPO_ROOT / "figures" / "data"
+    return Path(os.environ.get(COMMITTED_ENV) or REPO_ROOT / "figures" / "data")
 
 
 def user_results_dir() -> Path:
@@ -56,7 +58,7 @@ def notebook_setup() -> tuple[torch.device, bool]:
     """``(DEVICE, QUICK)`` for a notebook's first cell, printed: the device it will use and whether
     ``DCFT_EDU_QUICK=1`` put it at its tiny CI scale.
 
-    Used in: notebooks 01–13 (their first code cell).
+    Used in: notebooks 01–14 (their first code cell).
     """
     device, quick = resolve_device(), is_quick()
     print(f"device: {device_name(device)}  |  quick mode (DCFT_EDU_QUICK): {quick}")

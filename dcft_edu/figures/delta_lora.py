@@ -1,4 +1,4 @@
-"""Experiment figures of 13_delta_lora_lambda_k, drawn from the committed results.
+"""Experiment figures of 13_delta_lora_lambda and 14_delta_lora_k_and_twin, drawn from the committed results.
 
 Each figure is a zero-argument function registered in ``dcft_edu.figures.FIGURES``;
 ``python -m dcft_edu.figures`` redraws them from ``figures/data/`` without training:
@@ -17,7 +17,7 @@ notebook prints its tables with (seed coverage, "mean ± std (n=…)" cells, the
 and the two checks it runs on trained models (``delta_lora_identity_gap``,
 ``effective_change_gap``).
 
-Taught in: ``13_delta_lora_lambda_k``.
+Taught in: ``13_delta_lora_lambda``, ``14_delta_lora_k_and_twin``.
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ PAPER_E2E_BATCH, PAPER_E2E_EPOCHS = 8, 5
 def sweep_results(name: str) -> pd.DataFrame:
     """The committed results of one sweep (read once per process; a copy each call).
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``13_delta_lora_lambda``, ``14_delta_lora_k_and_twin``.
     """
     return load_sweep(name)
 
@@ -87,7 +87,7 @@ def lora_reference(main: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     Same r, lora_alpha and target_modules as ``METHOD_DEFAULTS["delta_lora"]``, lora_dropout 0 and no
     scale jump, so that Delta-LoRA with λ = 0 would be the very same method.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``13_delta_lora_lambda``.
     """
     main = sweep_results("main") if main is None else main
     d = METHOD_DEFAULTS["delta_lora"]
@@ -113,7 +113,7 @@ def k_runs(delta_k: Optional[pd.DataFrame] = None, delta_lambda: Optional[pd.Dat
     and ``k_setting``: "0 %", "10 %", … for the grid's fractions, "default" for the task's own K
     (Delta-LoRA's per-task K as a fraction of its total steps, ``presets.TASK_RECIPES``).
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     dk = sweep_results("delta_k") if delta_k is None else delta_k.copy()
     dl = sweep_results("delta_lambda") if delta_lambda is None else delta_lambda.copy()
@@ -150,8 +150,6 @@ def constant_predictor(task: str, split: str = "dev") -> dict[str, float]:
     of the constant a collapsed model actually learns — the **training** prior (label frequencies, or the mean
     score) — and, for classification, the best constant's accuracy (the majority class's share). A run whose
     loss sits at one of the two losses has collapsed. Computed from GLUE's full splits (``FULL_SPLIT_LABELS``).
-
-    Taught in: ``13_delta_lora_lambda_k``.
     """
     y, y_train = FULL_SPLIT_LABELS[(task, split)], FULL_SPLIT_LABELS[(task, "train")]
     if isinstance(y, dict):  # STS-B: regression
@@ -175,7 +173,7 @@ def collapse_check(df: pd.DataFrame, tol: float = 0.05) -> pd.DataFrame:
     than ``tol`` above the best dev constant: on STS-B, 5.1 %.) Columns: task, method, λ (update_ratio), jump
     (lora_scale_jump), seed, best metric ×100, the losses and their ratios to the constants', collapsed.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``13_delta_lora_lambda``.
     """
     const = {(t, sp): constant_predictor(t, sp) for t in df["task"].unique() for sp in ("train", "dev")}
     rows = []
@@ -206,7 +204,7 @@ def lambda_table(delta_lambda: Optional[pd.DataFrame] = None, reference: Optiona
     """Delta-LoRA's best dev metric ×100 per task (rows) and λ (columns), LoRA r = 8 first; every cell
     "mean ± std (n=…)", "missing" where no seed exists. (Delta-LoRA Table 7's layout, on GLUE.)
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``13_delta_lora_lambda``.
     """
     dl = sweep_results("delta_lambda") if delta_lambda is None else delta_lambda
     ref = lora_reference() if reference is None else reference
@@ -225,7 +223,7 @@ def k_table(runs: Optional[pd.DataFrame] = None, reference: Optional[pd.DataFram
     """Delta-LoRA's best dev metric ×100 per task and start step K (``k_runs``): the grid's fractions of all
     optimizer steps, the task's default K (with its K / steps), and LoRA r = 8. (Table 8's layout, on GLUE.)
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     runs = k_runs() if runs is None else runs
     ref = lora_reference() if reference is None else reference
@@ -249,8 +247,6 @@ def coverage(delta_lambda: Optional[pd.DataFrame] = None, krun: Optional[pd.Data
              twin: Optional[pd.DataFrame] = None, tasks: Sequence[str] = TASKS) -> pd.DataFrame:
     """Seeds present per planned cell of the three sweeps: one row per (sweep, setting), one column per task,
     cells "3/3", "1/3 (seed 0)", "0/3"; ``PLANNED_SEEDS`` is what each grid asks for. Never fills gaps.
-
-    Taught in: ``13_delta_lora_lambda_k``.
     """
     dl = sweep_results("delta_lambda") if delta_lambda is None else delta_lambda
     kr = k_runs() if krun is None else krun
@@ -293,7 +289,7 @@ def twin_matches(delta: Optional[pd.DataFrame] = None, twin: Optional[pd.DataFra
     the λ = 0 Delta-LoRA run with the same task and seed (``None`` where missing). A list of dicts with
     keys task, lam, seed, K, ``delta``, ``twin``, ``lora``, ``lambda0`` (result rows).
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     dl = sweep_results("delta_lambda") if delta is None else delta
     tw = sweep_results("scale_jump") if twin is None else twin
@@ -312,7 +308,7 @@ def twin_table(matches: Optional[list[dict]] = None) -> pd.DataFrame:
     twin's gap |Δ| to Delta-LoRA (best epoch and the largest per-epoch gap), and as a yardstick the gap
     between λ = 0 Delta-LoRA and LoRA: the same method on paper, so their gap is run-to-run noise alone.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     matches = twin_matches() if matches is None else matches
     rows = []
@@ -338,8 +334,6 @@ def twin_table(matches: Optional[list[dict]] = None) -> pd.DataFrame:
 def twin_curves(matches: Optional[list[dict]] = None) -> pd.DataFrame:
     """The per-epoch dev curves of every twin pair (and its LoRA run), long format: task, lam, seed, K,
     variant ("Delta-LoRA", "twin", "LoRA"), epoch, step, metric (×100), dev_loss, train_loss, device.
-
-    Taught in: ``13_delta_lora_lambda_k``.
     """
     matches = twin_matches() if matches is None else matches
     parts = []
@@ -365,7 +359,7 @@ def twin_adam_step_ratio(lam: float, start: int, t: Union[int, np.ndarray],
     1 up to K, above 1 after it (the first moment forgets the old scale in ~10 steps, the second in
     ~1000), back towards 1 as both forget. With exact scale invariance (K = 0) it is 1 throughout.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     ts = np.atleast_1d(np.asarray(t, dtype=int))
     out = np.empty(len(ts))
@@ -385,7 +379,7 @@ def pretrained_weights(names: Sequence[str], task: str = "rte", model: Optional[
     Loaded independently of any trained model, so checks against it are not circular (unlike
     ``original_weights``, which recovers W₀ from the trained model itself).
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     from ..experiments.models import load_model
 
@@ -396,7 +390,7 @@ def pretrained_weights(names: Sequence[str], task: str = "rte", model: Optional[
 def effective_weight(layer: nn.Module) -> torch.Tensor:
     """What an (unmerged) adapter layer multiplies x by: base_weight() + get_delta_weight(), (out, in).
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``13_delta_lora_lambda``.
     """
     return layer.effective_weight().detach()
 
@@ -412,7 +406,7 @@ def delta_lora_identity_gap(model: nn.Module, pretrained: dict[str, torch.Tensor
     (1+λ)·s at K, with the constant −λ·s·P_K folded into W (NOTES §4). Columns: layer, num_steps, K, gap,
     scale (max |W_eff − W₀|, for reference).
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     from ..delta_lora import delta_lora_layers
 
@@ -439,7 +433,7 @@ def effective_change_gap(model_a: nn.Module, model_b: nn.Module, pretrained: dic
 
     0 for two models that learned the same change of their weights; used to compare Delta-LoRA with its twin.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     from ..inject import adapter_layers
 
@@ -499,7 +493,7 @@ def _limits(s: pd.DataFrame, ref: pd.Series) -> tuple[float, float]:
 def draw_delta_lora_lambda_k() -> Figure:
     """Best dev metric vs the update ratio λ (top) and the start step K (bottom), per task, LoRA r=8 as reference.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``13_delta_lora_lambda``, ``14_delta_lora_k_and_twin``.
     """
     dl, kr, ref = sweep_results("delta_lambda"), k_runs(), lora_reference()
     sl = summarize(dl, ["task", "update_ratio"])
@@ -567,7 +561,7 @@ def draw_delta_lora_lambda_k() -> Figure:
 def draw_delta_lora_twin() -> Figure:
     """Per-epoch dev curves of Delta-LoRA(λ), the scale-jump twin (LoRA, s → (1+λ)·s at K) and LoRA.
 
-    Taught in: ``13_delta_lora_lambda_k``.
+    Taught in: ``14_delta_lora_k_and_twin``.
     """
     matches = twin_matches()
     curves = twin_curves(matches)
