@@ -12,20 +12,11 @@ import pytest
 from scipy import stats
 
 from dcft_edu.experiments.analysis import CPU_RESULTS, TASK_LABELS, paired_differences
+from dcft_edu.experiments.analysis import holm
 from dcft_edu.experiments.runinfo import committed_results_dir
 from dcft_edu.figures import delta_lora as fd
 
 pytestmark = pytest.mark.skipif(not (committed_results_dir() / "delta_lambda").is_dir(), reason="no committed results")
-
-
-def holm(p) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (step-down: the k-th smallest × (m − k + 1), kept monotone, ≤ 1)."""
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
-    adjusted = np.minimum(np.maximum.accumulate((len(p) - np.arange(len(p))) * p[order]), 1.0)
-    out = np.empty(len(p))
-    out[order] = adjusted
-    return out
 
 
 def test_holm_matches_a_hand_computed_example():

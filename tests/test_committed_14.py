@@ -12,7 +12,7 @@ from dcft_edu.experiments.analysis import (CPU_RESULTS, TASK_LABELS, best_lambda
                                            paired_differences, short_device)
 from dcft_edu.figures import delta_lora as fd
 
-from test_committed_13 import holm
+from dcft_edu.experiments.analysis import holm
 
 pytestmark = pytest.mark.skipif(not (committed_results_dir() / "delta_k").is_dir(), reason="no committed results")
 
