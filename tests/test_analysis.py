@@ -120,3 +120,14 @@ def test_weight_similarity_of_effective_weights():
         assert s["cosine"] == pytest.approx(float(w0 @ w / (w0.norm() * w.norm())))
         moved = name.endswith(".query")
         assert (s["rel_change"] > 1e-3) == moved and (s["cosine"] < 1 - 1e-9) == moved
+
+
+def test_holm_steps_down_and_keeps_order():
+    import numpy as np
+
+    from dcft_edu.experiments.analysis import holm
+
+    adj = holm(pd.Series({"cola": 0.04, "mrpc": 0.01, "stsb": 0.03, "rte": float("nan")}))
+    # three tests: 0.01·3, 0.03·2, then max(0.04·1, 0.06): monotone; NaN stays
+    assert adj[["mrpc", "stsb", "cola"]].round(10).tolist() == [0.03, 0.06, 0.06] and np.isnan(adj["rte"])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]

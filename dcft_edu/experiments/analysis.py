@@ -209,6 +209,21 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
     return pd.DataFrame(rows, columns=columns).set_index(by)  # empty (same columns) when nothing pairs
 
 
+def holm(pvalues: Union[Sequence[float], pd.Series]) -> pd.Series:
+    """Holm's step-down adjustment of the p-values of one claim's tests (e.g. one per task), same order and index.
+
+    The i-th smallest of m p-values is multiplied by m − i (i from 0), kept monotone, capped at 1; a claim holds
+    at level α for every test whose adjusted p is below α (family-wise error ≤ α). NaN stays NaN.
+
+    Used by: ``tests/test_committed_*.py`` and ``REPORT.md``.
+    """
+    p = pd.Series(pvalues, dtype=float)
+    ok = p.dropna().sort_values()
+    # p_(i) · (m − i), then the running maximum (step-down), at most 1
+    adjusted = (ok * np.arange(len(ok), 0, -1)).cummax().clip(upper=1.0)
+    return adjusted.reindex(p.index)
+
+
 def mean_std(mean: float, std: float, n: int) -> str:
     """'71.2 ± 1.3' (or '71.2' for a single seed)."""
     return cell(mean, std, n, missing="—", show_n=False)
