@@ -53,8 +53,8 @@ def test_cola_large_kernels_win(mean, std, paired):
     for k in (8, 12):
         assert cola.loc[k, "pairs > 0"] == "3/3" and cola.loc[k, "paired t-test p"] < 0.05
     assert round(cola.loc[8, "paired t-test p"], 3) == 0.049 and round(cola.loc[12, "paired t-test p"], 3) == 0.015
-    # Holm across the four tasks: k = 12 stays below 0.05, k = 8 does not
-    assert cola.loc[12, "holm p"] < 0.05 < cola.loc[8, "holm p"]
+    # Holm across the four tasks: no longer below 0.05 (3 pairs per task); the signs are the evidence
+    assert round(cola.loc[12, "holm p"], 3) == 0.058 and round(cola.loc[8, "holm p"], 3) == 0.197
     spread = mean["cola"].max() - mean["cola"].min()
     assert spread > 3 * std["cola"].max() and round(spread, 1) == 6.5
 
@@ -92,7 +92,8 @@ def test_lora_r8_beats_every_kernel(df, mean):
                             within=["task"])
     assert vs["pairs > 0"].str.startswith("0/").all()  # LoRA above the best kernel on every seed
     p = holm(vs["paired t-test p"].droplevel("arm"))
-    assert (p.drop("stsb") < 0.05).all() and p["stsb"] > 0.05  # Holm across tasks: STS-B's gap within noise
+    assert list(p.index[p < 0.05]) == ["mrpc"]  # Holm across tasks: only MRPC below 0.05 ...
+    assert (p.drop("stsb") < 0.08).all() and round(p["stsb"], 2) == 0.20  # ... CoLA, RTE close; STS-B within noise
 
 
 def test_the_paper_and_ours_part_at_k12(mean):
