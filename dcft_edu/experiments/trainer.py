@@ -15,7 +15,7 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
   dev loss stops the run: the record says ``status: "diverged"`` (and where), with no best
   or final metric, instead of passing a NaN model's dev score off as a result.
 
-Used in: notebooks 04, 07, 08, 11, 13.
+Used in: notebooks 04, 07, 08, 13.
 """
 from __future__ import annotations
 
@@ -153,7 +153,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     tokenizer) pair; by default the model is loaded with ``load_model``.
     ``eval_at_start`` also evaluates the untrained model (recorded as ``initial``).
 
-    Used in: notebooks 04, 08, 11, 13.
+    Used in: notebooks 04, 08, 13.
     """
     from tqdm import tqdm
 
