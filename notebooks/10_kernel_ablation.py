@@ -206,7 +206,7 @@ reading.rename(index=TASK_LABELS).round(1)
 
 # %%
 ours = mean.round(1).rename(columns=lambda t: f"{TASK_LABELS[t]} (ours)")
-side = pd.concat([PAPER_TABLE4.rename(columns=lambda t: f"{TASK_LABELS.get(t, t)} (paper)"), ours], axis=1)
+side = pd.concat([PAPER_TABLE4.rename(columns={t: f"{TASK_LABELS[t]} (paper)" for t in TASKS}), ours], axis=1)
 side.loc["best k"] = [""] + [side[c].astype(float).idxmax() for c in side.columns[1:]]
 side
 

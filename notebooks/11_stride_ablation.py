@@ -219,7 +219,7 @@ plt.show()
 
 # %%
 ours = mean.round(1).rename(columns=lambda t: f"{TASK_LABELS[t]} (ours)")
-side = pd.concat([PAPER_TABLE5.rename(columns=lambda t: f"{TASK_LABELS.get(t, t)} (paper)"), ours], axis=1)
+side = pd.concat([PAPER_TABLE5.rename(columns={t: f"{TASK_LABELS[t]} (paper)" for t in TASKS}), ours], axis=1).sort_index()
 side.loc["rank of s = 8"] = [""] + [int(side[c].astype(float).rank(ascending=False, method="min")[K])
                                     for c in side.columns[1:]]
 side

@@ -223,7 +223,7 @@ pd.concat({"mean − all six": minus_all.groupby(["task", "method"]).mean().roun
 
 # %%
 ours = mean.loc["DCFT k=8"].round(1).rename(columns=lambda t: f"{TASK_LABELS[t]} (ours)")
-PAPER_TABLE6.rename(columns=lambda t: f"{TASK_LABELS.get(t, t)} (paper)").join(ours, how="outer").fillna("—")
+PAPER_TABLE6.rename(columns=lambda t: f"{TASK_LABELS[t]} (paper)" if t in TASK_LABELS else t).join(ours, how="outer").fillna("—")
 
 # %% [markdown]
 # ## What you should take away
