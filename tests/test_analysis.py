@@ -184,3 +184,14 @@ def test_dcft_question_applies_the_rule():
     t = dcft_question(*study_frames(gap_paper=-0.05))
     assert t.loc["a: DCFT − LoRA r=1, paper preset", "verdict"] == "< 0"
     assert t.loc["a: gap change, paper − gpu preset (budget)", "verdict"] == "inconclusive"
+
+
+def test_holm_steps_down_and_keeps_order():
+    import numpy as np
+
+    from dcft_edu.experiments.analysis import holm
+
+    adj = holm(pd.Series({"cola": 0.04, "mrpc": 0.01, "stsb": 0.03, "rte": float("nan")}))
+    # three tests: 0.01·3, 0.03·2, then max(0.04·1, 0.06): monotone; NaN stays
+    assert adj[["mrpc", "stsb", "cola"]].round(10).tolist() == [0.03, 0.06, 0.06] and np.isnan(adj["rte"])
+    assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]

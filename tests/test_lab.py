@@ -130,3 +130,22 @@ def test_overlay_user_runs_draws_yours_on_existing_axes():
     with pytest.raises(ValueError, match="no position for task"):
         overlay_user_runs(ax, user, x="task", positions={"stsb": 0})
     plt.close(fig)
+
+
+def test_overlay_user_runs_widens_the_y_limits_to_show_every_run():
+    fig, ax = plt.subplots()
+    ax.plot([2, 8], [84, 86])
+    ax.set_ylim(83, 87)  # a committed figure fixes its limits to the committed runs
+    overlay_user_runs(ax, _runs("stsb", "dcft", [0.59], kernel_size=8), x="kernel_size")
+    lo, hi = ax.get_ylim()
+    assert lo < 59 and hi == 87
+    plt.close(fig)
+
+
+def test_committed_results_dir_can_be_pointed_elsewhere(monkeypatch, tmp_path):
+    from dcft_edu.experiments import runinfo
+
+    monkeypatch.delenv(runinfo.COMMITTED_ENV, raising=False)
+    assert runinfo.committed_results_dir() == runinfo.REPO_ROOT / "figures" / "data"
+    monkeypatch.setenv(runinfo.COMMITTED_ENV, str(tmp_path))
+    assert runinfo.committed_results_dir() == tmp_path

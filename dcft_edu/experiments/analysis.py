@@ -209,13 +209,15 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
     return pd.DataFrame(rows, columns=columns).set_index(by)  # empty (same columns) when nothing pairs
 
 
-def holm(pvalues: Sequence[float]) -> np.ndarray:
+def holm(pvalues: Union[Sequence[float], pd.Series]) -> Union[np.ndarray, pd.Series]:
     """Holm–Bonferroni adjusted p-values, in the input order (NaN stays NaN and does not count in m).
+
+    One claim's tests (e.g. one per task) are one family; a Series comes back as a Series with its index.
 
     Sort the m p-values ascending: p̃₍ᵢ₎ = max_{j ≤ i} min(1, (m − j + 1) · p₍ⱼ₎); reject where p̃ < α.
     Controls the family-wise error rate at α under any dependence (Holm 1979).
 
-    Used by: ``dcft_question``.
+    Used by: ``dcft_question``, ``tests/test_committed_*.py`` and ``REPORT.md``.
     """
     p = np.asarray(pvalues, dtype=float)
     out = np.full_like(p, np.nan)
@@ -223,7 +225,7 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
     order = ok[np.argsort(p[ok], kind="stable")]
     m = len(order)
     out[order] = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    return out
+    return pd.Series(out, index=pvalues.index) if isinstance(pvalues, pd.Series) else out
 
 
 def holdout_tuned(df: pd.DataFrame) -> pd.DataFrame:

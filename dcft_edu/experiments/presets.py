@@ -323,7 +323,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> RunConfig:
     """A RunConfig from a scale preset, the task recipe and the method's defaults; ``overrides`` win.
 
-    Used in: notebooks 04, 07, 08, 10–12, ``python -m dcft_edu.experiments.train``.
+    Used in: notebooks 04, 07, 08, 10, 11, ``python -m dcft_edu.experiments.train``.
     """
     from .data import GLUE_TASKS, canonical_task
 

@@ -426,7 +426,7 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
     picks up again. Other keyword arguments override RunConfig fields of every run.
     Raises ``SweepFailed`` (after every other run) if some runs raised.
 
-    Used in: notebooks 07, 10–13.
+    Used in: notebooks 07, 13; used by the solutions of 10–12.
     """
     return run_sweeps([(name, grid)], results_dir, scale=scale, train_fn=train_fn, progress=progress, log=log,
                       **kwargs)[name]

@@ -79,7 +79,7 @@ PAPER_TABLE6 = pd.DataFrame(
 def paper_table(table: pd.DataFrame) -> pd.DataFrame:
     """A ``PAPER_TABLE*`` with task labels as column names, for printing beside ours.
 
-    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    Used by: ``dcft_edu.figures.main_results``.
     """
     return table.rename(columns={t: f"{TASK_LABELS[t]} (paper)" for t in TASK_LABELS})
 
@@ -156,7 +156,7 @@ def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
     A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` holds its result
     (``folder`` defaults to ``committed_results_dir()``). Missing runs are never filled in.
 
-    Taught in: ``10_kernel_ablation``.
+    Used by: ``tests/test_committed_10.py`` to ``_12.py``.
     """
     folder = committed_results_dir() if folder is None else Path(folder)
     rows = []
@@ -170,7 +170,7 @@ def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
 def coverage_table(cov: pd.DataFrame, rows: Sequence[str], cols: str = "task") -> pd.DataFrame:
     """Seeds present per cell of a ``grid_coverage`` result, as "n/expected (seed …)" strings.
 
-    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    Used by: ``tests/test_figures_ablations.py`` (REPORT.md's coverage notes).
     """
     def fmt(g: pd.DataFrame) -> str:
         have = sorted(int(s) for s in g.loc[g["present"], "seed"])
@@ -187,7 +187,7 @@ def wide(summary: pd.DataFrame, index: Union[str, Sequence[str]], values: str = 
          tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
     """Pivot ``summarize`` output to one row per ``index``, one column per task (CoLA, MRPC, …).
 
-    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    Used by: ``tests/test_figures_ablations.py``.
     """
     t = summary.pivot_table(index=index, columns="task", values=values, aggfunc="first")
     t = t[[c for c in tasks if c in t.columns]]
@@ -200,7 +200,7 @@ def time_table(df: pd.DataFrame, by: str) -> pd.DataFrame:
 
     Runs shared a GPU 14–15 at a time, so these are rough and only comparable within one device.
 
-    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``.
+    Used by: ``tests/test_figures_ablations.py`` (REPORT.md's training times).
     """
     d = df.assign(dev=df["device"].map(short_device))
     g = d.groupby(["dev", by, "task"])["train_time_s"].agg(["mean", "count"]).reset_index()
@@ -225,7 +225,7 @@ def ablation_results(name: str) -> pd.DataFrame:
 def lora_r8_summary(tasks: Sequence[str] = ABLATION_TASKS) -> pd.DataFrame:
     """LoRA r = 8 on all six matrices (sweep ``main``): mean, std, n ×100 and adapter parameters per task.
 
-    Taught in: ``10_kernel_ablation``.
+    Used by: ``kernel_ablation`` and ``stride_ablation`` (the LoRA band).
     """
     m = ablation_results("main")
     m = m[(m["method"] == "lora") & (m["r"] == 8) & m["task"].isin(list(tasks))]
@@ -265,7 +265,7 @@ def expected_adapter_params(run) -> int:
     LoRA / Delta-LoRA: r·(in + out) per matrix (A: r × in, B: out × r);
     DCFT: r·(h(in) + h(out)) + k² per matrix (``dcft_num_params``).
 
-    Taught in: ``10_kernel_ablation``, ``12_layer_ablation``.
+    Taught in: ``11_stride_ablation``.
     """
     total = 0
     for _, d_in, d_out in adapted_shapes(run):
@@ -318,7 +318,7 @@ def delta_weight_at_init(run, module_suffix: str) -> np.ndarray:
     So a kept ΔW (``RunConfig.save_delta``) should equal ``layer.get_delta_weight()`` after training
     minus this. Float32 numpy array (out, in).
 
-    Taught in: ``11_stride_ablation``.
+    (No notebook uses it since 11 became a lesson; it checked that a kept ΔW is W_eff after − this.)
     """
     from ..inject import adapter_layers
     from ..experiments.models import load_model
@@ -338,7 +338,7 @@ def rms_by_coverage(delta: np.ndarray, kernel_size: int, stride: int) -> pd.Seri
     stride. If the uneven coverage of s < k (k not a multiple of s) leaves a checkerboard in the
     learned ΔW, the RMS differs between coverage classes; with even coverage there is one class.
 
-    Taught in: ``11_stride_ablation``.
+    Used by: ``checkerboard_contrast``.
     """
     k = kernel_size
     cov = coverage_map(k, stride, delta.shape).numpy()[k:-k, k:-k]

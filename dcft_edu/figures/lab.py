@@ -26,7 +26,8 @@ def overlay_user_runs(ax: plt.Axes, user: pd.DataFrame, x: str, y: str = "best_m
     ``x``: the column giving each run's x (numeric axes), mapped through ``positions`` (a dict or a
     function) on categorical axes. ``y``: the metric column, times ``scale`` (100: the papers' ×100,
     as the committed figures draw it). ``style`` overrides ``YOURS_STYLE``. If ``ax`` has a legend it
-    is redrawn with the new entry. Returns the ``PathCollection``.
+    is redrawn with the new entry. The y-limits widen to show every run (a lab run often sits below the
+    committed ones). Returns the ``PathCollection``.
     """
     if user.empty:
         raise ValueError("overlay_user_runs: no runs to draw (user is empty); train some with lab.run_lab first")
@@ -36,7 +37,11 @@ def overlay_user_runs(ax: plt.Axes, user: pd.DataFrame, x: str, y: str = "best_m
         if xs.isna().any():
             raise ValueError(f"overlay_user_runs: no position for {x} = {sorted(set(user[x][xs.isna()]))}; "
                              f"add them to positions")
-    points = ax.scatter(xs, scale * user[y], label=label, **{**YOURS_STYLE, **style})
+    ys = scale * user[y]
+    points = ax.scatter(xs, ys, label=label, **{**YOURS_STYLE, **style})
+    lo, hi = ax.get_ylim()
+    pad = 0.05 * (hi - lo)
+    ax.set_ylim(min(lo, ys.min() - pad), max(hi, ys.max() + pad))
     if ax.get_legend() is not None:
         ax.legend()
     return points
