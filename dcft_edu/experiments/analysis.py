@@ -9,7 +9,7 @@ the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
     python -m dcft_edu.experiments.analysis table figures/data/main          # a quick look from the shell
     python -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda
 
-Used in: notebooks 07, 09–12; used by ``dcft_edu.figures``.
+Used in: notebooks 07, 09; used by ``dcft_edu.figures`` and ``tests/test_committed_*.py``.
 """
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def load_sweep(name: str) -> pd.DataFrame:
 def short_device(device: str) -> str:
     """"H100", "H200", "cpu" … from a result's ``device`` string (timings compare only within one device).
 
-    Used in: ``11_stride_ablation``.
+    Used by: the figures and ``tests/test_committed_*.py``.
     """
     for gpu in ("H100", "H200", "A100", "L4", "T4"):
         if gpu in str(device):
@@ -156,7 +156,7 @@ def device_comparison(gpu: pd.DataFrame, cpu: pd.DataFrame, by: Sequence[str],
     over the seeds that ran on both, the mean same-seed difference ``CPU − GPU`` (×100) and how many
     seeds it averages (``paired n``; NaN/0 where no seed ran on both).
 
-    Taught in: ``11_stride_ablation``.
+    Used by: ``tests/test_committed_11.py`` (REPORT.md).
     """
     by = list(by)
     g = summarize(gpu, by, metric).set_index(by)
@@ -186,7 +186,7 @@ def paired_differences(df: pd.DataFrame, by: str, reference: Any, metric: str = 
     seed and device is what lets runs from two devices (``CPU_RESULTS``) share one comparison. ``within``
     (e.g. ``["task"]``) pairs inside each group of those columns only, which lead the returned index.
 
-    Taught in: ``10_kernel_ablation``, ``11_stride_ablation``, ``12_layer_ablation``.
+    Used by: ``tests/test_committed_10.py`` to ``_14.py`` (REPORT.md).
     """
     from scipy import stats
 

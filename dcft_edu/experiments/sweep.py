@@ -25,7 +25,7 @@ machine, round-robin; ``executor=`` (``--launcher submitit``) submits each run a
 SLURM cluster through ``submitit``. Either way a run writes its own result file, so a
 rerun skips every finished run.
 
-Used in: notebooks 07, 10–13.
+Used in: notebooks 07, 12–14.
 """
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ GLUE task and returns a result record (a plain dict, JSON-ready):
   result equals the single-process one; every rank returns it, only rank 0 should write it
   (``is_main_process``).
 
-Used in: notebooks 04, 07, 08, 11, 13, 14.
+Used in: notebooks 04, 07, 08, 13, 14.
 """
 from __future__ import annotations
 
@@ -225,7 +225,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
     Under ``torchrun`` / ``accelerate launch`` with several processes every rank returns the same record;
     only rank 0 logs.
 
-    Used in: notebooks 04, 08, 11, 13, 14.
+    Used in: notebooks 04, 08, 13, 14.
     """
     from tqdm import tqdm
 
