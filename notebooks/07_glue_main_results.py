@@ -261,6 +261,19 @@ for a, b in [("Delta-LoRA r=8 λ=0.5", "LoRA r=8"), ("full FT", "LoRA r=8")]:
 #   RTE separates the methods least: this small sentence-embedding model learns little entailment from 20k examples.
 
 # %% [markdown]
+# ## What you should take away
+#
+# - A sweep is a folder of one-JSON-per-run files; a `groupby` over (method, task) turns it into the papers'
+#   table, with seeds giving the spread the papers do not report.
+# - On MiniLM-L6 with ~20k training examples per run the order is full FT ≈ LoRA r = 8 ≈ Delta-LoRA > LoRA
+#   r = 1 ≫ DCFT k = 2 ≈ DCFT k = 8 ≫ head only: **DCFT does not match LoRA r = 1 here**, while the paper
+#   (DeBERTa-v3-base, one seed, 25–50 epochs) has it ahead.
+# - The run records point to under-fitting, not to a too-small update: DCFT starts slowly, is still improving
+#   at its last epoch and ends with a higher training loss, while having moved $W_q, W_v$ more than LoRA r = 8.
+# - Delta-LoRA vs LoRA: +0.1 on the average, inside seed noise. With one seed, as in the papers, differences of
+#   this size cannot be told apart.
+
+# %% [markdown]
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/07_glue_main_results_solutions.ipynb`.
@@ -276,16 +289,3 @@ for a, b in [("Delta-LoRA r=8 λ=0.5", "LoRA r=8"), ("full FT", "LoRA r=8")]:
 #    help?
 # 4. **Underfitting in one number.** Predict for which task DCFT k = 8's final training loss exceeds LoRA r = 1's
 #    the most (in ratio), then check with `convergence_table`.
-
-# %% [markdown]
-# ## What you should take away
-#
-# - A sweep is a folder of one-JSON-per-run files; a `groupby` over (method, task) turns it into the papers'
-#   table, with seeds giving the spread the papers do not report.
-# - On MiniLM-L6 with ~20k training examples per run the order is full FT ≈ LoRA r = 8 ≈ Delta-LoRA > LoRA
-#   r = 1 ≫ DCFT k = 2 ≈ DCFT k = 8 ≫ head only: **DCFT does not match LoRA r = 1 here**, while the paper
-#   (DeBERTa-v3-base, one seed, 25–50 epochs) has it ahead.
-# - The run records point to under-fitting, not to a too-small update: DCFT starts slowly, is still improving
-#   at its last epoch and ends with a higher training loss, while having moved $W_q, W_v$ more than LoRA r = 8.
-# - Delta-LoRA vs LoRA: +0.1 on the average, inside seed noise. With one seed, as in the papers, differences of
-#   this size cannot be told apart.
