@@ -166,7 +166,7 @@ print("\nlearning rates:\n", df.groupby("label")["lr"].agg(["min", "max"]).loc[M
 # **Partly.** Delta-LoRA ends further from the pretrained weights than LoRA (lower cosine, larger relative
 # change) on every task, as the paper reports — it moves $W$ by the same low-rank updates scaled by $1 + \lambda$
 # after step $K$, so this is expected. But **full fine-tuning has the highest cosine on every task here**, not
-# the middle one: its $W_q$, $W_v$ change by only 2–3 % in norm, against 5–11 % for LoRA r = 8. The likely reason
+# the middle one: its $W_q$, $W_v$ change by only 2–3 % in norm, against about 5–11 % for LoRA r = 8. The likely reason
 # is the learning rate: our full FT uses 1e-4 (the usual value for a whole BERT), every adapter method the task's
 # DCFT recipe rate, 8e-4 to 2.2e-3; under AdamW each entry moves by roughly the learning rate per step. The paper
 # uses one learning rate for the three methods, on GPT-2/E2E. So "LoRA stays closest" is not a property of LoRA
