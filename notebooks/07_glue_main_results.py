@@ -51,6 +51,7 @@ bootstrap()
 # %%
 import datasets
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 from transformers import set_seed
 
@@ -62,8 +63,8 @@ from dcft_edu.experiments.presets import make_run
 from dcft_edu.experiments.runinfo import notebook_setup
 from dcft_edu.experiments.trainer import prepare_model
 from dcft_edu.figures.lab import overlay_user_runs
-from dcft_edu.figures.main_results import (convergence_table, draw_glue_main_results, main_runs, main_table,
-                                           paper_table, similarity_frame)
+from dcft_edu.figures.main_results import (convergence_table, draw_glue_main_results, main_means, main_runs,
+                                           main_table, paper_table, similarity_frame)
 from dcft_edu.figures.plotting import set_theme
 
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
@@ -114,6 +115,7 @@ means = (100 * df.groupby(["label", "task"])["best_metric"].mean()).unstack("tas
 means = means[["cola", "sst2", "mrpc", "stsb", "rte"]]
 means["avg"] = means.mean(axis=1)
 print(means.sort_values("avg", ascending=False).round(2))
+assert np.allclose(means, main_means(df).loc[means.index, means.columns])  # the library's main_means agrees
 
 # %% [markdown]
 # `main_table` does the same with the spread: mean ± std over seeds (n = seeds), and *Avg.* = each seed's

@@ -9,7 +9,7 @@ the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
     python -m dcft_edu.experiments.analysis table figures/data/main          # a quick look from the shell
     python -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda
 
-Used in: notebooks 07, 09–13; used by ``dcft_edu.figures``.
+Used in: notebooks 09–13; used by ``dcft_edu.figures``.
 """
 from __future__ import annotations
 
@@ -120,8 +120,6 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("task", "label"), metric: s
 
     A ``label`` column (``method_label``) is added when ``by`` asks for one and ``df`` has none. Grouped by
     ``["label", "seed"]``, ``mean`` is each seed's average over the tasks it ran (``n`` of them).
-
-    Taught in: ``07_glue_main_results``.
     """
     df = df.copy()
     if "label" in by and "label" not in df:

@@ -11,7 +11,7 @@ RunConfig field>: [...]}`` (every combination is run) or a list of such dicts
 (their union). ``python -m dcft_edu.experiments.sweep GRID --scale cpu`` runs a named grid
 (see ``GRIDS``) or a JSON grid file.
 
-Used in: notebooks 07, 10–13.
+Used in: notebooks 10–13.
 """
 from __future__ import annotations
 
@@ -223,7 +223,7 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
     value) stops starting new runs then and abandons unfinished ones, which a rerun
     picks up again. Other keyword arguments override RunConfig fields of every run.
 
-    Used in: notebooks 07, 10–13.
+    Used in: notebooks 10–13.
     """
     return run_sweeps([(name, grid)], results_dir, scale=scale, train_fn=train_fn, progress=progress, log=log,
                       **kwargs)[name]

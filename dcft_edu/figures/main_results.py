@@ -123,8 +123,6 @@ def method_difference(df: pd.DataFrame, a: str, b: str, metric: str = "best_metr
 
     With 3 seeds per side the test is weak: read p < 0.05 as "clearly different", larger p as
     "not distinguishable with these seeds", never as "equal".
-
-    Taught in: ``07_glue_main_results``.
     """
     from scipy import stats
 
@@ -194,10 +192,7 @@ def paper_table() -> pd.DataFrame:
 
 # ------------------------------------------------------ 07: per-epoch evidence
 def epoch_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run and epoch: task, label, seed, epoch, metric (×100, the task's main one), train_loss.
-
-    Taught in: ``07_glue_main_results``.
-    """
+    """One row per run and epoch: task, label, seed, epoch, metric (×100, the task's main one), train_loss."""
     df = _labelled(df)
     rows = []
     for _, r in df.iterrows():
