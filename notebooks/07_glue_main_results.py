@@ -173,6 +173,7 @@ if yours is not None:
     panels = {ax.get_title(): ax for ax in fig.axes}
     for task, runs in mine.groupby("task"):
         overlay_user_runs(panels[TASK_LABELS[task]], runs, x="x")
+        panels[TASK_LABELS[task]].autoscale(axis="y")  # widen the y axis: a lab run may lie below the committed range
 plt.show()
 
 # %% [markdown]
