@@ -120,8 +120,6 @@ def summarize(df: pd.DataFrame, by: Sequence[str] = ("task", "label"), metric: s
 
     A ``label`` column (``method_label``) is added when ``by`` asks for one and ``df`` has none. Grouped by
     ``["label", "seed"]``, ``mean`` is each seed's average over the tasks it ran (``n`` of them).
-
-    Taught in: ``07_glue_main_results``.
     """
     df = df.copy()
     if "label" in by and "label" not in df:

@@ -123,8 +123,6 @@ def method_difference(df: pd.DataFrame, a: str, b: str, metric: str = "best_metr
 
     With 3 seeds per side the test is weak: read p < 0.05 as "clearly different", larger p as
     "not distinguishable with these seeds", never as "equal".
-
-    Taught in: ``07_glue_main_results``.
     """
     from scipy import stats
 
@@ -196,8 +194,6 @@ def paper_table() -> pd.DataFrame:
 def epoch_frame(df: pd.DataFrame) -> pd.DataFrame:
     """One row per run and epoch: task, label, seed, epoch, metric (×100, the task's main one), train_loss,
     dev_loss and train_penalty (γ·R; NaN for files older than the split, whose DCFT train_loss includes γ·R).
-
-    Taught in: ``07_glue_main_results``.
     """
     df = _labelled(df)
     rows = []
