@@ -9,7 +9,7 @@ the metric (the papers report a single seed; we report ≥ 3). Metrics are shown
     python -m dcft_edu.experiments.analysis table figures/data/main          # a quick look from the shell
     python -m dcft_edu.experiments.analysis best-lambda figures/data/delta_lambda
 
-Used in: notebooks 07, 09; used by ``dcft_edu.figures`` and ``tests/test_committed_*.py``.
+Used in: notebook 09; used by ``dcft_edu.figures`` and ``tests/test_committed_*.py``.
 """
 from __future__ import annotations
 

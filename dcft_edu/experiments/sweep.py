@@ -25,7 +25,7 @@ machine, round-robin; ``executor=`` (``--launcher submitit``) submits each run a
 SLURM cluster through ``submitit``. Either way a run writes its own result file, so a
 rerun skips every finished run.
 
-Used in: notebooks 07, 12–14.
+Used in: notebooks 12–14.
 """
 from __future__ import annotations
 
@@ -426,7 +426,7 @@ def run_sweep(name: str, grid: Union[Grid, Iterable[RunConfig]], results_dir: Un
     picks up again. Other keyword arguments override RunConfig fields of every run.
     Raises ``SweepFailed`` (after every other run) if some runs raised.
 
-    Used in: notebooks 07, 13; used by the solutions of 10–12.
+    Used in: notebook 13; used by the solutions of 10–12.
     """
     return run_sweeps([(name, grid)], results_dir, scale=scale, train_fn=train_fn, progress=progress, log=log,
                       **kwargs)[name]

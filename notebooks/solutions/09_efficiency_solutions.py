@@ -19,6 +19,15 @@
 # The exercises of `09_efficiency`; each cell builds single layers (no model, no data) and asserts the prediction.
 
 # %%
+import os, subprocess, sys
+if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
+    if not os.path.isdir("/content/dcft_edu"):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
+    sys.path.insert(0, "/content/dcft_edu")
+from dcft_edu.experiments.colab import bootstrap
+bootstrap()
+
+# %%
 from torch import nn
 
 from dcft_edu.config import DCFTConfig, DeltaLoRAConfig, LoRAConfig
