@@ -208,11 +208,7 @@ assert np.isfinite(ratio.to_numpy()).all() and (ratio.to_numpy() > 0).all() and 
 #   of work. In the whole MiniLM (384-wide) the difference is smaller because the frozen network dominates.
 # - **Delta-LoRA vs LoRA**: 0.78–0.87 of LoRA's speed and +13 MiB (+1.1 %) of peak memory here — "comparable"
 #   memory, as the paper says, but not the same speed: its extra matmul per matrix after every step costs time.
-#   History: the first measurement (commit `bf14ddc`) gave 0.78–0.88× and +84 MiB (+7 %). Since then `d95034a`
-#   removed a device synchronisation per layer from the Delta-LoRA step, and `2efc4a9` made the layer hand on
-#   bf16 activations under autocast (before, the ops after it kept float32 activations for the backward pass).
-#   Re-measured with both fixes (these files, commit `3d64574`), the extra memory is gone and the speed is
-#   unchanged: the synchronisation was not what cost the time.
+#   (The history of this number, and the real runs' speeds and memory: `REPORT.md`, section 09.)
 # - **Full fine-tuning is 1.45–1.61× *faster* than LoRA** on this small model and needs only 154 MiB more:
 #   22.7M weights are cheap to update, while the adapters add kernels to every layer. PEFT's savings are about
 #   memory on big models; on MiniLM they are not about time.
@@ -222,48 +218,7 @@ assert np.isfinite(ratio.to_numpy()).all() and (ratio.to_numpy() > 0).all() and 
 #   weights), so differences between methods are meaningful, ratios are not.
 
 # %% [markdown]
-# ## 4. The speeds of the real runs (sweep `main`): rough
-#
-# Every run also records its own samples/s, training time and peak memory. These runs trained **14 at a time on
-# one H100** (sharing its 16 CPU cores), with dynamic padding and each task's maximum length, and DCFT with its
-# orthogonal penalty, so the speeds mix in contention; peak memory is per process and clean.
-
-# %%
-sw = sweep_speed(df)
-sps = sw["samples/s"].unstack("task")[TASK_ORDER].rename(columns=TASK_LABELS)
-peak = sw["peak MiB"].unstack("task")[TASK_ORDER].rename(columns=TASK_LABELS)
-order = [m for m in ["head only", "full FT", "LoRA r=1", "LoRA r=8", "Delta-LoRA r=8 λ=0.5", "DCFT k=2", "DCFT k=8"]]
-print("samples/s (mean of 3 seeds):\n", sps.loc[order].round(0))
-print("\n÷ LoRA r=8:\n", (sps.loc[order] / sps.loc["LoRA r=8"]).round(2))
-print("\npeak CUDA memory per run (MiB):\n", peak.loc[order].round(0))
-print("\nDelta-LoRA ÷ LoRA r=8 peak memory:", (peak.loc["Delta-LoRA r=8 λ=0.5"] / peak.loc["LoRA r=8"]).round(3).to_dict())
-print("code version of the runs:", df.groupby("method")["git_commit"].agg(lambda c: sorted(set(x[:7] for x in c))).to_dict())
-
-# %% [markdown]
-# In the real runs DCFT (0.3–0.5× LoRA's samples/s) and Delta-LoRA (0.3–0.4×) fall much further behind than in
-# the clean benchmark. Likely causes, none isolated here: many small kernels per step suffer most when 14
-# processes compete for the GPU and the CPU cores that launch kernels; DCFT's runs compute the orthogonal penalty
-# over 72 tensors every step (these ran at `d95034a`, before `28b7de0` batched it by shape); Delta-LoRA's ran at
-# `bf14ddc`, with the per-layer device synchronisation. Use the benchmark, not these, for speed; use these for
-# memory per run: `main`'s Delta-LoRA runs (at `bf14ddc`, before the float32 fix) need 7–13 % more peak memory
-# than LoRA r = 8 in every task. The later Delta-LoRA runs of the ablation sweeps, trained with both fixes,
-# show the fix in real runs:
-
-# %%
-abl = pd.concat([load_sweep(n) for n in ("delta_lambda", "delta_k", "scale_jump")], ignore_index=True)
-abl = abl[abl["git_commit"].str.startswith("e7657ad")]  # trained after both Delta-LoRA fixes, on one H100
-abl_peak = abl.assign(run=np.where(abl["method"] == "delta_lora", "Delta-LoRA r=8", "LoRA r=8 (twin)")).groupby(
-    ["run", "task"])["peak_memory_mb"].median().unstack("task")[["cola", "mrpc", "stsb", "rte"]]
-abl_peak.columns = [TASK_LABELS[t] for t in abl_peak.columns]
-print("peak CUDA memory per run (MiB), ablation runs at e7657ad:\n", abl_peak.round(0))
-new_ratio = abl_peak.loc["Delta-LoRA r=8"] / peak.loc["LoRA r=8", abl_peak.columns]
-print("Delta-LoRA (fixed) ÷ LoRA r=8 of main:", new_ratio.round(3).to_dict())
-
-# %% [markdown]
-# With both fixes Delta-LoRA's peak memory per run is within 2 % of LoRA's on every task, down from 7–13 %.
-
-# %% [markdown]
-# ## 5. On a CPU, and at the paper's scale
+# ## 4. On a CPU, and at the paper's scale
 #
 # The committed CPU runs (2 cores, shared with other jobs, so absolute times are noisy: compare the ratios, which
 # were measured within one run, methods interleaved) are printed below; they take 10–40 minutes on 2 cores, so
