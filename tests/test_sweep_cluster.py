@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -31,22 +33,24 @@ def test_workers_spread_over_gpus(tmp_path):
     assert "CUDA_VISIBLE_DEVICES" not in os.environ  # the parent process is left alone
 
 
-def test_submitit_jobs_resume(tmp_path, capsys, data_root):
+def test_submitit_jobs_resume(tmp_path, data_root):
     pytest.importorskip("submitit")
-    # no SLURM here: submitit's AutoExecutor falls back to its LocalExecutor (one process per job)
+    # no SLURM here: submitit's AutoExecutor falls back to its LocalExecutor (one process per job). The command
+    # runs as a user runs it, in a fresh interpreter, so nothing an earlier test left in this one can interfere.
     grid = tmp_path / "jobs.json"
     grid.write_text(json.dumps({"task": ["rte"], "method": ["lora"], "limit_train": [16], "limit_dev": [16],
                                 "batch_size": [8], "max_length": [32]}))
-    args = [str(grid), "--launcher", "submitit", "--job-gpus", "0", "--job-cpus", "1", "--results", str(tmp_path)]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "submitted 1 jobs" in out and "FAILED" not in out
+    cmd = [sys.executable, "-m", "dcft_edu.experiments.sweep", str(grid), "--launcher", "submitit",
+           "--job-gpus", "0", "--job-cpus", "1", "--results", str(tmp_path)]
+    env = {**os.environ, "DCFT_EDU_DATA": str(data_root)}
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    assert "submitted 1 jobs" in first.stdout and "FAILED" not in first.stdout
     df = load_results(tmp_path / "jobs")
     assert len(df) == 1 and df["status"].tolist() == ["ok"] and df["method"].tolist() == ["lora"]
     assert list((tmp_path / ".submitit").iterdir()), "the job's logs are kept under RESULTS/.submitit"
-    assert main(args) == 0  # a rerun skips the finished run: no job
-    out = capsys.readouterr().out
-    assert "0 to go" in out and "submitted" not in out
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)  # a rerun: no job
+    assert again.returncode == 0 and "0 to go" in again.stdout and "submitted" not in again.stdout
 
 
 def test_gpus_option_errors(capsys):
