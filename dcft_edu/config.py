@@ -16,7 +16,7 @@ import json
 import math
 import re
 from collections.abc import Sequence as _Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 #: The six matrices of a BERT-style block that the official DCFT code adapts

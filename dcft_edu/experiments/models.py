@@ -30,7 +30,6 @@ import torch
 import transformers
 from packaging import version
 from transformers import (
-    AutoModel,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BartConfig,

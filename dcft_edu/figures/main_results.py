@@ -535,7 +535,6 @@ def draw_efficiency() -> Figure:
     adapters_txt = (committed_results_dir() / "efficiency" / "bench_adapters_cuda.txt").read_text()
     layer = parse_bench_adapters(adapters_txt)
     layer_dev = re.search(r"device cuda \((.+?)\)", adapters_txt)
-    sweep = sweep_speed(df).reset_index()
     tasks = [t for t in TASK_ORDER if t in set(bench["task"])]
     methods = list(bench["method"].cat.categories)
     labels = bench.drop_duplicates("method").set_index("method")["label"]
