@@ -1,5 +1,7 @@
 """E2E NLG with a causal LM: loss mask, right/left padding, generation, metrics, adapters on a tiny Llama."""
+import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -129,3 +131,17 @@ def test_adapters_train_on_a_causal_lm(tokenizer, method, tmp_path, monkeypatch)
     moved = not torch.equal(q.base_weight().detach(), q0)
     assert moved == (method == "delta_lora")  # only Delta-LoRA moves the frozen W
     assert torch.equal(model.model.layers[0].self_attn.k_proj.weight, k0)  # not targeted: untouched
+
+
+def test_committed_e2e_results_keep_their_key():
+    """Each committed E2E result is found again: its stored config rebuilds to the key in its name."""
+    files = sorted((Path(__file__).resolve().parents[1] / "figures" / "data" / "e2e").glob("*.json"))
+    assert files, "no committed E2E results found"
+    for f in files:
+        cfg = json.loads(f.read_text())["config"]
+        run = e2e.E2ERun(**cfg)
+        assert f.stem.endswith(run.key()), f"{f.name}: its config now hashes to {run.key()}"
+    # a field set away from its default makes a new key; at its default it leaves the key alone
+    run = e2e.make_e2e_run("dcft", "cpu", 0)
+    assert e2e.make_e2e_run("dcft", "cpu", 0, dcft_init_std=0.02).key() == run.key()
+    assert e2e.make_e2e_run("dcft", "cpu", 0, dcft_init_std=0.05).key() != run.key()

@@ -34,6 +34,8 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import hashlib
+import json
 import math
 import random
 import shutil
@@ -47,7 +49,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
-from .presets import RunConfig
+from .presets import KEY_EXCLUDED, RunConfig
 from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_device
 from .trainer import make_optimizer, prepare_model
 
@@ -196,6 +198,7 @@ class E2ERun:
     kernel_size: int = 8
     stride: Optional[int] = None
     dcft_init: str = "paper"
+    dcft_init_std: float = 0.02
     impl: str = "fast"
     orth_gamma: float = 0.0
     update_ratio: float = 2.0
@@ -212,7 +215,16 @@ class E2ERun:
         self.adapter_config()
 
     def key(self) -> str:
-        return RunConfig.key(self)
+        """A short, stable hash of the run's fields: one result file per key.
+
+        The committed E2E results were keyed on the fields of their time; a field added since
+        (``dcft_init_std``) enters the hash only when set away from its default, so they keep
+        their identity. ``model=None`` names the default model (``$DCFT_EDU_CAUSAL_LM`` or SmolLM2-135M).
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in KEY_EXCLUDED}
+        if d["dcft_init_std"] == E2ERun.dcft_init_std:
+            del d["dcft_init_std"]
+        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
