@@ -186,6 +186,21 @@ def test_dcft_question_applies_the_rule():
     assert t.loc["a: gap change, paper − gpu preset (budget)", "verdict"] == "inconclusive"
 
 
+def test_dcft_question_with_sweeps_still_to_run():
+    """A partial study (the CPU fallback: (b) alone) keeps only its comparisons, Holm-corrected over those."""
+    from dcft_edu.experiments.analysis import dcft_question
+
+    ref, paper, lr, init = study_frames(gap_paper=0.0)
+    full = dcft_question(ref, paper, lr, init)
+    t = dcft_question(None, None, lr, None)
+    assert list(t.index) == [c for c in full.index if c.startswith("b:")]
+    assert t.loc["b: gap change, tuned − recipe lr", "mean"] == pytest.approx(5.0)
+    assert (t["p_holm"] <= full.loc[t.index, "p_holm"] + 1e-12).all()  # a smaller family: no larger correction
+    assert "a: gap change, paper − gpu preset (budget)" not in dcft_question(None, paper, None, None).index
+    with pytest.raises(ValueError, match="every sweep is None"):
+        dcft_question(None, None, None, None)
+
+
 def test_holm_steps_down_and_keeps_order():
     import numpy as np
 

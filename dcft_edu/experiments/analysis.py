@@ -262,8 +262,8 @@ def _gap(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return g.assign(device=g["dev"]).rename(columns={"diff": "gap"})
 
 
-def dcft_question(ref: pd.DataFrame, paper: pd.DataFrame, lr: pd.DataFrame, init: pd.DataFrame,
-                  metric: str = "best_metric", alpha: float = 0.05) -> pd.DataFrame:
+def dcft_question(ref: Optional[pd.DataFrame], paper: Optional[pd.DataFrame], lr: Optional[pd.DataFrame],
+                  init: Optional[pd.DataFrame], metric: str = "best_metric", alpha: float = 0.05) -> pd.DataFrame:
     """The pre-registered decision rule of ``docs/dcft_question_protocol.md`` applied to the study's runs.
 
     ``ref``, ``paper``, ``lr``, ``init``: ``finished_runs`` of the sweeps ``dcft_ref`` (gpu preset),
@@ -273,6 +273,9 @@ def dcft_question(ref: pd.DataFrame, paper: pd.DataFrame, lr: pd.DataFrame, init
     the mean's sign), ``tasks agree`` (every task's mean has that sign) and the ``verdict``: "> 0" / "< 0" when
     p_holm < ``alpha``, ≥ 80 % of pairs share the sign and every task agrees, else "inconclusive". (b) scores
     ``selected_metric`` (the held-out-selected epoch) whatever ``metric`` says.
+
+    A sweep not run yet is passed as None: the comparisons that need it leave the family, and Holm corrects
+    over the comparisons that remain (e.g. the CPU partial study, (b) alone: two comparisons).
     """
     from scipy import stats
 
@@ -285,21 +288,31 @@ def dcft_question(ref: pd.DataFrame, paper: pd.DataFrame, lr: pd.DataFrame, init
         d = init[(init["method"] == "dcft") & (init["dcft_init"] == init_kind)]
         return d[(d["orth_gamma"] == 0) == gamma_zero]
 
-    tuned = holdout_tuned(lr)
-    recipe = lr[(lr["select_on"] == "train_holdout") & np.isclose(lr["lr"], lr["task"].map(lambda t: TASK_RECIPES[t].lr))]
     sel = "selected_metric"
-    g_ref, g_paper = _gap(ref, metric), _gap(paper, metric)
-    g_tuned, g_recipe = _gap(tuned, sel), _gap(recipe, sel)
-    family = {
-        "a: DCFT − LoRA r=1, paper preset": g_paper.rename(columns={"gap": "diff"}),
-        "a: gap change, paper − gpu preset (budget)": _pairs(g_paper, g_ref, "gap", times=1),
-        "a: LoRA r=8 − r=1, paper preset (capacity)": _pairs(labelled(paper, "LoRA r=8"), labelled(paper, "LoRA r=1"), metric),
-        "b: DCFT − LoRA r=1, both lr tuned on held-out train": g_tuned.rename(columns={"gap": "diff"}),
-        "b: gap change, tuned − recipe lr": _pairs(g_tuned, g_recipe, "gap", times=1),
-        "c: B = 0 init − paper init (recipe γ)": _pairs(init_cell("zero", False), init_cell("paper", False), metric),
-        "c: γ = 0 − recipe γ (paper init)": _pairs(init_cell("paper", True), init_cell("paper", False), metric),
-        "c: B = 0 init and γ = 0 − paper init and γ": _pairs(init_cell("zero", True), init_cell("paper", False), metric),
-    }
+    family = {}
+    if paper is not None:
+        g_paper = _gap(paper, metric)
+        family["a: DCFT − LoRA r=1, paper preset"] = g_paper.rename(columns={"gap": "diff"})
+        if ref is not None:
+            family["a: gap change, paper − gpu preset (budget)"] = _pairs(g_paper, _gap(ref, metric), "gap", times=1)
+        family["a: LoRA r=8 − r=1, paper preset (capacity)"] = _pairs(labelled(paper, "LoRA r=8"),
+                                                                      labelled(paper, "LoRA r=1"), metric)
+    if lr is not None:
+        tuned = holdout_tuned(lr)
+        recipe = lr[(lr["select_on"] == "train_holdout")
+                    & np.isclose(lr["lr"], lr["task"].map(lambda t: TASK_RECIPES[t].lr))]
+        g_tuned, g_recipe = _gap(tuned, sel), _gap(recipe, sel)
+        family["b: DCFT − LoRA r=1, both lr tuned on held-out train"] = g_tuned.rename(columns={"gap": "diff"})
+        family["b: gap change, tuned − recipe lr"] = _pairs(g_tuned, g_recipe, "gap", times=1)
+    if init is not None:
+        family["c: B = 0 init − paper init (recipe γ)"] = _pairs(init_cell("zero", False), init_cell("paper", False),
+                                                                 metric)
+        family["c: γ = 0 − recipe γ (paper init)"] = _pairs(init_cell("paper", True), init_cell("paper", False), metric)
+        family["c: B = 0 init and γ = 0 − paper init and γ"] = _pairs(init_cell("zero", True),
+                                                                     init_cell("paper", False), metric)
+    if not family:
+        raise ValueError("dcft_question: every sweep is None; pass the finished runs of at least one of "
+                         "dcft_ref + dcft_paper, dcft_lr, dcft_init")
     rows = []
     for name, d in family.items():
         x = d["diff"].to_numpy()
