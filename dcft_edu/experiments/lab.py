@@ -25,7 +25,9 @@ Expected time of one notebook's lab sweep, and its basis:
   seconds of the process, since the machine was shared: load 11–15 on 2 cores made wall times 6–10×
   longer): head 25 s, LoRA 43 s, Delta-LoRA 49 s, DCFT k=8 52 s, DCFT k=8 s=2 50 s, full FT 64 s
   (+ ~5 s per run to load the model). Per notebook: 07 ≈ 4.3 min (5 runs), 10 ≈ 3.8 (4), 11 ≈ 2.8 (3),
-  12 ≈ 4.5 (6), 13 and 14 ≈ 4.5 (5, shared). LoRA at this size on the other tasks: CoLA 33 s (Mcc 10.0), MRPC 122 s
+  12 ≈ 4.5 (6), 13 and 14 ≈ 4.5 (5, shared), 15 ≈ 3.5 (4). Measured end to end on the *idle* 2-core machine
+  (2026-12-02, the whole notebook under nbval with ``DCFT_EDU_TRAIN=1``, 2 sweep workers): 07 in 2 min 25 s
+  wall (261 CPU-s), 10 in 1 min 34 s (172 CPU-s). LoRA at this size on the other tasks: CoLA 33 s (Mcc 10.0), MRPC 122 s
   (70.7 accuracy; the majority class is 68), RTE 204 s (57.8): longer pairs cost more, and MRPC and
   CoLA learn little from 400 rows, which is why the CPU form uses STS-B only. Its Pearson r ×100 at this size: LoRA 87.4, Delta-LoRA 85.5, full FT 67.1, DCFT k=8
   59.2 (s=2: 82.2), head only 34.7 — with so few steps full FT (lr 1e-4) and DCFT k=8 lag behind
@@ -46,7 +48,7 @@ methods or settings is what to compare.
 With ``DCFT_EDU_QUICK=1`` (CI) the lab trains the first ``QUICK_RUNS`` runs of each reduced grid at
 the ``quick`` scale into a temporary folder, so the code path is exercised in seconds.
 
-For notebooks 07 (08 reads 07's runs), 10, 11, 12, 13 and 14 (which share one lab grid).
+For notebooks 07 (08 reads 07's runs), 10, 11, 12, 13 and 14 (which share one lab grid) and 15.
 """
 from __future__ import annotations
 
@@ -60,7 +62,7 @@ import pandas as pd
 
 from .presets import RunConfig
 from .runinfo import RESULTS_ENV, is_quick, user_results_dir
-from .sweep import STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweeps
+from .sweep import LR_FACTORS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweeps
 
 TRAIN_ENV = "DCFT_EDU_TRAIN"
 #: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay
@@ -145,6 +147,19 @@ LAB_GRIDS: dict[str, LabGrid] = {
         "delta_lambda": {"task": ["stsb"], "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 2.0], "seed": [0]},
         "delta_k": {"task": ["stsb"], "method": ["delta_lora"], "start_frac": [0.0, 0.5], "seed": [0]},
     }),
+    # the learning-rate part (b) of the DCFT question: both methods at 1× and 10× the recipe lr (CPU), or all four
+    # factors (GPU), the epoch chosen on held-out training rows
+    "dcft_question": LabGrid("15_does_dcft_match_lora", gpu={"dcft_lr": [
+        {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [8], "lr_factor": LR_FACTORS,
+         "select_on": ["train_holdout"], "seed": [0]},
+        {"task": ["stsb", "mrpc"], "method": ["lora"], "r": [1], "lr_factor": LR_FACTORS,
+         "select_on": ["train_holdout"], "seed": [0]},
+    ]}, cpu={"dcft_lr": [
+        {"task": ["stsb"], "method": ["dcft"], "kernel_size": [8], "lr_factor": [1, 10], "select_on": ["train_holdout"],
+         "seed": [0]},
+        {"task": ["stsb"], "method": ["lora"], "r": [1], "lr_factor": [1, 10], "select_on": ["train_holdout"],
+         "seed": [0]},
+    ]}),
 }
 
 
