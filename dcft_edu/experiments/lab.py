@@ -238,3 +238,27 @@ def _cell_key(v: Any) -> Any:
     if isinstance(v, (list, tuple)):
         return tuple(v)
     return "—" if v is None or (isinstance(v, float) and v != v) else v
+
+
+#: a run of seconds on a CPU: the quick scale cut further (the exercises' solutions train with it)
+TINY = dict(scale="quick", limit_train=32, limit_dev=32, max_length=32, epochs=2, device="cpu")
+
+
+def tiny_runs(grid: Grid, **overrides: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Train ``grid`` at the ``TINY`` scale (``overrides`` win) into a fresh temporary folder with ``run_sweep``;
+    return ``(results, {run key: trained model})``: the models stay in memory for the caller to inspect.
+
+    Used by: the solutions of notebooks 13 and 14 (``notebooks/solutions/``).
+    """
+    from .trainer import train
+
+    models: dict[str, Any] = {}
+
+    def keep(run, **kwargs):
+        result = train(run, **kwargs)
+        models[run.key()] = result["_model"]
+        return result
+
+    folder = Path(tempfile.mkdtemp(prefix="dcft_edu_tiny_"))
+    run_sweep("tiny", grid, folder, train_fn=keep, log=lambda m: None, **{**TINY, **overrides})
+    return load_results(folder / "tiny"), models

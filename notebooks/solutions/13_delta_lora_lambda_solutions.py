@@ -28,32 +28,11 @@ from dcft_edu.experiments.colab import bootstrap
 bootstrap()
 
 # %%
-import tempfile
-from pathlib import Path
-
 import numpy as np
 import torch
 
-from dcft_edu.experiments.sweep import load_results, run_sweep
-from dcft_edu.experiments.trainer import train
-
-TINY = dict(scale="quick", limit_train=32, limit_dev=32, max_length=32, epochs=2, device="cpu")  # seconds per run
-
-
-def tiny_runs(grid):
-    """Train a grid at the tiny scale on the CPU; return (results, {key: trained model})."""
-    models = {}
-
-    def keep(run, **kwargs):
-        result = train(run, **kwargs)
-        models[run.key()] = result["_model"]
-        return result
-
-    folder = Path(tempfile.mkdtemp(prefix="dcft_edu_solutions_"))
-    run_sweep("tiny", grid, folder, train_fn=keep, log=lambda m: None, **TINY)
-    return load_results(folder / "tiny"), models
-
 from dcft_edu.delta_lora import delta_lora_layers
+from dcft_edu.experiments.lab import tiny_runs
 from dcft_edu.figures.delta_lora import FULL_SPLIT_LABELS, collapse_check, effective_weight, pretrained_weights, sweep_results
 from dcft_edu.inject import adapter_layers
 

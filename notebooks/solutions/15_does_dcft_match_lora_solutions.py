@@ -12,6 +12,7 @@
 #     language: python
 #     name: python3
 # ---
+
 # %% [markdown]
 # # Solutions · 15 · Does DCFT match LoRA?
 #
@@ -84,8 +85,11 @@ both.round(2)
 
 # %%
 verdict = dcft_question(None, None, runs.drop(columns=["label", "lr_factor"]), None)
-p = verdict["p"].dropna().sort_values()
-by_hand = pd.Series([min(1.0, 2 * p.iloc[0]), min(1.0, max(2 * p.iloc[0], p.iloc[1]))], index=p.index) \
-    if len(p) == 2 else p.clip(upper=1.0)
-assert (by_hand - verdict.loc[by_hand.index, "p_holm"]).abs().max() < 1e-12
+p = verdict["p"].dropna().sort_values()  # smallest first
+m, running, by_hand = len(p), 0.0, {}
+for i, (name, pi) in enumerate(p.items()):  # the i-th smallest (from 0) is multiplied by m − i
+    running = max(running, min(1.0, (m - i) * pi))  # step-down: never below the one before
+    by_hand[name] = running
+by_hand = pd.Series(by_hand, dtype=float)
+assert all(abs(by_hand[c] - verdict.loc[c, "p_holm"]) < 1e-12 for c in by_hand.index)
 pd.DataFrame({"p": p, "Holm by hand": by_hand, "p_holm": verdict.loc[p.index, "p_holm"]})
