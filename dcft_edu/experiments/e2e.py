@@ -54,6 +54,8 @@ from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_devi
 from .trainer import make_optimizer, prepare_model
 
 E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
+#: the scores of a result, in the papers' order and units (BLEU, METEOR and ROUGE-L ×100; NIST and CIDEr as they are)
+E2E_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider")
 #: Delta-LoRA's E2E start step as a fraction of its run: K 500 of 42,061 / 8 × 5 = 26,290 optimizer steps
 PAPER_K_FRAC = 500 / 26_290
 
@@ -292,20 +294,21 @@ def evaluate_e2e(model, tokenizer, run: E2ERun, mrs: Sequence[str], refs: Sequen
 
 def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[str], Any] = print,
               eval_at_start: bool = False, meteor: Optional[bool] = None,
-              model_name: Optional[str] = None) -> dict[str, Any]:
+              model_name: Optional[str] = None, data=None) -> dict[str, Any]:
     """Fine-tune a causal LM on E2E as ``run`` says, generate for the eval MRs, score; return the record.
 
     ``model_and_tokenizer``: an already-loaded pair (it is changed in place;
     pass a ``copy.deepcopy`` to keep the original), recorded as ``model_name``. The loop is the GLUE
     trainer's: AdamW (no decay on biases and norms), linear warmup and decay,
     gradient clipping, Delta-LoRA's W update after each optimizer step, DCFT's
-    γ · orthogonal penalty.
+    γ · orthogonal penalty. ``data``: ``(train pairs, eval MRs, their references)`` to use instead of
+    ``e2e_data(run, root)`` (e.g. rows taken from a committed result, where the E2E files are absent).
     """
     t_start = time.perf_counter()
     set_seed(run.seed)
     device = resolve_device(run.device)
     model, tokenizer = model_and_tokenizer or load_causal_lm(run.model)
-    pairs, mrs, refs = e2e_data(run, root)
+    pairs, mrs, refs = data if data is not None else e2e_data(run, root)
     initial = evaluate_e2e(model.to(device), tokenizer, run, mrs, refs, meteor)[0] if eval_at_start else None
     model = prepare_model(model, run).to(device)
     rows = [encode_pair(tokenizer, e2e_prompt(mr), " " + ref, run.max_length) for mr, ref in pairs]
@@ -374,6 +377,41 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
     }
 
 
+def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  # noqa: F821
+    """The E2E result files of ``folder`` (default: the committed ``figures/data/e2e``), one row per run:
+    ``method``, ``seed``, ``scale``, ``λ`` (Delta-LoRA's ``update_ratio``, NaN otherwise), ``K``
+    (``start_steps``), the scores (``bleu``, ``nist``, ``meteor``, ``rouge_l``, ``cider``; NaN where not
+    computed), the base model's before fine-tuning (``initial_*``, where recorded), ``adapter_params``,
+    ``train_time_s``, ``device`` and ``file``. A file that is not valid JSON stops with its path.
+
+    Taught in: ``16_e2e_generation``.
+    """
+    import json
+
+    import pandas as pd
+
+    from .runinfo import committed_results_dir
+
+    folder = Path(folder) if folder is not None else committed_results_dir() / "e2e"
+    rows = []
+    for f in sorted(folder.glob("*.json")):
+        try:
+            r = json.loads(f.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{f}: not a valid result file ({e}); move it aside and rerun its run") from e
+        c = r["config"]
+        row = {"method": r["method"], "seed": c["seed"], "scale": c["scale"],
+               "λ": c["update_ratio"] if r["method"] == "delta_lora" else float("nan"),
+               "K": c["start_steps"] if r["method"] == "delta_lora" else float("nan"),
+               "adapter_params": r["adapter_params"], "train_time_s": r["train_time_s"], "device": r["device"],
+               "num_mrs": r["scores"]["num_mrs"], "file": str(f)}
+        for m in E2E_METRICS:
+            row[m] = r["scores"].get(m, float("nan"))
+            row[f"initial_{m}"] = (r.get("initial") or {}).get(m, float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> None:
     """Train and score E2E runs; one JSON per run under ``--out`` (skipped if it exists)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -400,13 +438,27 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             else:
                 runs.append(make_e2e_run(method, args.scale, seed, model=args.model))
     for run in runs:
-        path = out / f"{run.scale}_{run.method}_s{run.seed}_{run.key()}.json"
-        if path.exists():
-            print(f"skip {path} (exists)")
-            continue
-        result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
-        atomic_write_json(path, result)
-        print(f"wrote {path}  ({result['wall_time_s']:.0f} s)")
+        train_and_save(run, out, base, meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
+
+
+def train_and_save(run: E2ERun, out: Union[str, Path], base=None, log: Callable[[str], Any] = print,
+                   **kwargs: Any) -> Path:
+    """Train ``run`` (``train_e2e``) on a copy of ``base`` = ``(model, tokenizer)`` (default: ``load_causal_lm``)
+    and write its record atomically to ``out/<scale>_<method>_s<seed>_<key>.json``; a file already there is
+    kept and not retrained. ``kwargs`` go to ``train_e2e`` (``data``, ``meteor``, ``eval_at_start``, ...).
+    Returns the path.
+
+    Taught in: ``16_e2e_generation``.
+    """
+    path = Path(out) / f"{run.scale}_{run.method}_s{run.seed}_{run.key()}.json"
+    if path.exists():
+        log(f"skip {path} (exists)")
+        return path
+    base = base or load_causal_lm(run.model)
+    result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), log=log, **kwargs)
+    atomic_write_json(path, result)
+    log(f"wrote {path}  ({result['wall_time_s']:.0f} s)")
+    return path
 
 
 if __name__ == "__main__":
