@@ -158,15 +158,17 @@ else:
 # ## 4. What has been run: the learning-rate study on a CPU
 #
 # The full study (`docs/dcft_question_protocol.md`) needs about 42 GPU minutes. What exists so far is its
-# learning-rate part (b) on MRPC and RTE at the `cpu` preset (1,000 training rows, 3 epochs; amendment 1
-# of the protocol, fixed before these runs): DCFT k = 8 and LoRA r = 1, lr ∈ {⅓, 1, 3, 10} × recipe,
-# seeds 0–2, one CPU. Each dot is a seed; the ring marks the lr the held-out rows chose.
+# learning-rate part (b) at the `cpu` preset (1,000 training rows, 3 epochs): DCFT k = 8 and LoRA r = 1,
+# lr ∈ {⅓, 1, 3, 10} × recipe, on one CPU. Its plan changed once, in writing, before the runs it concerns
+# (amendments 1 and 2): MRPC and RTE stopped after seed 0, because at 1,000 rows neither method left the
+# majority-class level there; STS-B, which both methods learn within a few hundred rows, has seeds 0–2. Each dot
+# is a seed; the ring marks the lr the held-out rows chose.
 
 # %%
 lr_runs = lr_study_runs()
-assert set(lr_runs["label"]) <= {"DCFT k=8", "LoRA r=1"} and set(lr_runs["task"]) <= {"mrpc", "rte"}
-assert len(lr_runs) <= 2 * 2 * 4 * 3  # at most the grid: 2 tasks × 2 methods × 4 lrs × 3 seeds
-assert lr_runs["selected_metric"].between(0, 1).all()  # accuracy
+assert set(lr_runs["label"]) <= {"DCFT k=8", "LoRA r=1"} and set(lr_runs["task"]) <= {"mrpc", "rte", "stsb"}
+assert len(lr_runs) <= 3 * 2 * 4 * 3  # at most the grid: 3 tasks × 2 methods × 4 lrs × 3 seeds
+assert lr_runs["selected_metric"].between(-1, 1).all()  # accuracy, or Pearson r
 fig = draw_dcft_lr()
 if yours is not None and set(yours["task"]) & set(lr_runs["task"]):
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
@@ -183,19 +185,34 @@ tuned.groupby(["task", "label"]).agg(lr_factor=("lr_factor", "first"), seeds=("s
                                      dev=("selected_metric", lambda x: 100 * x.mean())).round(2)
 
 # %% [markdown]
-# The decision rule, restricted (as amendment 1 says) to the two comparisons this partial study can make —
-# B1: the gap with each method's held-out-tuned lr; B2: how much tuning changes the gap:
+# The decision rule, restricted (amendment 2) to the two comparisons this partial study can make, on STS-B's
+# seed pairs — B1: the gap with each method's held-out-tuned lr; B2: how much tuning changes the gap:
 
 # %%
-verdict = dcft_question(None, None, lr_runs.drop(columns=["label", "lr_factor"]), None)
+stsb = lr_runs[lr_runs["task"] == "stsb"].drop(columns=["label", "lr_factor"])
+verdict = dcft_question(None, None, stsb, None)
 assert list(verdict.index) == ["b: DCFT − LoRA r=1, both lr tuned on held-out train", "b: gap change, tuned − recipe lr"]
-assert (verdict["p_holm"].dropna() >= verdict["p"].dropna()).all() and (verdict["n"] <= 6).all()
+assert (verdict["p_holm"].dropna() >= verdict["p"].dropna()).all() and (verdict["n"] <= 3).all()
 verdict.round(3)
 
 # %% [markdown]
 # ## 5. What the data say — and what is still to run
 #
-# READING
+# The committed runs (one CPU; the rule of amendment 2, fixed before the STS-B runs):
+# - **STS-B, recipe lr:** DCFT k = 8 trails LoRA r = 1 by 18 points of Pearson r ×100 on average (every seed).
+# - **STS-B, each lr tuned on the held-out rows:** DCFT's rows choose 3× the recipe lr, LoRA's 1× (at 3× LoRA
+#   collapses to the constant predictor). Tuned against tuned, the two are level: 70.9 vs 70.8 (B1 +0.1,
+#   p = 0.97: no difference detectable).
+# - **B2, the gap change:** +18.0 points, all 3 seeds the same way (+13 to +24), paired p = 0.034 — but Holm over
+#   the two comparisons gives 0.068, so the rule's verdict is **inconclusive**. Three seeds and a correction
+#   written in advance: a large, consistent effect that this study is not allowed to call.
+# - **MRPC and RTE** (seed 0 only): at 1,000 rows both methods sit at or near the majority class at every lr (the
+#   dotted lines); no reading.
+#
+# So the learning-rate explanation *survives* a test it could have failed (a tuned DCFT could have stayed 18
+# points behind), on one task at a small scale, with a verdict of "inconclusive" by the rule we set. It fits the
+# mechanism of section 1 (ΔW moves ~30× less per step at the recipe lr). It says nothing yet about the budget,
+# the init and the penalty, or capacity at the budgeted and the paper's scale.
 #
 # **Still to run** (GPU; commands in the protocol's last section): (a) the `paper` preset, (b) at the budgeted
 # `gpu` scale on all four tasks, (c) init and penalty, and the `dcft_ref` cells they pair with. Until then the

@@ -4,7 +4,8 @@
   study, ``docs/dcft_question_protocol.md`` amendment 1): per task, the dev score of the epoch chosen on the
   held-out training rows (``selected_metric``) against the learning rate as a multiple of the task recipe's,
   one dot per seed, the seeds' mean as a line, and a ring on the factor the held-out rows choose
-  (``analysis.holdout_tuned``: the dev set plays no part in that choice).
+  (``analysis.holdout_tuned``: the dev set plays no part in that choice); on MRPC and RTE a dotted line marks
+  the majority class's dev accuracy (the floor a model that ignores its input reaches).
 
 The sweep: ``scripts/grids/dcft_lr_cpu.json`` (``GRIDS["dcft_lr"]`` cut to MRPC and RTE) into
 ``figures/data/cpu/dcft_lr``.
@@ -22,6 +23,7 @@ from matplotlib.figure import Figure
 
 from ..experiments.analysis import TASK_LABELS, holdout_tuned, load_sweep, method_label, short_devices
 from ..experiments.presets import TASK_RECIPES
+from .delta_lora import constant_predictor
 from .plotting import backbone
 from .registry import register
 
@@ -69,6 +71,9 @@ def draw_dcft_lr(df: Optional[pd.DataFrame] = None) -> Figure:
             chosen = tuned[(tuned["task"] == task) & (tuned["label"] == label)]["lr_factor"].unique()
             for f in chosen:  # the held-out rows' choice: a ring around that factor's mean
                 ax.scatter([f], [mean.loc[f]], s=160, facecolor="none", edgecolor=color, lw=1.6)
+        floor = constant_predictor(task)["accuracy"]  # the majority class's dev accuracy (NaN for STS-B)
+        if np.isfinite(floor):
+            ax.axhline(100 * floor, color="grey", ls=":", lw=1.2, label="majority class")
         ax.set_xscale("log")
         factors = sorted(d["lr_factor"].unique())
         ax.set_xticks(factors, [("⅓" if np.isclose(f, 1 / 3, atol=1e-3) else f"{f:g}") + "×" for f in factors])

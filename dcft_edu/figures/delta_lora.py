@@ -619,3 +619,38 @@ def draw_delta_lora_twin() -> Figure:
 def _devices_of(matches: list[dict]) -> list[str]:
     """The device of every run drawn in the twin figure."""
     return [m[v]["device"] for m in matches for v in ("delta", "twin", "lora") if m[v] is not None]
+
+
+@register("e2e_lambda")
+def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
+    """E2E BLEU and ROUGE-L against λ: ours (``figures/data/e2e``, one dot per seed, LoRA as a dashed line) on the
+    left, the paper's Table 7 (GPT-2 Medium, test set, one run per λ) on the right: two scales, two axes.
+
+    Taught in: ``16_e2e_generation``.
+    """
+    from ..experiments.e2e import load_e2e_results
+
+    d = load_e2e_results() if df is None else df
+    delta = d[d["method"] == "delta_lora"]
+    lora = d[d["method"] == "lora"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for metric, label, color in (("bleu", "BLEU", "#1565c0"), ("rouge_l", "ROUGE-L", "#2e7d32")):
+        ax.scatter(delta["λ"], delta[metric], color=color, s=22, alpha=0.6)
+        mean = delta.groupby("λ")[metric].mean()
+        ax.plot(mean.index, mean.values, "-o", color=color, ms=4, label=f"Delta-LoRA {label}")
+        if len(lora):
+            ax.axhline(lora[metric].mean(), color=color, ls="--", lw=1, label=f"LoRA {label} (n = {len(lora)})")
+        bx.plot(PAPER_TABLE7.index, PAPER_TABLE7[label], "-o", color=color, ms=4, label=f"Delta-LoRA {label}")
+    seeds = delta.groupby("λ").size()
+    ax.set_title(f"ours: SmolLM2-135M, {', '.join(sorted(set(d['scale'])))} scale, "
+                 f"{int(d['num_mrs'].iloc[0]) if len(d) else 0} dev MRs, {seeds.min() if len(seeds) else 0}–"
+                 f"{seeds.max() if len(seeds) else 0} seed(s) per λ", fontsize=9)
+    bx.set_title("the paper's Table 7: GPT-2 Medium, 630 test MRs, one run per λ", fontsize=9)
+    for a in (ax, bx):
+        a.set_xlabel("update ratio λ")
+        a.set_ylabel("score ×100")
+        a.legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"Delta-LoRA's update ratio λ on E2E NLG (K = the paper's 1.9 % of the run; "
+                 f"{short_devices(d['device'].unique()) if len(d) else 'no runs'})", fontsize=10)
+    fig.tight_layout()
+    return fig

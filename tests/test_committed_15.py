@@ -1,0 +1,67 @@
+"""The committed CPU partial study of the DCFT question (``figures/data/cpu/dcft_lr``) and what notebook 15,
+the README and REPORT.md §15 say about it (protocol: ``docs/dcft_question_protocol.md``, amendments 1 and 2).
+
+These pin the committed numbers: a change to the committed results fails here, loudly. The notebook itself
+asserts only what any honest run satisfies.
+"""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from dcft_edu.experiments.analysis import dcft_question, holdout_tuned, short_device
+from dcft_edu.figures.dcft_question import lr_study_runs
+from dcft_edu.figures.delta_lora import constant_predictor
+
+
+@pytest.fixture(scope="module")
+def runs() -> pd.DataFrame:
+    return lr_study_runs()
+
+
+@pytest.fixture(scope="module")
+def stsb(runs) -> pd.DataFrame:
+    return runs[runs["task"] == "stsb"]
+
+
+def test_coverage_one_cpu_and_provenance(runs):
+    cells = runs.groupby(["task", "label", "lr_factor"])["seed"].apply(sorted)
+    assert len(cells) == 3 * 2 * 4
+    assert all(s == [0, 1, 2] for s in cells.loc["stsb"]) and all(s == [0] for s in cells.loc[["mrpc", "rte"]])
+    assert set(runs["device"].map(short_device)) == {"cpu"} and (runs["scale"] == "cpu").all()
+    assert (runs["select_on"] == "train_holdout").all() and (runs["limit_train"] == 1000).all()
+    assert runs["holdout"].map(lambda h: h["rows"]).eq(100).all()
+    for col in ("git_commit", "versions", "seed", "wall_time_s", "model"):
+        assert runs[col].notna().all()
+
+
+def test_mrpc_and_rte_sit_at_the_floor(runs):
+    """Amendment 2's reason: at 1,000 rows every MRPC and RTE run is within 3 points of the majority class."""
+    for task in ("mrpc", "rte"):
+        floor = constant_predictor(task)["accuracy"]
+        acc = runs.loc[runs["task"] == task, "selected_metric"]
+        assert (acc - floor).abs().max() < 0.03, task
+
+
+def test_stsb_recipe_gap_and_held_out_choice(stsb):
+    recipe = stsb[stsb["lr_factor"] == 1.0].pivot(index="seed", columns="label", values="selected_metric")
+    gap = 100 * (recipe["DCFT k=8"] - recipe["LoRA r=1"])
+    assert (gap < 0).all() and gap.mean() == pytest.approx(-17.9, abs=0.1)
+    tuned = lr_study_runs(holdout_tuned(stsb.drop(columns=["label", "lr_factor"])))
+    chosen = tuned.groupby("label")["lr_factor"].first()
+    assert chosen["DCFT k=8"] == 3.0 and chosen["LoRA r=1"] == 1.0
+    means = 100 * tuned.groupby("label")["selected_metric"].mean()
+    assert means["DCFT k=8"] == pytest.approx(70.9, abs=0.05) and means["LoRA r=1"] == pytest.approx(70.8, abs=0.05)
+    # LoRA at 3× the recipe lr and everything at 10× collapse to the constant predictor (|r| < 0.15)
+    hi = stsb[(stsb["lr_factor"] == 10.0) | ((stsb["label"] == "LoRA r=1") & (stsb["lr_factor"] == 3.0))]
+    assert (hi["selected_metric"].abs() < 0.15).all()
+
+
+def test_stsb_decision_rule(stsb):
+    v = dcft_question(None, None, stsb.drop(columns=["label", "lr_factor"]), None)
+    b1, b2 = v.loc["b: DCFT − LoRA r=1, both lr tuned on held-out train"], v.loc["b: gap change, tuned − recipe lr"]
+    assert b1["n"] == b2["n"] == 3
+    assert b1["mean"] == pytest.approx(0.08, abs=0.01) and b1["p"] == pytest.approx(0.966, abs=0.001)
+    assert b2["mean"] == pytest.approx(17.99, abs=0.01) and b2["same sign"] == 1.0
+    assert b2["p"] == pytest.approx(0.0341, abs=0.0005) and b2["p_holm"] == pytest.approx(0.0681, abs=0.001)
+    assert (v["verdict"] == "inconclusive").all()  # B2: Holm p > 0.05 although 3/3 pairs agree
