@@ -271,8 +271,9 @@ for a, b in [("Delta-LoRA r=8 λ=0.5", "LoRA r=8"), ("full FT", "LoRA r=8")]:
 # - On MiniLM-L6 with ~20k training examples per run the order is full FT ≈ LoRA r = 8 ≈ Delta-LoRA > LoRA
 #   r = 1 ≫ DCFT k = 2 ≈ DCFT k = 8 ≫ head only: **DCFT does not match LoRA r = 1 here**, while the paper
 #   (DeBERTa-v3-base, one seed, 25–50 epochs) has it ahead.
-# - The run records point to under-fitting, not to a too-small update: DCFT starts slowly, is still improving
-#   at its last epoch and ends with a higher training loss, while having moved $W_q, W_v$ more than LoRA r = 8.
+# - The run records describe under-fitting: DCFT starts slowly, is still improving at its last epoch and ends
+#   with a higher training loss, while having moved $W_q, W_v$ more than LoRA r = 8. *Why* — the budget, the
+#   learning rate, the init and penalty, or capacity — is notebook 15's question, tested there with a rule.
 # - Delta-LoRA vs LoRA: +0.1 on the average, inside seed noise. With one seed, as in the papers, differences of
 #   this size cannot be told apart.
 

@@ -633,7 +633,7 @@ def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
     d = load_e2e_results() if df is None else df
     delta = d[d["method"] == "delta_lora"]
     lora = d[d["method"] == "lora"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.6))
     for metric, label, color in (("bleu", "BLEU", "#1565c0"), ("rouge_l", "ROUGE-L", "#2e7d32")):
         ax.scatter(delta["λ"], delta[metric], color=color, s=22, alpha=0.6)
         mean = delta.groupby("λ")[metric].mean()
@@ -649,7 +649,7 @@ def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
     for a in (ax, bx):
         a.set_xlabel("update ratio λ")
         a.set_ylabel("score ×100")
-        a.legend(fontsize=7, loc="lower right")
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: no point hidden
     fig.suptitle(f"Delta-LoRA's update ratio λ on E2E NLG (K = the paper's 1.9 % of the run; "
                  f"{short_devices(d['device'].unique()) if len(d) else 'no runs'})", fontsize=10)
     fig.tight_layout()
