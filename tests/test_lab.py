@@ -149,3 +149,10 @@ def test_committed_results_dir_can_be_pointed_elsewhere(monkeypatch, tmp_path):
     assert runinfo.committed_results_dir() == runinfo.REPO_ROOT / "figures" / "data"
     monkeypatch.setenv(runinfo.COMMITTED_ENV, str(tmp_path))
     assert runinfo.committed_results_dir() == tmp_path
+
+
+def test_tiny_runs_trains_a_grid_and_keeps_the_models():
+    """lab.tiny_runs (the solutions of 13 and 14): one run at the tiny scale, its result row and its model."""
+    res, models = lab.tiny_runs({"task": ["rte"], "method": ["lora"], "seed": [0]}, epochs=1)
+    assert len(res) == 1 and res["limit_train"].iloc[0] == 32 and len(res["epochs"].iloc[0]) == 1  # one epoch record
+    assert list(models) == [res["key"].iloc[0]] and sum(p.numel() for p in models[res["key"].iloc[0]].parameters())

@@ -62,7 +62,7 @@ import pandas as pd
 
 from .presets import RunConfig
 from .runinfo import RESULTS_ENV, is_quick, user_results_dir
-from .sweep import LR_FACTORS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweeps
+from .sweep import LR_FACTORS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweep, run_sweeps
 
 TRAIN_ENV = "DCFT_EDU_TRAIN"
 #: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay
