@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import hashlib
-import json
 import math
 import random
 import shutil
@@ -49,7 +47,7 @@ from torch.utils.data import DataLoader
 from transformers import get_linear_schedule_with_warmup, set_seed
 
 from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
-from .presets import KEY_EXCLUDED, RunConfig
+from .presets import KEY_EXCLUDED, RunConfig, _sha12
 from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_device
 from .trainer import make_optimizer, prepare_model
 
@@ -226,7 +224,7 @@ class E2ERun:
         d = {k: v for k, v in self.to_dict().items() if k not in KEY_EXCLUDED}
         if d["dcft_init_std"] == E2ERun.dcft_init_std:
             del d["dcft_init_std"]
-        return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
+        return _sha12(d)  # schema 1's hash: no canonicalisation, so the committed keys stay
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -53,8 +53,7 @@ def lr_study_runs(df: Optional[pd.DataFrame] = None) -> pd.DataFrame:
 def draw_dcft_lr(df: Optional[pd.DataFrame] = None) -> Figure:
     """Dev score (epoch chosen on held-out train rows) vs the lr factor, per task; a ring on the held-out choice."""
     d = lr_study_runs(df)
-    tuned = holdout_tuned(d.drop(columns=["label", "lr_factor"]))
-    tuned["lr_factor"] = (tuned["lr"] / tuned["task"].map(lambda t: TASK_RECIPES[t].lr)).round(3)
+    tuned = lr_study_runs(holdout_tuned(d))  # the held-out choice, with the same rounded lr_factor
     tasks = [t for t in TASK_LABELS if t in set(d["task"])]
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
