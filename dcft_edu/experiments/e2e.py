@@ -419,12 +419,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--model", default=None, help="hub id, folder or .gguf (default: $DCFT_EDU_CAUSAL_LM or SmolLM2-135M)")
     ap.add_argument("--update-ratios", nargs="+", type=float, default=None, help="Delta-LoRA λ values (default 2)")
     ap.add_argument("--start-steps", nargs="+", type=int, default=None, help="Delta-LoRA K values (default: paper's fraction)")
+    ap.add_argument("--lr", type=float, default=None, help="learning rate for every run (default: the scale's)")
     ap.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java)")
     ap.add_argument("--eval-at-start", action="store_true", help="also score the model before fine-tuning")
     ap.add_argument("--out", default="figures/data/e2e")
     args = ap.parse_args(argv)
     out = Path(args.out)
     base = load_causal_lm(args.model)
+    lr = {} if args.lr is None else {"lr": args.lr}
     runs = []
     for seed in args.seeds:
         for method in args.methods:
@@ -432,9 +434,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 for lam in args.update_ratios or [None]:
                     for k in args.start_steps or [None]:
                         extra = {k_: v for k_, v in (("update_ratio", lam), ("start_steps", k)) if v is not None}
-                        runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **extra))
+                        runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **extra, **lr))
             else:
-                runs.append(make_e2e_run(method, args.scale, seed, model=args.model))
+                runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **lr))
     for run in runs:
         train_and_save(run, out, base, meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
 
