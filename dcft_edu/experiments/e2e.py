@@ -420,13 +420,14 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--update-ratios", nargs="+", type=float, default=None, help="Delta-LoRA λ values (default 2)")
     ap.add_argument("--start-steps", nargs="+", type=int, default=None, help="Delta-LoRA K values (default: paper's fraction)")
     ap.add_argument("--lr", type=float, default=None, help="learning rate for every run (default: the scale's)")
+    ap.add_argument("--lora-alpha", type=float, default=None, help="α for every adapter run (default: the method's)")
     ap.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java)")
     ap.add_argument("--eval-at-start", action="store_true", help="also score the model before fine-tuning")
     ap.add_argument("--out", default="figures/data/e2e")
     args = ap.parse_args(argv)
     out = Path(args.out)
     base = load_causal_lm(args.model)
-    lr = {} if args.lr is None else {"lr": args.lr}
+    common = {k: v for k, v in (("lr", args.lr), ("lora_alpha", args.lora_alpha)) if v is not None}
     runs = []
     for seed in args.seeds:
         for method in args.methods:
@@ -434,9 +435,9 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                 for lam in args.update_ratios or [None]:
                     for k in args.start_steps or [None]:
                         extra = {k_: v for k_, v in (("update_ratio", lam), ("start_steps", k)) if v is not None}
-                        runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **extra, **lr))
+                        runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **extra, **common))
             else:
-                runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **lr))
+                runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **common))
     for run in runs:
         train_and_save(run, out, base, meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
 
