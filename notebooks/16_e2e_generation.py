@@ -19,15 +19,17 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/dcft-edu/dcft_edu/blob/main/notebooks/16_e2e_generation.ipynb)
 #
 # **Paper.** Zi et al., *Delta-LoRA*, 2023 — **Table 1** (E2E Challenge, GPT-2 Medium: Delta-LoRA 70.84 BLEU vs
-# LoRA 69.60) and Appendix A.2, **Tables 7 and 8** (the update ratio λ and the start step K on E2E).
+# LoRA 69.60, full fine-tuning 69.58) and Appendix A.2, **Tables 7 and 8** (the update ratio λ and the start step
+# K on E2E).
 
 # %% [markdown]
 # **Goals**
 # - turn a meaning representation (MR) into a causal-LM training example whose loss covers the target only;
 # - generate one text per MR and score it against *all* of that MR's references (BLEU, NIST, METEOR, ROUGE-L,
 #   CIDEr), as the E2E challenge does;
-# - compare LoRA, Delta-LoRA and DCFT on the same rows and seed, and read our small CPU numbers beside the
-#   paper's GPT-2 Medium ones without mixing them up;
+# - compare full fine-tuning, LoRA, Delta-LoRA and DCFT on the same rows and seeds, and read our small CPU
+#   numbers beside the paper's GPT-2 Medium ones without mixing them up;
+# - see why Delta-LoRA started at step 0 is LoRA with a (1 + λ)× larger scale, and test it;
 # - fine-tune a model yourself and see its generations change.
 #
 # **Prerequisites.** Notebooks 01 (LoRA), 06 (Delta-LoRA's update), 07 (reading result files); what a causal
@@ -71,21 +73,24 @@ print("causal LM:", "SmolLM2-135M / $DCFT_EDU_CAUSAL_LM" if REAL_LM else "a tiny
 # ## 1. The committed runs
 #
 # One JSON per run in `figures/data/e2e/`: SmolLM2-135M-Instruct on the 2-core CPU, `cpu` scale (160 training
-# rows seen once, batch 8: 20 optimizer steps; 50 dev MRs, greedy). LoRA and Delta-LoRA r 4, α 32 on Wq, Wv
-# (Delta-LoRA λ = 2, the paper's, and λ ∈ {0, 0.5, 1, 3} for its Table 7); DCFT r 1, α 16, k 8. `initial_*` is the
-# base model before fine-tuning.
+# rows seen once, batch 8: 20 optimizer steps, lr 1e-3; 50 dev MRs, greedy). Seeds 0–2 of: full fine-tuning
+# (lr 1e-4), LoRA and Delta-LoRA r 4, α 32 on Wq, Wv (Delta-LoRA λ ∈ {0, 0.5, 1, 2, 3}, K 0; and K ∈ {1, 2, 4, 10}
+# at λ 3), DCFT r 1, α 16, k 8; and LoRA with α × (1 + λ), section 5's "twins". `recipe` is False for a run
+# whose settings differ from its method's defaults other than in λ and K (the twins); `initial_*` is the base
+# model before fine-tuning.
 
 # %%
 runs = e2e.load_e2e_results()
 assert runs["bleu"].between(0, 100).all() and runs["rouge_l"].between(0, 100).all() and (runs["num_mrs"] > 0).all()
-cols = ["method", "λ", "seed", "adapter_params", "bleu", "nist", "meteor", "rouge_l", "cider", "train_time_s"]
-runs[cols].round(2)
+cols = ["method", "recipe", "lora_alpha", "λ", "K", "seed", "bleu", "nist", "meteor", "rouge_l", "cider", "train_time_s"]
+parts = e2e.split_e2e_runs(runs)  # table1 / lambda / twins / start_step: the runs of each question
+parts["table1"][cols].round(2)
 
 # %% [markdown]
 # Three MRs, what each fine-tuned model wrote, and one of the human references:
 
 # %%
-main = runs[runs["λ"].isna() | (runs["λ"] == 2.0)]  # LoRA, DCFT and Delta-LoRA at the paper's λ = 2
+main = parts["table1"]  # each method at its recipe; Delta-LoRA at the paper's λ = 2
 gens = {r.method: json.loads(Path(r.file).read_text())["generations"] for r in main[main["seed"] == 0].itertuples()}
 first = next(iter(gens.values()))
 show = pd.DataFrame({"MR": [g["mr"] for g in first[:3]], "a reference": [g["refs"][0] for g in first[:3]],

@@ -169,6 +169,40 @@ def test_lambda_zero_is_plain_lora_exactly():
         assert torch.equal(w, W0[n])
 
 
+@pytest.mark.parametrize("lam", [0.5, 2.0])
+def test_start_step_zero_is_lora_with_a_larger_scale(lam):
+    """K = 0 and B₀ = 0: W_n = W₀ + λ·s·B_n A_n, so the forward is LoRA's with α′ = (1 + λ)·α at every step.
+    Its A, B gradients are (1 + λ)× smaller than that LoRA's, which Adam does not see (up to ε): both runs
+    follow one trajectory (without gradient clipping). docs/e2e_protocol.md tests the same on E2E."""
+    base = tiny_bert().double()
+    torch.manual_seed(5)
+    twin = inject_adapters(copy.deepcopy(base), LoRAConfig(r=R, lora_alpha=ALPHA * (1 + lam)))
+    torch.manual_seed(5)
+    delta = inject_adapters(copy.deepcopy(base), DeltaLoRAConfig(r=R, lora_alpha=ALPHA, update_ratio=lam, start_steps=0))
+    opts = [torch.optim.AdamW(trainable(m), lr=1e-2, weight_decay=0.1, eps=1e-30) for m in (twin, delta)]
+    register_delta_lora_hook(opts[1], delta)
+    for b in bert_batches(6):
+        for model, opt in zip((twin, delta), opts):
+            model(**b).loss.backward()
+            opt.step()
+            opt.zero_grad()
+        torch.testing.assert_close(logits(twin, b), logits(delta, b), rtol=1e-5, atol=1e-6)
+    for (n, p), (_, q) in zip(twin.named_parameters(), delta.named_parameters()):
+        if p.requires_grad:  # the adapters and the head: one trajectory
+            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6, msg=lambda m: f"{n}: {m}")
+    W_moved = [l.base_weight() - l.original_weight() for _, l in delta_lora_layers(delta)]
+    assert max(float(w.abs().max()) for w in W_moved) > 1e-3  # W really moved: the identity is not vacuous
+    # and the scale matters: LoRA with the same α (λ = 0) ends elsewhere
+    torch.manual_seed(5)
+    same_alpha = inject_adapters(copy.deepcopy(base), LoRAConfig(r=R, lora_alpha=ALPHA))
+    opt = torch.optim.AdamW(trainable(same_alpha), lr=1e-2, weight_decay=0.1, eps=1e-30)
+    for b in bert_batches(6):
+        same_alpha(**b).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert (logits(same_alpha, b) - logits(delta, b)).abs().max() > 1e-3
+
+
 def test_telescoping_identity_with_adamw_schedule_decay_clipping():
     K, lam, T = 5, 0.5, 20
     model = delta_bert(lam=lam, K=K)

@@ -145,6 +145,7 @@ class E2EPreset:
     num_beams: int
     max_new_tokens: int
     generate_kw: tuple = ()  # extra (name, value) pairs for model.generate
+    full_lr: Optional[float] = None  # full fine-tuning's lr, where it differs from the adapters' ``lr``
 
 
 E2E_PRESETS: dict[str, E2EPreset] = {
@@ -152,8 +153,9 @@ E2E_PRESETS: dict[str, E2EPreset] = {
                        warmup_steps=0.1, max_length=96, num_beams=1, max_new_tokens=16),
     # SmolLM2-135M, one thread of a loaded 2-core CPU: ~18 s per optimizer step of 8 rows (~85 tokens each),
     # ~2.5 s per 4 MRs × 10 greedy tokens: 160 rows seen once (20 steps, ~6 min), 50 dev MRs greedy (~3 min)
+    # full FT at 1e-4: 1e-3 on every weight of a 135M model is far above the usual range (docs/e2e_protocol.md)
     "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
-                     warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64),
+                     warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64, full_lr=1e-4),
     # Delta-LoRA's recipe (NOTES §4) with LoRA's E2E beam search, on all 630 test MRs
     "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
                      warmup_steps=500, max_length=512, num_beams=10, max_new_tokens=64,
@@ -242,6 +244,8 @@ def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: 
     kw: dict[str, Any] = dict(lr=p.lr, epochs=p.epochs, batch_size=p.batch_size, max_length=p.max_length,
                               limit_train=p.limit_train, eval_split=p.eval_split, eval_mrs=p.eval_mrs,
                               num_beams=p.num_beams, max_new_tokens=p.max_new_tokens, generate_kw=dict(p.generate_kw))
+    if method == "full" and p.full_lr is not None:
+        kw["lr"] = p.full_lr
     kw.update(E2E_METHOD_DEFAULTS[method])
     kw.update(overrides)
     run = E2ERun(method=method, seed=seed, scale=scale, **kw)
@@ -380,7 +384,9 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
     ``method``, ``seed``, ``scale``, ``λ`` (Delta-LoRA's ``update_ratio``, NaN otherwise), ``K``
     (``start_steps``), the scores (``bleu``, ``nist``, ``meteor``, ``rouge_l``, ``cider``; NaN where not
     computed), the base model's before fine-tuning (``initial_*``, where recorded), ``adapter_params``,
-    ``train_time_s``, ``device`` and ``file``. A file that is not valid JSON stops with its path.
+    ``train_time_s``, ``device`` and ``file``; ``lora_alpha`` and ``lr`` as run, and ``recipe``: True
+    where every setting but λ and K is the method's default at its scale (``make_e2e_run``), False for a
+    variant such as LoRA with a larger α. A file that is not valid JSON stops with its path.
 
     Taught in: ``16_e2e_generation``.
     """
@@ -398,7 +404,10 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
         except json.JSONDecodeError as e:
             raise ValueError(f"{f}: not a valid result file ({e}); move it aside and rerun its run") from e
         c = r["config"]
-        row = {"method": r["method"], "seed": c["seed"], "scale": c["scale"],
+        lk = {k: c[k] for k in ("update_ratio", "start_steps") if r["method"] == "delta_lora"}
+        recipe = make_e2e_run(r["method"], c["scale"], c["seed"], model=c["model"], **lk).key() == r["key"]
+        row = {"method": r["method"], "seed": c["seed"], "scale": c["scale"], "recipe": recipe,
+               "lora_alpha": c["lora_alpha"] if r["method"] != "full" else float("nan"), "lr": c["lr"],
                "λ": c["update_ratio"] if r["method"] == "delta_lora" else float("nan"),
                "K": c["start_steps"] if r["method"] == "delta_lora" else float("nan"),
                "adapter_params": r["adapter_params"], "train_time_s": r["train_time_s"], "device": r["device"],
@@ -408,6 +417,36 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
             row[f"initial_{m}"] = (r.get("initial") or {}).get(m, float("nan"))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def split_e2e_runs(runs: "pd.DataFrame") -> dict[str, "pd.DataFrame"]:  # noqa: F821
+    """The rows of ``load_e2e_results`` by the question they answer:
+
+    - ``table1``: every method at its recipe (Delta-LoRA at λ 2 and the scale's default K): Table 1's analogue;
+    - ``lambda``: recipe Delta-LoRA at the scale's default K, every λ (Table 7);
+    - ``twins``: LoRA with α × (1 + λ), the forward of Delta-LoRA with λ at K = 0 (docs/e2e_protocol.md),
+      with ``λ`` filled in from α;
+    - ``start_step``: recipe Delta-LoRA at the λ that has runs with another K, every K (Table 8).
+
+    Taught in: ``16_e2e_generation``.
+    """
+    import pandas as pd
+
+    rec = runs[runs["recipe"]]
+    delta = rec[rec["method"] == "delta_lora"]
+    default_k = delta["scale"].map(lambda s: make_e2e_run("delta_lora", s).start_steps)
+    at_k = delta[delta["K"] == default_k]
+    other_k = delta[delta["K"] != default_k]
+    lora_alpha = E2E_METHOD_DEFAULTS["lora"]["lora_alpha"]
+    twins = runs[(runs["method"] == "lora") & ~runs["recipe"]].copy()
+    twins["λ"] = twins["lora_alpha"] / lora_alpha - 1
+    return {
+        "table1": pd.concat([rec[rec["method"] != "delta_lora"],
+                             at_k[at_k["λ"] == E2E_METHOD_DEFAULTS["delta_lora"]["update_ratio"]]]),
+        "lambda": at_k,
+        "twins": twins,
+        "start_step": delta[delta["λ"].isin(set(other_k["λ"]))],
+    }
 
 
 def main(argv: Optional[Sequence[str]] = None) -> None:

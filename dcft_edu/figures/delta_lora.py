@@ -623,21 +623,25 @@ def _devices_of(matches: list[dict]) -> list[str]:
 
 @register("e2e_lambda")
 def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
-    """E2E BLEU and ROUGE-L against λ: ours (``figures/data/e2e``, one dot per seed, LoRA as a dashed line) on the
-    left, the paper's Table 7 (GPT-2 Medium, test set, one run per λ) on the right: two scales, two axes.
+    """E2E BLEU and ROUGE-L against λ at K = 0: ours (``figures/data/e2e``, one dot per seed, LoRA as a dashed line,
+    and the twins — LoRA with α × (1 + λ) — as open squares) on the left, the paper's Table 7 (GPT-2 Medium, test
+    set, one run per λ) on the right: two scales, two axes.
 
     Taught in: ``16_e2e_generation``.
     """
-    from ..experiments.e2e import load_e2e_results
+    from ..experiments.e2e import load_e2e_results, split_e2e_runs
 
     d = load_e2e_results() if df is None else df
-    delta = d[d["method"] == "delta_lora"]
-    lora = d[d["method"] == "lora"]
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.6))
+    parts = split_e2e_runs(d)
+    delta, lora, twins = parts["lambda"], parts["table1"].query("method == 'lora'"), parts["twins"]
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.8))
     for metric, label, color in (("bleu", "BLEU", "#1565c0"), ("rouge_l", "ROUGE-L", "#2e7d32")):
         ax.scatter(delta["λ"], delta[metric], color=color, s=22, alpha=0.6)
         mean = delta.groupby("λ")[metric].mean()
         ax.plot(mean.index, mean.values, "-o", color=color, ms=4, label=f"Delta-LoRA {label}")
+        if len(twins):
+            ax.scatter(twins["λ"] + 0.06, twins[metric], marker="s", s=30, facecolors="none", edgecolors=color,
+                       label=f"twin: LoRA α·(1+λ), {label}")
         if len(lora):
             ax.axhline(lora[metric].mean(), color=color, ls="--", lw=1, label=f"LoRA {label} (n = {len(lora)})")
         bx.plot(PAPER_TABLE7.index, PAPER_TABLE7[label], "-o", color=color, ms=4, label=f"Delta-LoRA {label}")
@@ -650,7 +654,47 @@ def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
         a.set_xlabel("update ratio λ")
         a.set_ylabel("score ×100")
         a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)  # below: no point hidden
-    fig.suptitle(f"Delta-LoRA's update ratio λ on E2E NLG (K = the paper's 1.9 % of the run; "
+    fig.suptitle(f"Delta-LoRA's update ratio λ on E2E NLG (K = the paper's 1.9 % of the run = 0 here; "
                  f"{short_devices(d['device'].unique()) if len(d) else 'no runs'})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+@register("e2e_start_step")
+def draw_e2e_start_step(df: Optional[pd.DataFrame] = None) -> Figure:
+    """E2E BLEU and ROUGE-L against the start step K, in units of each run's warmup: ours (one dot per seed, the
+    mean as a line) on the left, the paper's Table 8 (GPT-2 Medium, λ 2, warmup 500 steps) on the right.
+
+    Taught in: ``16_e2e_generation``.
+    """
+    from ..experiments.e2e import e2e_total_steps, load_e2e_results, make_e2e_run, split_e2e_runs
+
+    d = load_e2e_results() if df is None else df
+    parts = split_e2e_runs(d)
+    lora, ks = parts["table1"].query("method == 'lora'"), parts["start_step"]
+    if ks.empty:
+        raise FileNotFoundError("no Delta-LoRA E2E runs with K > 0: run `python -m dcft_edu.experiments.e2e "
+                                "--methods delta_lora --start-steps ...` (figures/data/e2e/README.md)")
+    lam = float(ks["λ"].iloc[0])
+    run = make_e2e_run("delta_lora", str(ks["scale"].iloc[0]))
+    warm = run.warmup_steps
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4.8))
+    for metric, label, color in (("bleu", "BLEU", "#1565c0"), ("rouge_l", "ROUGE-L", "#2e7d32")):
+        ax.scatter(ks["K"] / warm, ks[metric], color=color, s=22, alpha=0.6)
+        mean = ks.groupby("K")[metric].mean()
+        ax.plot(mean.index / warm, mean.values, "-o", color=color, ms=4, label=f"Delta-LoRA λ {lam:g} {label}")
+        if len(lora):
+            ax.axhline(lora[metric].mean(), color=color, ls="--", lw=1, label=f"LoRA {label} (n = {len(lora)})")
+        bx.plot(PAPER_TABLE8.index / 500, PAPER_TABLE8[label], "-o", color=color, ms=4, label=f"Delta-LoRA λ 2 {label}")
+    ax.set_title(f"ours: SmolLM2-135M, {run.scale} scale: {e2e_total_steps(run)} steps, warmup {warm}; "
+                 f"{ks.groupby('K').size().min()}–{ks.groupby('K').size().max()} seeds per K", fontsize=9)
+    bx.set_title("the paper's Table 8: GPT-2 Medium, 26,290 steps, warmup 500; one run per K", fontsize=9)
+    for a in (ax, bx):
+        a.set_xlabel("start step K ÷ warmup steps")
+        a.set_ylabel("score ×100")
+        a.axvline(1.0, color="0.4", lw=0.8, ls=":")
+        a.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    fig.suptitle("Delta-LoRA's start step K on E2E NLG: W starts to move after K optimizer steps "
+                 f"({short_devices(d['device'].unique())})", fontsize=10)
     fig.tight_layout()
     return fig
