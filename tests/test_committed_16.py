@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 
 from dcft_edu.experiments.analysis import holm
-from dcft_edu.experiments.e2e import E2E_METRICS, load_e2e_results
+from scipy import stats
+
+from dcft_edu.experiments.e2e import E2E_METRICS, load_e2e_results, split_e2e_runs
 
 
 @pytest.fixture(scope="module")
@@ -16,17 +18,26 @@ def runs() -> pd.DataFrame:
     return load_e2e_results()
 
 
+@pytest.fixture(scope="module")
+def parts(runs) -> dict:
+    return split_e2e_runs(runs)
+
+
 def _main(runs, method):
-    d = runs[runs["method"] == method]
-    return d[d["λ"].isna() | (d["λ"] == 2.0)].set_index("seed").sort_index()
+    d = split_e2e_runs(runs)["table1"]
+    return d[d["method"] == method].set_index("seed").sort_index()
 
 
-def test_coverage_and_provenance(runs):
-    assert len(runs) == 13 and (runs["scale"] == "cpu").all() and (runs["num_mrs"] == 50).all()
-    for m in ("lora", "dcft"):
+def test_coverage_and_provenance(runs, parts):
+    assert len(runs) == 42 and (runs["scale"] == "cpu").all() and (runs["num_mrs"] == 50).all()
+    for m in ("full", "lora", "dcft", "delta_lora"):
         assert list(_main(runs, m).index) == [0, 1, 2]
-    assert list(_main(runs, "delta_lora").index) == [0, 1, 2]
-    assert sorted(runs.loc[runs["method"] == "delta_lora", "λ"].unique()) == [0.0, 0.5, 1.0, 2.0, 3.0]
+    lam = parts["lambda"]
+    assert (lam.groupby("λ").size() == 3).all() and sorted(lam["λ"].unique()) == [0.0, 0.5, 1.0, 2.0, 3.0]
+    ks = parts["start_step"]
+    assert (ks["λ"] == 3.0).all() and (ks.groupby("K").size() == 3).all() and sorted(ks["K"].unique()) == [0, 1, 2, 4, 10]
+    assert len(parts["twins"]) == 6 and (runs[runs["method"] == "full"]["lr"] == 1e-4).all()
+    assert runs["recipe"].sum() == 36  # all but the 6 twins
 
 
 def test_table1_analogue(runs):
@@ -45,12 +56,48 @@ def test_table1_analogue(runs):
     assert len(base) == 1 and base["initial_bleu"].iloc[0] == pytest.approx(2.02, abs=0.01)
 
 
-def test_lambda_zero_is_lora_and_the_lambda_curve(runs):
-    d = runs[(runs["seed"] == 0)]
-    lam0 = d[(d["method"] == "delta_lora") & (d["λ"] == 0.0)][list(E2E_METRICS)].iloc[0]
-    lora0 = d[d["method"] == "lora"][list(E2E_METRICS)].iloc[0]
-    assert (lam0 == lora0).all()  # λ = 0: Delta-LoRA's update rule is LoRA's, to the last digit
-    bleu = d[d["method"] == "delta_lora"].set_index("λ")["bleu"].round(1)
+def test_lambda_zero_is_lora_and_the_lambda_curve(runs, parts):
+    lam = parts["lambda"]
+    lam0 = lam[lam["λ"] == 0.0].set_index("seed").sort_index()[list(E2E_METRICS)]
+    assert (lam0 == _main(runs, "lora")[list(E2E_METRICS)]).all().all()  # λ = 0 is LoRA, to the last digit, every seed
+    bleu = lam[lam["seed"] == 0].set_index("λ")["bleu"].round(1)
     assert bleu.to_dict() == {0.0: 46.7, 0.5: 39.9, 1.0: 45.2, 2.0: 51.9, 3.0: 55.5}
-    spread = _main(runs, "delta_lora")["bleu"]
-    assert spread.max() - spread.min() == pytest.approx(8.4, abs=0.05)
+    mean = lam.groupby("λ")["bleu"].mean().round(2)
+    assert mean.to_dict() == {0.0: 43.29, 0.5: 45.96, 1.0: 50.40, 2.0: 50.02, 3.0: 50.95}
+    assert mean.idxmax() == 3.0  # the K sweep's λ, by the written rule
+    # the rule (docs/e2e_protocol.md): λ = 2 against each other λ, paired by seed, Holm over 4 -> inconclusive
+    piv = lam.pivot_table(index="seed", columns="λ", values="bleu")
+    p = pd.Series({l: stats.ttest_1samp(piv[2.0] - piv[l], 0.0).pvalue for l in (0.0, 0.5, 1.0, 3.0)})
+    adj = holm(p)
+    assert (adj > 0.05).all() and adj[0.0] == pytest.approx(0.10, abs=0.005)
+    assert ((piv[2.0] - piv[0.0]) > 0).all()  # λ = 2 above λ = 0 in every seed
+    rouge = lam.groupby("λ")["rouge_l"].mean()
+    assert rouge.is_monotonic_increasing  # ROUGE-L rises all the way to λ = 3
+
+
+def test_full_fine_tuning(runs):
+    full, lora, delta = (_main(runs, m)["bleu"] for m in ("full", "lora", "delta_lora"))
+    assert full.mean() == pytest.approx(53.12, abs=0.01)
+    assert ((full - lora).round(2).tolist()) == [9.78, 9.31, 10.41]  # ahead of LoRA in every seed
+    assert (full - delta > 0).all() and full.mean() > delta.mean()
+
+
+def test_twins_match_delta_lora_at_K_0(parts):
+    """docs/e2e_protocol.md: supported if every twin is within 1 BLEU of its Delta-LoRA run."""
+    tw = parts["twins"].merge(parts["lambda"], on=["λ", "seed"], suffixes=("_t", "_d"))
+    assert len(tw) == 6
+    gap = tw["bleu_t"] - tw["bleu_d"]
+    assert gap.abs().max() == pytest.approx(0.673, abs=0.001) and (gap.abs() < 1.0).all()
+    same = tw[tw["λ"].isin([0.5, 1.0])]
+    for m in E2E_METRICS:
+        assert (same[f"{m}_t"] == same[f"{m}_d"]).all()  # clipping never acted: the very same texts
+    assert stats.ttest_1samp(gap[tw["λ"] == 2.0], 0.0).pvalue > 0.5
+
+
+def test_start_step_sweep(parts):
+    ks = parts["start_step"]
+    piv = ks.pivot_table(index="seed", columns="K", values="bleu")
+    assert (piv[1] == piv[0]).all()  # the warmup's first step has lr 0: K = 1 is K = 0
+    p = pd.Series({K: (stats.ttest_1samp(piv[K] - piv[0], 0.0).pvalue if K != 1 else 1.0) for K in (1, 2, 4, 10)})
+    assert (holm(p) > 0.05).all()  # the rule: inconclusive
+    assert piv.mean().round(2).to_dict() == {0: 50.95, 1: 50.95, 2: 51.29, 4: 48.34, 10: 50.62}

@@ -647,8 +647,9 @@ def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
         bx.plot(PAPER_TABLE7.index, PAPER_TABLE7[label], "-o", color=color, ms=4, label=f"Delta-LoRA {label}")
     seeds = delta.groupby("λ").size()
     ax.set_title(f"ours: SmolLM2-135M, {', '.join(sorted(set(d['scale'])))} scale, "
-                 f"{int(d['num_mrs'].iloc[0]) if len(d) else 0} dev MRs, {seeds.min() if len(seeds) else 0}–"
-                 f"{seeds.max() if len(seeds) else 0} seed(s) per λ", fontsize=9)
+                 f"{int(d['num_mrs'].iloc[0]) if len(d) else 0} dev MRs, "
+                 f"{seeds.min() if seeds.min() == seeds.max() else f'{seeds.min()}–{seeds.max()}'} seed(s) per λ"
+                 if len(seeds) else "ours: no runs", fontsize=9)
     bx.set_title("the paper's Table 7: GPT-2 Medium, 630 test MRs, one run per λ", fontsize=9)
     for a in (ax, bx):
         a.set_xlabel("update ratio λ")
@@ -686,9 +687,10 @@ def draw_e2e_start_step(df: Optional[pd.DataFrame] = None) -> Figure:
         if len(lora):
             ax.axhline(lora[metric].mean(), color=color, ls="--", lw=1, label=f"LoRA {label} (n = {len(lora)})")
         bx.plot(PAPER_TABLE8.index / 500, PAPER_TABLE8[label], "-o", color=color, ms=4, label=f"Delta-LoRA λ 2 {label}")
-    ax.set_title(f"ours: SmolLM2-135M, {run.scale} scale: {e2e_total_steps(run)} steps, warmup {warm}; "
-                 f"{ks.groupby('K').size().min()}–{ks.groupby('K').size().max()} seeds per K", fontsize=9)
-    bx.set_title("the paper's Table 8: GPT-2 Medium, 26,290 steps, warmup 500; one run per K", fontsize=9)
+    n = ks.groupby("K").size()
+    ax.set_title(f"ours: SmolLM2-135M, {run.scale} scale\n{e2e_total_steps(run)} steps, warmup {warm}; "
+                 f"{n.min() if n.min() == n.max() else f'{n.min()}–{n.max()}'} seed(s) per K", fontsize=9)
+    bx.set_title("the paper's Table 8: GPT-2 Medium\n26,290 steps, warmup 500; one run per K", fontsize=9)
     for a in (ax, bx):
         a.set_xlabel("start step K ÷ warmup steps")
         a.set_ylabel("score ×100")

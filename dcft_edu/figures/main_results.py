@@ -287,9 +287,11 @@ BENCH_ORDER = ["head", "full", "lora", "peft_lora", "delta_lora", "dcft_fast", "
 
 
 def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] = None,
-                      train_sizes: Optional[dict[str, int]] = None, backbone: str = "minilm") -> pd.DataFrame:
+                      train_sizes: Optional[dict[str, int]] = None, backbone: str = "minilm",
+                      compiled: bool = False) -> pd.DataFrame:
     """The ``bench_train_<device>_*.json`` files (``device``: "cuda" or "cpu") of one ``backbone`` as one table,
-    one row per file and method (a file without a backbone setting is MiniLM's).
+    one row per file and method (a file without a backbone setting is MiniLM's); ``compiled``: the files measured
+    with ``--compile`` instead of those without.
 
     Columns: samples/s, ``speed vs LoRA`` (÷ our LoRA r=8's, same file), ``memory MiB`` (CUDA
     max allocated while that method trained; all seven models stay resident in the one
@@ -305,7 +307,7 @@ def bench_train_frame(device: str = "cuda", folder: Optional[Union[str, Path]] =
     rows = []
     for f in sorted(folder.glob(f"bench_train_{device}_*.json")):
         r = json.loads(f.read_text())
-        if r["settings"].get("backbone", "minilm") != backbone:
+        if r["settings"].get("backbone", "minilm") != backbone or bool(r["settings"].get("compile")) != compiled:
             continue
         task = r["settings"]["task"]
         sps, mem = r["samples_per_s"], r["memory_mb"]
@@ -641,8 +643,8 @@ def draw_efficiency() -> Figure:
     ax.set_xlim(0, v["speed vs LoRA"].max() * 1.9)
     st = rec["settings"]
     ax.set_xlabel(f"training samples/s ÷ LoRA r=8's, same run ({v['samples/s'].loc['lora']:.2f} samples/s)\n"
-                  "too few steps on a loaded machine: these ratios are noise\n(Delta-LoRA does strictly more work "
-                  "than LoRA); the GPU run is pending", fontsize=10)
+                  f"idle machine, but only {st['rounds']} × {st['steps']} timed step(s): within ±10 % is a tie\n"
+                  "(Delta-LoRA does strictly more work than LoRA r=8); the GPU run is pending", fontsize=10)
     ax.set_title(f"(f) DeBERTa-v3-base (random weights), 2-core CPU\nbatch {st['batch_size']} × {st['max_length']}, "
                  f"{st['warmup']} warm-up + {st['rounds']} × {st['steps']} step, median", fontsize=11)
 
@@ -653,7 +655,7 @@ def draw_efficiency() -> Figure:
                  f"(a)–(c): dcft_edu.bench train, MiniLM-L6 on {dev}, the GPU to itself: batches of {b} tokens (padded), "
                  "bf16 autocast, 8 steps × 3 interleaved rounds per task, median; DCFT without its orthogonal penalty.\n"
                  "(d): dcft_edu.bench adapters, one layer alone. (a)–(d) were measured before the Delta-LoRA W update "
-                 "was grouped by shape (the GPU re-run is pending).\n(e)–(f): a 2-core CPU shared with other jobs: "
-                 "read the ratios (methods interleaved in one run), not the absolute times.",
+                 "was grouped by shape (the GPU re-run is pending).\n(e)–(f): the idle 2-core CPU, methods interleaved "
+                 "in one run: read the ratios.",
                  fontsize=10.5)
     return fig

@@ -86,3 +86,45 @@ greedy = generate(model, tok, prompts, max_new_tokens=24)
 assert generate(model, tok, prompts, max_new_tokens=24, num_beams=1) == greedy
 beam = generate(model, tok, prompts, max_new_tokens=24, num_beams=4)
 print([(len(g.split()), len(b.split())) for g, b in zip(greedy, beam)], "(words: greedy, beam 4)")
+# %% [markdown]
+# ## 4. Delta-LoRA's twin
+#
+# With $B_0 = 0$ and $K = 0$, $W_n = W_0 + \lambda s B_n A_n$, so Delta-LoRA's forward is
+# $W_0 + (1+\lambda)\,s\,B_nA_n$: LoRA's with $\alpha' = (1+\lambda)\alpha$. Its gradients on $A, B$ are $(1+\lambda)\times$
+# smaller, which Adam's update does not see (up to ε), so **the logits match**. With $K = 2$ the two runs share
+# the first two steps; then $W$ starts at $W_0$ with $P_K \neq 0$ and the forward is
+# $W_0 + s((1+\lambda)P_n - \lambda P_K)$: no fixed-α LoRA computes that, and the logits part.
+
+# %%
+import copy
+
+import torch
+
+from dcft_edu import DeltaLoRAConfig, LoRAConfig, inject_adapters, register_delta_lora_hook
+
+
+def train(model, steps=5, hook=False):
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    if hook:
+        register_delta_lora_hook(opt, model)
+    g = torch.Generator().manual_seed(0)
+    for _ in range(steps):
+        ids = torch.randint(5, len(tok), (4, 12), generator=g)
+        model(input_ids=ids, labels=ids).loss.backward()
+        opt.step()
+        opt.zero_grad()
+    with torch.no_grad():
+        return model(input_ids=torch.arange(5, 17)[None]).logits
+
+
+base, _ = tiny_causal_lm()
+gaps = {}
+for K in (0, 2):
+    torch.manual_seed(1)
+    twin = train(inject_adapters(copy.deepcopy(base), LoRAConfig(r=4, lora_alpha=96, target_modules=["q_proj", "v_proj"])))
+    torch.manual_seed(1)
+    delta = train(inject_adapters(copy.deepcopy(base), DeltaLoRAConfig(r=4, lora_alpha=32, update_ratio=2.0, start_steps=K,
+                                                                       target_modules=["q_proj", "v_proj"])), hook=True)
+    gaps[K] = float((twin - delta).abs().max())
+print({f"K={K}": f"max |logit gap| {v:.1e}" for K, v in gaps.items()})
+assert gaps[0] < 1e-3 < gaps[2]
