@@ -1,5 +1,5 @@
 """The committed CPU partial study of the DCFT question (``figures/data/cpu/dcft_lr``) and what notebook 15,
-the README and REPORT.md §15 say about it (protocol: ``docs/dcft_question_protocol.md``, amendments 1 and 2).
+the README and REPORT.md §15 say about it (protocol: ``docs/dcft_question_protocol.md``, amendments 1–3; part (c): ``figures/data/cpu/dcft_init``).
 
 These pin the committed numbers: a change to the committed results fails here, loudly. The notebook itself
 asserts only what any honest run satisfies.
@@ -65,3 +65,20 @@ def test_stsb_decision_rule(stsb):
     assert b2["mean"] == pytest.approx(17.99, abs=0.01) and b2["same sign"] == 1.0
     assert b2["p"] == pytest.approx(0.0341, abs=0.0005) and b2["p_holm"] == pytest.approx(0.0681, abs=0.001)
     assert (v["verdict"] == "inconclusive").all()  # B2: Holm p > 0.05 although 3/3 pairs agree
+
+
+def test_init_and_penalty_on_stsb():
+    """Amendment 3: part (c) on STS-B at the cpu preset, 3 seeds — the B = 0 init helps, the penalty does not matter."""
+    from dcft_edu.experiments.analysis import load_sweep
+
+    init = load_sweep("cpu/dcft_init")
+    assert len(init) == 12 and (init["task"] == "stsb").all() and (init["scale"] == "cpu").all()
+    assert set(init["device"].map(short_device)) == {"cpu"} and (init["method"] == "dcft").all()
+    assert init.groupby(["dcft_init", "orth_gamma"])["seed"].apply(sorted).map(lambda s: s == [0, 1, 2]).all()
+    v = dcft_question(None, None, None, init)
+    c1, c2, c3 = (v.loc[k] for k in ("c: B = 0 init − paper init (recipe γ)", "c: γ = 0 − recipe γ (paper init)",
+                                     "c: B = 0 init and γ = 0 − paper init and γ"))
+    assert c1["mean"] == pytest.approx(8.07, abs=0.01) and c1["p_holm"] == pytest.approx(0.0094, abs=0.0005)
+    assert c1["verdict"] == c3["verdict"] == "> 0" and c1["same sign"] == 1.0
+    assert c2["verdict"] == "inconclusive" and abs(c2["mean"]) < 0.2
+    assert c3["mean"] == pytest.approx(8.40, abs=0.01)
