@@ -7,9 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from dcft_edu.experiments.analysis import holm
 from scipy import stats
 
+from dcft_edu.experiments.analysis import holm
 from dcft_edu.experiments.e2e import E2E_METRICS, load_e2e_results, split_e2e_runs
 
 
@@ -23,15 +23,15 @@ def parts(runs) -> dict:
     return split_e2e_runs(runs)
 
 
-def _main(runs, method):
-    d = split_e2e_runs(runs)["table1"]
+def _main(parts, method):
+    d = parts["table1"]
     return d[d["method"] == method].set_index("seed").sort_index()
 
 
 def test_coverage_and_provenance(runs, parts):
     assert len(runs) == 42 and (runs["scale"] == "cpu").all() and (runs["num_mrs"] == 50).all()
     for m in ("full", "lora", "dcft", "delta_lora"):
-        assert list(_main(runs, m).index) == [0, 1, 2]
+        assert list(_main(parts, m).index) == [0, 1, 2]
     lam = parts["lambda"]
     assert (lam.groupby("λ").size() == 3).all() and sorted(lam["λ"].unique()) == [0.0, 0.5, 1.0, 2.0, 3.0]
     ks = parts["start_step"]
@@ -40,14 +40,12 @@ def test_coverage_and_provenance(runs, parts):
     assert runs["recipe"].sum() == 36  # all but the 6 twins
 
 
-def test_table1_analogue(runs):
-    lora, delta, dcft = _main(runs, "lora"), _main(runs, "delta_lora"), _main(runs, "dcft")
+def test_table1_analogue(runs, parts):
+    lora, delta, dcft = _main(parts, "lora"), _main(parts, "delta_lora"), _main(parts, "dcft")
     assert lora["bleu"].mean() == pytest.approx(43.29, abs=0.01) and delta["bleu"].mean() == pytest.approx(50.02, abs=0.01)
     diff = delta[list(E2E_METRICS)] - lora[list(E2E_METRICS)]
     assert (diff > 0).all().all()  # every seed, every metric
     assert diff["bleu"].round(1).tolist() == [5.2, 8.8, 6.1]
-    from scipy import stats
-
     p = pd.Series({m: stats.ttest_1samp(diff[m], 0.0).pvalue for m in E2E_METRICS})
     adj = holm(p)
     assert adj["rouge_l"] == pytest.approx(0.018, abs=0.001) and (adj.drop("rouge_l") > 0.05).all()
@@ -56,10 +54,10 @@ def test_table1_analogue(runs):
     assert len(base) == 1 and base["initial_bleu"].iloc[0] == pytest.approx(2.02, abs=0.01)
 
 
-def test_lambda_zero_is_lora_and_the_lambda_curve(runs, parts):
+def test_lambda_zero_is_lora_and_the_lambda_curve(parts):
     lam = parts["lambda"]
     lam0 = lam[lam["λ"] == 0.0].set_index("seed").sort_index()[list(E2E_METRICS)]
-    assert (lam0 == _main(runs, "lora")[list(E2E_METRICS)]).all().all()  # λ = 0 is LoRA, to the last digit, every seed
+    assert (lam0 == _main(parts, "lora")[list(E2E_METRICS)]).all().all()  # λ = 0 is LoRA, to the last digit, every seed
     bleu = lam[lam["seed"] == 0].set_index("λ")["bleu"].round(1)
     assert bleu.to_dict() == {0.0: 46.7, 0.5: 39.9, 1.0: 45.2, 2.0: 51.9, 3.0: 55.5}
     mean = lam.groupby("λ")["bleu"].mean().round(2)
@@ -75,8 +73,8 @@ def test_lambda_zero_is_lora_and_the_lambda_curve(runs, parts):
     assert rouge.is_monotonic_increasing  # ROUGE-L rises all the way to λ = 3
 
 
-def test_full_fine_tuning(runs):
-    full, lora, delta = (_main(runs, m)["bleu"] for m in ("full", "lora", "delta_lora"))
+def test_full_fine_tuning(parts):
+    full, lora, delta = (_main(parts, m)["bleu"] for m in ("full", "lora", "delta_lora"))
     assert full.mean() == pytest.approx(53.12, abs=0.01)
     assert ((full - lora).round(2).tolist()) == [9.78, 9.31, 10.41]  # ahead of LoRA in every seed
     assert (full - delta > 0).all() and full.mean() > delta.mean()

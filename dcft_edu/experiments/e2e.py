@@ -434,11 +434,12 @@ def split_e2e_runs(runs: "pd.DataFrame") -> dict[str, "pd.DataFrame"]:  # noqa: 
 
     rec = runs[runs["recipe"]]
     delta = rec[rec["method"] == "delta_lora"]
-    default_k = delta["scale"].map(lambda s: make_e2e_run("delta_lora", s).start_steps)
+    default_k = delta["scale"].map({s: make_e2e_run("delta_lora", s).start_steps for s in set(delta["scale"])})
     at_k = delta[delta["K"] == default_k]
     other_k = delta[delta["K"] != default_k]
     lora_alpha = E2E_METHOD_DEFAULTS["lora"]["lora_alpha"]
     twins = runs[(runs["method"] == "lora") & ~runs["recipe"]].copy()
+    # a twin has α′ = (1 + λ)·α  ⇒  λ = α′ / α − 1
     twins["λ"] = twins["lora_alpha"] / lora_alpha - 1
     return {
         "table1": pd.concat([rec[rec["method"] != "delta_lora"],

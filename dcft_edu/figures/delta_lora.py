@@ -621,6 +621,11 @@ def _devices_of(matches: list[dict]) -> list[str]:
     return [m[v]["device"] for m in matches for v in ("delta", "twin", "lora") if m[v] is not None]
 
 
+def _span(counts: pd.Series) -> str:
+    """"3" if every cell has 3 runs, else "1–3": the runs per cell, for a figure's title."""
+    return f"{counts.min()}" if counts.min() == counts.max() else f"{counts.min()}–{counts.max()}"
+
+
 @register("e2e_lambda")
 def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
     """E2E BLEU and ROUGE-L against λ at K = 0: ours (``figures/data/e2e``, one dot per seed, LoRA as a dashed line,
@@ -648,7 +653,7 @@ def draw_e2e_lambda(df: Optional[pd.DataFrame] = None) -> Figure:
     seeds = delta.groupby("λ").size()
     ax.set_title(f"ours: SmolLM2-135M, {', '.join(sorted(set(d['scale'])))} scale, "
                  f"{int(d['num_mrs'].iloc[0]) if len(d) else 0} dev MRs, "
-                 f"{seeds.min() if seeds.min() == seeds.max() else f'{seeds.min()}–{seeds.max()}'} seed(s) per λ"
+                 f"{_span(seeds)} seed(s) per λ"
                  if len(seeds) else "ours: no runs", fontsize=9)
     bx.set_title("the paper's Table 7: GPT-2 Medium, 630 test MRs, one run per λ", fontsize=9)
     for a in (ax, bx):
@@ -689,7 +694,7 @@ def draw_e2e_start_step(df: Optional[pd.DataFrame] = None) -> Figure:
         bx.plot(PAPER_TABLE8.index / 500, PAPER_TABLE8[label], "-o", color=color, ms=4, label=f"Delta-LoRA λ 2 {label}")
     n = ks.groupby("K").size()
     ax.set_title(f"ours: SmolLM2-135M, {run.scale} scale\n{e2e_total_steps(run)} steps, warmup {warm}; "
-                 f"{n.min() if n.min() == n.max() else f'{n.min()}–{n.max()}'} seed(s) per K", fontsize=9)
+                 f"{_span(n)} seed(s) per K", fontsize=9)
     bx.set_title("the paper's Table 8: GPT-2 Medium\n26,290 steps, warmup 500; one run per K", fontsize=9)
     for a in (ax, bx):
         a.set_xlabel("start step K ÷ warmup steps")
