@@ -23,12 +23,17 @@ def test_bench_adapters_writes_its_numbers_and_provenance(tmp_path, capsys):
     assert set(rec["fast_vs_lora1"]) == set(shapes)
 
 
-def test_bench_adapters_at_minilm_shapes(tmp_path, capsys):
+def test_bench_adapters_at_minilm_shapes(tmp_path, capsys, monkeypatch):
+    # an allocator setting that changes CPU timings is printed and recorded with the numbers
+    monkeypatch.setenv("THP_MEM_ALLOC_ENABLE", "1")
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
     out = tmp_path / "adapters.json"
     assert bench.main(["adapters", "--shapes", "minilm", "--tokens", "16", "--repeats", "1", "--out", str(out)]) == 0
-    assert "DCFT fast / LoRA r=1" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "DCFT fast / LoRA r=1" in printed and "| THP_MEM_ALLOC_ENABLE=1" in printed
     rec = json.loads(out.read_text())
     assert set(rec["fast_vs_lora1"]) == {"384→384", "384→1536", "1536→384"} and rec["settings"]["shapes"] == "minilm"
+    assert rec["settings"]["env"]["THP_MEM_ALLOC_ENABLE"] == "1" and "LD_PRELOAD" not in rec["settings"]["env"]
 
 
 def test_bench_train_on_a_random_paper_backbone(tmp_path, monkeypatch, capsys):
@@ -45,6 +50,7 @@ def test_bench_train_on_a_random_paper_backbone(tmp_path, monkeypatch, capsys):
     assert set(rec["samples_per_s"]) == {"lora", "dcft_fast", "delta_lora"}  # LoRA r=8 always: the reference
     sps = rec["samples_per_s"]["dcft_fast"]
     assert rec["epoch_s"]["dcft_fast"]["sst2"] == 67349 / sps and rec["settings"]["backbone"] == "deberta-v3-base"
+    assert isinstance(rec["settings"]["env"], dict)
 
 
 def test_bench_adapters_rejects_sizes_below_one(capsys):

@@ -33,7 +33,7 @@ from torch import nn
 from ..config import DCFTConfig, LoRAConfig
 from ..dcft import DCFTLinear
 from ..lora import LoRALinear
-from .runinfo import atomic_write_json, device_name, provenance
+from .runinfo import atomic_write_json, device_name, provenance, timing_env
 
 #: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
 DEBERTA_BASE_SHAPES = ((768, 768), (768, 3072), (3072, 768))
@@ -91,7 +91,8 @@ def run_adapters(args: argparse.Namespace) -> int:
             cells[method, shape] = (base if wrap is None else wrap(base), x, grad_out)
 
     print(f"dcft_edu.experiments.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
-    print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {device_name(device)}")
+    print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {device_name(device)}"
+          + "".join(f" | {k}={v}" for k, v in timing_env().items()))
     print(f"{args.warmup} warm-up + {args.repeats} interleaved rounds, median | load average before: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 
@@ -137,7 +138,8 @@ def run_adapters(args: argparse.Namespace) -> int:
             "fast_vs_lora8": fast_vs_lora, "fast_vs_lora1": fast_vs_lora1, "conv_vs_fast": conv_vs_fast,
             "checks": {"fast within 10% of LoRA r=8": ok1, "conv >= 1.5x fast on the FFN shapes": ok2,
                        "fast no slower than LoRA r=1": ok3},
-            "settings": {"tokens": args.tokens, "shapes": args.shapes, "repeats": args.repeats, "warmup": args.warmup, "dtype": "float32"},
+            "settings": {"tokens": args.tokens, "shapes": args.shapes, "repeats": args.repeats, "warmup": args.warmup, "dtype": "float32",
+                         "env": timing_env()},
             "wall_time_s": time.perf_counter() - t_start, **provenance(device, "bench", 0)})
     return 0
 

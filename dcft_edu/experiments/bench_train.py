@@ -205,7 +205,7 @@ PAPER_MAX_LENGTH = {"cola": 64, "sst2": 128, "mrpc": 320, "stsb": 128, "rte": 32
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .runinfo import provenance, resolve_device
+    from .runinfo import provenance, resolve_device, timing_env
 
     if args.child:
         print(json.dumps(memory_child(args)))
@@ -247,7 +247,8 @@ def run_train(args: argparse.Namespace) -> int:
           f"{args.task.upper()}, batch {args.batch_size} x {args.max_length} tokens, {args.steps} steps x "
           f"{args.rounds} interleaved rounds after {args.warmup} warm-up, median{', torch.compile' if args.compile else ''}")
     print(f"device: {info['device']} | torch {info['versions']['torch']} | "
-          f"transformers {info['versions']['transformers']} | threads {torch.get_num_threads()}\n")
+          f"transformers {info['versions']['transformers']} | threads {torch.get_num_threads()}"
+          + "".join(f" | {k}={v}" for k, v in timing_env().items()) + "\n")
     tasks = [t for t, L in PAPER_MAX_LENGTH.items() if L == args.max_length] or list(GLUE_TRAIN_SIZES)
     print(f"{'method':22s} {'samples/s':>10s} {'vs LoRA':>8s} {mem_kind:>34s} {'vs LoRA':>8s}  "
           + " ".join(f"{t + ' epoch s':>14s}" for t in tasks))
@@ -276,7 +277,8 @@ def run_train(args: argparse.Namespace) -> int:
         atomic_write_json(args.out, {"samples_per_s": sps, "memory_mb": mem, "memory_kind": mem_kind,
                                      "epoch_s": epoch_s, "paper_max_length": PAPER_MAX_LENGTH,
                                      "times_s": times, "warmup_s": warmup_s, "wall_time_s": wall,
-                                     "settings": {k: v for k, v in vars(args).items() if k != "func"},
+                                     "settings": {**{k: v for k, v in vars(args).items() if k != "func"},
+                                                  "env": timing_env()},
                                      "checks": {l: ok for l, ok in checks}, **info})
     return 0
 

@@ -126,6 +126,19 @@ def provenance(device: torch.device, scale: str, seed: int | None = None) -> dic
     }
 
 
+#: environment variables that change CPU timings without changing results (threads, the allocator)
+TIMING_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "THP_MEM_ALLOC_ENABLE", "LD_PRELOAD")
+
+
+def timing_env() -> dict[str, str]:
+    """Those of ``TIMING_ENV`` that are set, for a benchmark's record.
+
+    E.g. ``THP_MEM_ALLOC_ENABLE=1`` (torch's CPU allocator asks for transparent huge pages) made the
+    ≥ 50 MB activations of the DeBERTa-base shapes 2–3× cheaper to allocate on our 2-core VM (REPORT §09).
+    """
+    return {k: os.environ[k] for k in TIMING_ENV if k in os.environ}
+
+
 def writable_dir(folder: str | os.PathLike, what: str) -> Path:
     """Create ``folder`` and test-write a file in it: a run that cannot save fails now, not after training.
 
