@@ -1,5 +1,5 @@
 """The committed CPU partial study of the DCFT question (``figures/data/cpu/dcft_lr``) and what notebook 15,
-the README and REPORT.md §15 say about it (protocol: ``docs/dcft_question_protocol.md``, amendments 1–3; part (c): ``figures/data/cpu/dcft_init``).
+the README and REPORT.md §15 say about it (protocol: ``docs/dcft_question_protocol.md``, amendments 1–5; part (c): ``figures/data/cpu/dcft_init``).
 
 These pin the committed numbers: a change to the committed results fails here, loudly. The notebook itself
 asserts only what any honest run satisfies.
@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from dcft_edu.experiments.analysis import dcft_question, holdout_tuned, short_device
-from dcft_edu.figures.dcft_question import lr_study_runs
+from dcft_edu.figures.dcft_question import init_study_runs, lr_study_runs
 from dcft_edu.figures.delta_lora import constant_predictor
 
 
@@ -67,18 +67,61 @@ def test_stsb_decision_rule(stsb):
     assert (v["verdict"] == "inconclusive").all()  # B2: Holm p > 0.05 although 3/3 pairs agree
 
 
-def test_init_and_penalty_on_stsb():
-    """Amendment 3: part (c) on STS-B at the cpu preset, 3 seeds — the B = 0 init helps, the penalty does not matter."""
-    from dcft_edu.experiments.analysis import load_sweep
+C_NAMES = ("c: B = 0 init − paper init (recipe γ)", "c: γ = 0 − recipe γ (paper init)",
+           "c: B = 0 init and γ = 0 − paper init and γ")
 
-    init = load_sweep("cpu/dcft_init")
-    assert len(init) == 12 and (init["task"] == "stsb").all() and (init["scale"] == "cpu").all()
-    assert set(init["device"].map(short_device)) == {"cpu"} and (init["method"] == "dcft").all()
-    assert init.groupby(["dcft_init", "orth_gamma"])["seed"].apply(sorted).map(lambda s: s == [0, 1, 2]).all()
-    v = dcft_question(None, None, None, init)
-    c1, c2, c3 = (v.loc[k] for k in ("c: B = 0 init − paper init (recipe γ)", "c: γ = 0 − recipe γ (paper init)",
-                                     "c: B = 0 init and γ = 0 − paper init and γ"))
+
+@pytest.fixture(scope="module")
+def init():
+    return init_study_runs()
+
+
+def test_init_study_coverage_one_cpu_and_provenance(init):
+    """Amendments 3 and 4: the four DCFT cells on STS-B and SST-2, LoRA r = 1 beside them on SST-2, seeds 0–2, one CPU."""
+    assert len(init) == 12 + 15 and set(init["task"]) == {"stsb", "sst2"} and (init["scale"] == "cpu").all()
+    assert set(init["device"].map(short_device)) == {"cpu"} and (init["limit_train"] == 1000).all()
+    cells = init.groupby(["task", "label", "cell"], dropna=False)["seed"].apply(sorted)
+    assert len(cells) == 4 + 5 and all(s == [0, 1, 2] for s in cells)
+    assert set(init.loc[init["method"] == "lora", "task"]) == {"sst2"}
+    for col in ("git_commit", "versions", "seed", "wall_time_s", "model"):
+        assert init[col].notna().all()
+    # issue 18's logging: task loss and penalty apart, every epoch, train and dev (LoRA's penalty is 0)
+    for epochs, method, gamma in zip(init["epochs"], init["method"], init["orth_gamma"]):
+        assert all({"train_task_loss", "train_penalty", "dev_task_loss", "dev_penalty"} <= set(e) for e in epochs)
+        penalised = method == "dcft" and gamma > 0
+        assert all((e["train_penalty"] > 0) == penalised for e in epochs)
+
+
+def test_init_and_penalty_on_stsb(init):
+    """Amendment 3: part (c) on STS-B alone, 3 seeds — the B = 0 init helps, the penalty does not matter."""
+    v = dcft_question(None, None, None, init[init["task"] == "stsb"])
+    c1, c2, c3 = (v.loc[k] for k in C_NAMES)
     assert c1["mean"] == pytest.approx(8.07, abs=0.01) and c1["p_holm"] == pytest.approx(0.0094, abs=0.0005)
     assert c1["verdict"] == c3["verdict"] == "> 0" and c1["same sign"] == 1.0
     assert c2["verdict"] == "inconclusive" and abs(c2["mean"]) < 0.2
     assert c3["mean"] == pytest.approx(8.40, abs=0.01)
+
+
+def test_init_and_penalty_on_two_tasks(init):
+    """Amendment 4: the two-task rule (STS-B and SST-2, 6 pairs, Holm over 3), its floor guard and SST-2's gap."""
+    sst2 = init[init["task"] == "sst2"]
+    dcft = sst2[sst2["method"] == "dcft"]
+    assert dcft["best_metric"].min() > constant_predictor("sst2")["accuracy"] + 0.03  # the floor guard passes
+    v = dcft_question(None, None, None, init)
+    c1, c2, c3 = (v.loc[k] for k in C_NAMES)
+    assert (v["n"] == 6).all() and (v["tasks"] == "sst2,stsb").all()
+    assert c1["mean"] == pytest.approx(5.79, abs=0.01) and c1["p_holm"] == pytest.approx(0.0097, abs=0.0005)
+    assert c3["mean"] == pytest.approx(6.01, abs=0.01) and c3["p_holm"] == pytest.approx(0.0097, abs=0.0005)
+    assert c1["verdict"] == c3["verdict"] == "> 0" and c1["same sign"] == c3["same sign"] == 1.0
+    assert c2["verdict"] == "inconclusive" and abs(c2["mean"]) < 0.1
+    # the robustness check of the rule: final_metric gives the same verdicts
+    assert list(dcft_question(None, None, None, init, metric="final_metric")["verdict"]) == list(v["verdict"])
+    # SST-2 alone: B = 0 helps in every seed (+3.5) but Holm over its 3 comparisons does not call it
+    v2 = dcft_question(None, None, None, sst2)
+    assert v2.loc[C_NAMES[0], "mean"] == pytest.approx(3.52, abs=0.01) and (v2["verdict"] == "inconclusive").all()
+    # SST-2's gap, DCFT (paper init, recipe γ) − LoRA r = 1 by seed: −10.9; every C mean is below a third of it
+    paper = dcft[(dcft["dcft_init"] == "paper") & (dcft["orth_gamma"] > 0)].set_index("seed")["best_metric"]
+    lora = sst2[sst2["method"] == "lora"].set_index("seed")["best_metric"]
+    gap = 100 * (paper - lora)
+    assert (gap < 0).all() and gap.mean() == pytest.approx(-10.93, abs=0.01)
+    assert (v2["mean"] < abs(gap.mean()) / 3).all()

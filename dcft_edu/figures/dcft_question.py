@@ -1,4 +1,4 @@
-"""Figure of 15_does_dcft_match_lora: the learning-rate study (b) of the DCFT question, drawn from committed results.
+"""Figures of 15_does_dcft_match_lora: parts (b) and (c) of the DCFT question, drawn from committed results.
 
 - ``dcft_lr_cpu``: DCFT k = 8 and LoRA r = 1 on MRPC and RTE at the ``cpu`` preset (issue 18's CPU partial
   study, ``docs/dcft_question_protocol.md`` amendment 1): per task, the dev score of the epoch chosen on the
@@ -7,8 +7,14 @@
   (``analysis.holdout_tuned``: the dev set plays no part in that choice); on MRPC and RTE a dotted line marks
   the majority class's dev accuracy (the floor a model that ignores its input reaches).
 
-The sweep: ``scripts/grids/dcft_lr_cpu.json`` (``GRIDS["dcft_lr"]`` cut to MRPC and RTE) into
-``figures/data/cpu/dcft_lr``.
+- ``dcft_init_cpu``: part (c), init and penalty, at the same preset on STS-B and SST-2 (amendments 3 and 4): per
+  task, DCFT k = 8's best dev score in its four cells (paper init or B = 0; recipe γ or γ = 0), one line per
+  seed joining its four runs (the pairs the rule compares), with LoRA r = 1's mean where it ran beside them
+  (SST-2) and the majority class's dev accuracy.
+
+The sweeps: ``scripts/grids/dcft_lr_cpu.json`` (``GRIDS["dcft_lr"]`` cut to MRPC and RTE) and
+``scripts/grids/dcft_lr_cpu_stsb.json`` into ``figures/data/cpu/dcft_lr``; ``scripts/grids/dcft_init_cpu_*.json``
+into ``figures/data/cpu/dcft_init``.
 
 Taught in: ``15_does_dcft_match_lora``.
 """
@@ -27,8 +33,12 @@ from .delta_lora import constant_predictor
 from .plotting import backbone
 from .registry import register
 
-#: where the CPU partial study's runs are committed (a sub-folder of ``figures/data``)
+#: where the CPU partial study's runs are committed (sub-folders of ``figures/data``)
 CPU_LR_SWEEP = "cpu/dcft_lr"
+CPU_INIT_SWEEP = "cpu/dcft_init"
+#: part (c)'s four DCFT cells, (dcft_init, γ = 0?) -> label, in the order drawn
+INIT_CELLS = {("paper", False): "paper init\nrecipe γ", ("paper", True): "paper init\nγ = 0",
+              ("zero", False): "B = 0 init\nrecipe γ", ("zero", True): "B = 0 init\nγ = 0"}
 #: the two methods compared, as ``method_label`` names them, and their colours
 LR_METHODS = {"LoRA r=1": "#2e7d32", "DCFT k=8": "#1565c0"}
 #: the y-axis names of the tasks' main metrics (×100)
@@ -70,18 +80,65 @@ def draw_dcft_lr(df: Optional[pd.DataFrame] = None) -> Figure:
             chosen = tuned[(tuned["task"] == task) & (tuned["label"] == label)]["lr_factor"].unique()
             for f in chosen:  # the held-out rows' choice: a ring around that factor's mean
                 ax.scatter([f], [mean.loc[f]], s=160, facecolor="none", edgecolor=color, lw=1.6)
-        floor = constant_predictor(task)["accuracy"]  # the majority class's dev accuracy (NaN for STS-B)
-        if np.isfinite(floor):
-            ax.axhline(100 * floor, color="grey", ls=":", lw=1.2, label="majority class")
         ax.set_xscale("log")
         factors = sorted(d["lr_factor"].unique())
         ax.set_xticks(factors, [("⅓" if np.isclose(f, 1 / 3, atol=1e-3) else f"{f:g}") + "×" for f in factors])
         ax.minorticks_off()
         ax.set_xlabel("learning rate ÷ the task recipe's")
-        ax.set_ylabel(METRIC_AXIS.get(dt["main_metric"].iloc[0], "dev metric ×100"))
-        ax.set_title(TASK_LABELS[task])
-        ax.legend(fontsize=8, loc="lower right")
-    fig.suptitle(f"Learning rate, tuned on held-out train rows (ring: the choice) — {backbone()}, `cpu` preset "
-                 f"(1,000 rows, 3 epochs), {short_devices(d['device'].unique())}", fontsize=10)
+        _finish_panel(ax, task, dt)
+    return _finish_figure(fig, "Learning rate, tuned on held-out train rows (ring: the choice)", d)
+
+
+def _finish_panel(ax, task: str, dt: pd.DataFrame, epoch: str = "") -> None:
+    """What every panel here has: the majority class's dev accuracy (none for STS-B), the axis, title, legend."""
+    floor = constant_predictor(task)["accuracy"]
+    if np.isfinite(floor):
+        ax.axhline(100 * floor, color="grey", ls=":", lw=1.2, label="majority class")
+    ax.set_ylabel(METRIC_AXIS.get(dt["main_metric"].iloc[0], "dev metric ×100") + epoch)
+    ax.set_title(TASK_LABELS[task])
+    ax.legend(fontsize=8, loc="lower right")
+
+
+def _finish_figure(fig: Figure, what: str, d: pd.DataFrame) -> Figure:
+    fig.suptitle(f"{what}\n{backbone()}, `cpu` preset (1,000 rows, 3 epochs), {short_devices(d['device'].unique())}",
+                 fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def init_study_runs(df: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+    """The (c) runs with ``label`` (``method_label``) and, for DCFT, ``cell`` (a key of ``INIT_CELLS``' labels);
+    ``df`` default: the committed CPU runs (``CPU_INIT_SWEEP``).
+
+    Used by: ``draw_dcft_init`` and ``15_does_dcft_match_lora``.
+    """
+    d = (load_sweep(CPU_INIT_SWEEP) if df is None else df).copy()
+    d["label"] = d.apply(method_label, axis=1)
+    d["cell"] = [INIT_CELLS.get((i, g == 0)) if m == "dcft" else None
+                 for m, i, g in zip(d["method"], d["dcft_init"], d["orth_gamma"])]
+    return d.reset_index(drop=True)
+
+
+@register("dcft_init_cpu")
+def draw_dcft_init(df: Optional[pd.DataFrame] = None) -> Figure:
+    """DCFT's best dev score in the four init × penalty cells, per task; one line per seed."""
+    d = init_study_runs(df)
+    tasks = [t for t in TASK_LABELS if t in set(d["task"])]
+    cells = list(INIT_CELLS.values())
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        dt = d[d["task"] == task]
+        dcft = dt[dt["method"] == "dcft"].pivot_table(index="seed", columns="cell", values="best_metric") * 100
+        dcft = dcft.reindex(columns=cells)
+        x = np.arange(len(cells))
+        for seed, row in dcft.iterrows():  # one seed's four runs: the pairs the decision rule compares
+            ax.plot(x, row.values, "-o", color=LR_METHODS["DCFT k=8"], alpha=0.35, ms=4, lw=1)
+        ax.plot(x, dcft.mean().values, "-o", color=LR_METHODS["DCFT k=8"], ms=6, lw=2.2,
+                label=f"DCFT k=8, seeds' mean (n = {len(dcft)})")
+        lora = dt[dt["label"] == "LoRA r=1"]["best_metric"] * 100
+        if not lora.empty:
+            ax.axhline(lora.mean(), color=LR_METHODS["LoRA r=1"], ls="--", lw=1.4,
+                       label=f"LoRA r=1, recipe (n = {len(lora)})")
+        ax.set_xticks(x, cells, fontsize=8)
+        _finish_panel(ax, task, dt, epoch=", best epoch")
+    return _finish_figure(fig, "Init and penalty (part c), the recipe lr", d)
