@@ -259,12 +259,14 @@ for bb in ("deberta-v3-base", "roberta-base"):
 # %% [markdown]
 # **One layer on the CPU** (ratios of one run, 8,192 tokens, the frozen layer's forward included): DCFT fast takes
 # 0.82–1.03× LoRA r = 8's time and 0.87–1.22× LoRA r = 1's, so the target "no slower than LoRA r = 1" is met on
-# 2 of 6 shapes and missed on the other 4 (by 1–22 %, furthest on MiniLM's 384×384). The reason is the kernel, not
-# the arithmetic: LoRA r = 1 is two matrix–vector products (BLAS `gemv`, one pass over x), while DCFT's first
-# contraction, $t_{n,q} = \sum_j a_j\,x_{n,\,jk+q}$, runs over the *middle* axis of x viewed as (N, in/k, k), a
-# layout no single BLAS call takes without a copy. We also timed the adapter branch alone in the form the
-# mixed-product rule gives, $(BA)\otimes C = (B\otimes I_k)(A\otimes C)$ — two thin matrix products, a LoRA of rank
-# r·k: it costs what LoRA r = 8 costs, 1.0–2.7× the current `expand` + `bmm` form, which stays.
+# 2 of 6 shapes and missed on the other 4 (by 1–22 %, furthest on MiniLM's 384×384). The reason is the kernels, not
+# the arithmetic: LoRA r = 1 is rank-1 products, which BLAS runs as fast as memory allows, while DCFT's branch
+# carries r·k = 8 numbers per token between its contractions. A profile at 384×384 (REPORT §09) puts 8.7 of the
+# branch's 15.5 ms in one op, the `bmm` that forms $Y_n = B\,u_n$ as N outer products (h_out, 1) @ (1, k); the first
+# contraction, $t_{n,q} = \sum_j a_j\,x_{n,\,jk+q}$ over x's middle axis, takes under 1 ms. Two rewrites were timed:
+# the mixed-product form $(BA)\otimes C = (B\otimes I_k)(A\otimes C)$ (two thin GEMMs, a LoRA of rank r·k: it costs
+# what LoRA r = 8 costs) and a hand-written backward with one GEMM per side. Neither beat the current `expand` +
+# `bmm` form end to end by more than the run-to-run spread, so it stays.
 #
 # **End to end on the CPU** (MiniLM, RTE batches of 32 × 128): DCFT fast 1.03× and Delta-LoRA 1.01× LoRA r = 8's
 # samples/s, Delta-LoRA at 0.97× its peak memory: both targets met here. **`torch.compile`** (inductor) slows
