@@ -84,7 +84,8 @@ both.round(2)
 # full study's family of 8, below $0.05/8 = 0.00625$.
 
 # %%
-verdict = dcft_question(None, None, runs[runs["task"] == "stsb"].drop(columns=["label", "lr_factor"]), None)
+two_tasks = runs[runs["task"].isin(["stsb", "sst2"])]  # the lesson's family: STS-B and SST-2 (amendment 5)
+verdict = dcft_question(None, None, two_tasks.drop(columns=["label", "lr_factor"]), None)
 p = verdict["p"].dropna().sort_values()  # smallest first
 m, running, by_hand = len(p), 0.0, {}
 for i, (name, pi) in enumerate(p.items()):  # the i-th smallest (from 0) is multiplied by m − i
