@@ -33,7 +33,7 @@ from torch import nn
 from ..config import DCFTConfig, LoRAConfig
 from ..dcft import DCFTLinear
 from ..lora import LoRALinear
-from .runinfo import atomic_write_json, device_name, provenance, timing_env
+from .runinfo import atomic_write_json, device_name, provenance, timing_env, timing_env_text
 
 #: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
 DEBERTA_BASE_SHAPES = ((768, 768), (768, 3072), (3072, 768))
@@ -92,7 +92,7 @@ def run_adapters(args: argparse.Namespace) -> int:
 
     print(f"dcft_edu.experiments.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
     print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {device_name(device)}"
-          + "".join(f" | {k}={v}" for k, v in timing_env().items()))
+          + timing_env_text())
     print(f"{args.warmup} warm-up + {args.repeats} interleaved rounds, median | load average before: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 

@@ -205,7 +205,7 @@ PAPER_MAX_LENGTH = {"cola": 64, "sst2": 128, "mrpc": 320, "stsb": 128, "rte": 32
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from .runinfo import provenance, resolve_device, timing_env
+    from .runinfo import provenance, resolve_device, timing_env, timing_env_text
 
     if args.child:
         print(json.dumps(memory_child(args)))
@@ -248,7 +248,7 @@ def run_train(args: argparse.Namespace) -> int:
           f"{args.rounds} interleaved rounds after {args.warmup} warm-up, median{', torch.compile' if args.compile else ''}")
     print(f"device: {info['device']} | torch {info['versions']['torch']} | "
           f"transformers {info['versions']['transformers']} | threads {torch.get_num_threads()}"
-          + "".join(f" | {k}={v}" for k, v in timing_env().items()) + "\n")
+          + timing_env_text() + "\n")
     tasks = [t for t, L in PAPER_MAX_LENGTH.items() if L == args.max_length] or list(GLUE_TRAIN_SIZES)
     print(f"{'method':22s} {'samples/s':>10s} {'vs LoRA':>8s} {mem_kind:>34s} {'vs LoRA':>8s}  "
           + " ".join(f"{t + ' epoch s':>14s}" for t in tasks))

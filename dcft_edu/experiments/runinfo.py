@@ -139,6 +139,11 @@ def timing_env() -> dict[str, str]:
     return {k: os.environ[k] for k in TIMING_ENV if k in os.environ}
 
 
+def timing_env_text() -> str:
+    """``timing_env()`` for a benchmark's header line: " | KEY=value" per variable set ("" if none)."""
+    return "".join(f" | {k}={v}" for k, v in timing_env().items())
+
+
 def writable_dir(folder: str | os.PathLike, what: str) -> Path:
     """Create ``folder`` and test-write a file in it: a run that cannot save fails now, not after training.
 

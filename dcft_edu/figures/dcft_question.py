@@ -1,10 +1,10 @@
 """Figures of 15_does_dcft_match_lora: parts (b) and (c) of the DCFT question, drawn from committed results.
 
-- ``dcft_lr_cpu``: DCFT k = 8 and LoRA r = 1 on MRPC and RTE at the ``cpu`` preset (issue 18's CPU partial
-  study, ``docs/dcft_question_protocol.md`` amendment 1): per task, the dev score of the epoch chosen on the
+- ``dcft_lr_cpu``: DCFT k = 8 and LoRA r = 1 on MRPC, RTE (seed 0), STS-B and SST-2 (seeds 0–2) at the ``cpu``
+  preset (issue 18's CPU partial study, ``docs/dcft_question_protocol.md`` amendments 1, 2 and 5): per task, the dev score of the epoch chosen on the
   held-out training rows (``selected_metric``) against the learning rate as a multiple of the task recipe's,
   one dot per seed, the seeds' mean as a line, and a ring on the factor the held-out rows choose
-  (``analysis.holdout_tuned``: the dev set plays no part in that choice); on MRPC and RTE a dotted line marks
+  (``analysis.holdout_tuned``: the dev set plays no part in that choice); on the accuracy tasks a dotted line marks
   the majority class's dev accuracy (the floor a model that ignores its input reaches).
 
 - ``dcft_init_cpu``: part (c), init and penalty, at the same preset on STS-B and SST-2 (amendments 3 and 4): per
@@ -12,8 +12,8 @@
   seed joining its four runs (the pairs the rule compares), with LoRA r = 1's mean where it ran beside them
   (SST-2) and the majority class's dev accuracy.
 
-The sweeps: ``scripts/grids/dcft_lr_cpu.json`` (``GRIDS["dcft_lr"]`` cut to MRPC and RTE) and
-``scripts/grids/dcft_lr_cpu_stsb.json`` into ``figures/data/cpu/dcft_lr``; ``scripts/grids/dcft_init_cpu_*.json``
+The sweeps: ``scripts/grids/dcft_lr_cpu.json`` (``GRIDS["dcft_lr"]`` cut to MRPC and RTE),
+``scripts/grids/dcft_lr_cpu_stsb.json`` and ``…_sst2.json`` into ``figures/data/cpu/dcft_lr``; ``scripts/grids/dcft_init_cpu_*.json``
 into ``figures/data/cpu/dcft_init``.
 
 Taught in: ``15_does_dcft_match_lora``.

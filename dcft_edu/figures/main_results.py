@@ -631,15 +631,16 @@ def draw_efficiency() -> Figure:
     p_methods = [m for m in methods + ["lora_r1"] if m in set(paper["method"])]
     p_labels = paper.drop_duplicates("method").set_index("method")["label"]
     lengths = sorted(paper["length"].unique())
-    st0 = json.loads((committed_results_dir() / "efficiency" /
-                      f"bench_train_cpu_deberta-v3-base_{lengths[0]}.json").read_text())["settings"]
+    # one file per max length: its settings (task, rounds) and per-epoch estimates, which the frame leaves out
+    recs = {L: json.loads((committed_results_dir() / "efficiency" / f"bench_train_cpu_deberta-v3-base_{L}.json")
+                          .read_text()) for L in lengths}
+    st0 = recs[lengths[0]]["settings"]
+    colors = [style.get(m, ("#999999",))[0] if m != "lora_r1" else METHOD_STYLE["LoRA r=1"][0] for m in p_methods]
     height = 0.8 / len(lengths)
     for j, length in enumerate(lengths):
         v = paper[paper["length"] == length].set_index("method").loc[p_methods]
-        rec = json.loads((committed_results_dir() / "efficiency" /
-                          f"bench_train_cpu_deberta-v3-base_{length}.json").read_text())
+        rec = recs[length]
         task = rec["settings"]["task"]
-        colors = [style.get(m, ("#999999",))[0] if m != "lora_r1" else METHOD_STYLE["LoRA r=1"][0] for m in p_methods]
         y = np.arange(len(p_methods)) + (j - (len(lengths) - 1) / 2) * height
         ax.barh(y, v["speed vs LoRA"], height=height * 0.92, color=colors, alpha=0.85 if j == 0 else 0.5,
                 edgecolor="0.2", hatch=None if j == 0 else "//")
@@ -651,7 +652,7 @@ def draw_efficiency() -> Figure:
     ax.invert_yaxis()
     ax.set_xlim(0, paper["speed vs LoRA"].max() * 2.1)
     ax.set_xlabel("training samples/s ÷ LoRA r=8's, same run\n"
-                  f"idle machine, few timed steps (64 tok: {st0['rounds']} × {st0['steps']}): within ±10 % is a tie\n"
+                  f"idle machine, few timed steps ({lengths[0]} tok: {st0['rounds']} × {st0['steps']}): within ±10 % is a tie\n"
                   "(Delta-LoRA does strictly more work than LoRA r=8); the GPU run is pending", fontsize=10)
     ax.set_title(f"(f) DeBERTa-v3-base (random weights), 2-core CPU\nbatch {st0['batch_size']} × "
                  + " and ".join(str(L) for L in lengths) + " tokens (hatched: the longer), median", fontsize=11)
