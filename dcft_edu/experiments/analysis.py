@@ -100,6 +100,8 @@ def method_label(row: Union[pd.Series, dict]) -> str:
         return f"DCFT k={k}" + ("" if s == k else f" s={s}")
     if m == "delta_lora":
         return f"Delta-LoRA r={int(row['r'])} λ={row['update_ratio']:g}"
+    if m == "lokr":
+        return f"LoKr k={int(row['kernel_size'])}"
     return m
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-METHODS = ("full", "head", "lora", "dcft", "delta_lora")
+METHODS = ("full", "head", "lora", "dcft", "delta_lora", "lokr")
 SCALES = ("quick", "cpu", "gpu", "paper", "lab", "lab_cpu")
 
 
@@ -250,6 +250,12 @@ class RunConfig:
             raise ValueError(f"classifier_dropout={self.classifier_dropout}: must be in [0, 1), or None for the "
                              "model's own")
         self.adapter_config()  # validates the adapter fields now, with the config's clear messages
+        if self.method == "lokr":  # PEFT's LoKr has no config of ours: check its fields the same way
+            from ..config import AdapterConfig
+
+            AdapterConfig(r=self.r, lora_alpha=self.lora_alpha, target_modules=self.target_modules, layers=self.layers)
+            if not (isinstance(self.kernel_size, int) and self.kernel_size >= 1):
+                raise ValueError(f"kernel_size={self.kernel_size!r}: LoKr's decompose_factor must be an integer >= 1")
 
     def adapter_config(self):
         """The adapter config this run asks for (None for full fine-tuning / head-only)."""
@@ -317,6 +323,9 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, target_modules="all-linear"),
     # Delta-LoRA paper: r 8, α 16, λ 0.5 (we adapt the same modules as LoRA r=8, so the two compare)
     "delta_lora": dict(r=8, lora_alpha=16.0, update_ratio=0.5, target_modules="all-linear"),
+    # PEFT's LoKr as DCFT's control (``lokr``): r 1, W₁ k × k (decompose_factor = kernel_size), DCFT's scale and
+    # modules, so its parameter count is DCFT k = 8's exactly; no orthogonal penalty
+    "lokr": dict(r=1, lora_alpha=16.0, kernel_size=8, target_modules="all-linear"),
 }
 
 
@@ -353,7 +362,7 @@ def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **over
     kw.update(METHOD_DEFAULTS[method])
     if p.official_task_settings:
         kw.update(max_length=rec.max_length, classifier_dropout=rec.classifier_dropout)
-        if method == "dcft":
+        if method in ("dcft", "lokr"):
             # official scale α/r with the subspace rank r = 1: lora_alpha = α_official / r_official
             kw.update(r=1, lora_alpha=rec.dcft_alpha / rec.dcft_r)
     start_frac = overrides.pop("start_frac", None)  # Delta-LoRA's K as a fraction of all optimizer steps

@@ -50,6 +50,10 @@ def prepare_model(model: nn.Module, run: RunConfig) -> nn.Module:
     cfg = run.adapter_config()
     if cfg is not None:
         return inject_adapters(model, cfg)
+    if run.method == "lokr":  # PEFT's own LoKr layers on DCFT's modules (the control arm, ``lokr``)
+        from .lokr import inject_lokr_for_run
+
+        return inject_lokr_for_run(model, run)
     if run.method == "head":
         for p in model.parameters():
             p.requires_grad_(False)
@@ -93,6 +97,10 @@ def effective_weights(model: nn.Module, suffixes=SIMILARITY_MODULES) -> dict[str
             continue
         if isinstance(m, AdapterLayer):
             w = m.effective_weight().detach().float()
+        elif hasattr(m, "lokr_w1"):  # PEFT's LoKr layer (method ``lokr``)
+            from .lokr import lokr_effective_weight
+
+            w = lokr_effective_weight(m).detach().float()
         elif isinstance(m, nn.Linear):
             w = m.weight.detach().float()
         else:
@@ -386,7 +394,7 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         if holdout_loader else None,
         "selected": selected,  # select_on="train_holdout": the epoch record best on the held-out rows
         "selected_metric": None if selected is None else selected[main],
-        "adapter_params": count_adapter_parameters(model),
+        "adapter_params": count_adapter_parameters(model) + _count_lokr(model),
         "trainable_params": count_trainable_parameters(model),
         "optimizer_steps": step,
         "train_examples_seen": seen,
@@ -406,6 +414,12 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         name = next(n for n in final_weights if n.endswith(run.save_delta))
         result["_delta"] = {name: final_weights[name] - pretrained[name]}
     return result
+
+
+def _count_lokr(model: nn.Module) -> int:
+    from .lokr import count_lokr_parameters
+
+    return count_lokr_parameters(model)
 
 
 def strip_model(result: dict) -> dict:
