@@ -210,3 +210,46 @@ def test_holm_steps_down_and_keeps_order():
     # three tests: 0.01·3, 0.03·2, then max(0.04·1, 0.06): monotone; NaN stays
     assert adj[["mrpc", "stsb", "cola"]].round(10).tolist() == [0.03, 0.06, 0.06] and np.isnan(adj["rte"])
     assert holm([0.5, 0.9]).tolist() == [1.0, 1.0]
+
+
+def test_sign_flip_p_is_exact():
+    """All 2ⁿ sign patterns: 3 pairs of one sign give 2/8, 6 give 2/64; mixed signs count the patterns."""
+    import numpy as np
+
+    from dcft_edu.experiments.analysis import sign_flip_p
+
+    assert sign_flip_p([1.0, 2.0, 3.0]) == pytest.approx(0.25)
+    assert sign_flip_p([-1.0, -2.0, -3.0, -4.0, -5.0, -6.0]) == pytest.approx(2 / 64)
+    # |±1 ±2 ±3| ≥ 2 in 6 of the 8 patterns
+    assert sign_flip_p([1.0, -2.0, 3.0]) == pytest.approx(0.75)
+    assert np.isnan(sign_flip_p([1.0]))
+
+
+def test_dcft_question_reports_both_tests_and_lokr():
+    """Every row carries the sign-flip p beside the t-test's; with 3 pairs a clear verdict is the t-test's alone.
+    LoKr runs in (b) add LoKr − LoRA and DCFT − LoKr (both tuned) to the family."""
+    from dcft_edu.experiments.analysis import dcft_question
+    from dcft_edu.experiments.presets import TASK_RECIPES
+
+    _, _, lr, _ = study_frames(gap_paper=0.0)
+    lr = lr[lr["task"] == "cola"]
+    lokr = lr[lr["method"] == "dcft"].assign(method="lokr")
+    lokr["selected_metric"] = lokr["selected_metric"] - 0.10  # LoKr 10 points below DCFT at every lr
+    t = dcft_question(None, None, pd.concat([lr, lokr], ignore_index=True), None)
+    assert list(t.index[-2:]) == ["b: LoKr − LoRA r=1, both tuned", "b: DCFT − LoKr, both tuned"]
+    assert t.loc["b: DCFT − LoKr, both tuned", "mean"] == pytest.approx(10.0)
+    assert (t["p_signflip"] >= 0.25 - 1e-12).all() and (t["n"] == 3).all()
+    assert (t["p_signflip_holm"] >= t["p_signflip"]).all()
+    clear = t[t["verdict"] != "inconclusive"]
+    assert len(clear) and (clear["holds under"] == "t-test only").all()
+    assert (t.loc[t["verdict"] == "inconclusive", "holds under"] == "").all()
+    assert TASK_RECIPES["cola"].lr == 8e-4
+
+
+def test_two_looks_raise_the_false_positive_rate():
+    """Adding a task after an inconclusive first look (amendments 2 → 5) is optional stopping: more false verdicts."""
+    from dcft_edu.experiments.analysis import two_look_false_positive_rate
+
+    r = two_look_false_positive_rate(n_sim=20_000, seed=0)
+    assert r["two_looks"] > r["one_look"] + 0.01 and r["two_looks"] >= r["first_look"]
+    assert 0.01 < r["one_look"] < 0.05  # one planned look stays at or below α

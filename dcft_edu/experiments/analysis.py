@@ -273,8 +273,11 @@ def dcft_question(ref: Optional[pd.DataFrame], paper: Optional[pd.DataFrame], lr
     paired differences (×100, same task, seed and device) pooled over tasks, their ``mean``, ``n``, a two-sided
     one-sample t-test ``p``, its Holm-adjusted ``p_holm`` over the family, ``same sign`` (share of pairs with
     the mean's sign), ``tasks agree`` (every task's mean has that sign) and the ``verdict``: "> 0" / "< 0" when
-    p_holm < ``alpha``, ≥ 80 % of pairs share the sign and every task agrees, else "inconclusive". (b) scores
-    ``selected_metric`` (the held-out-selected epoch) whatever ``metric`` says.
+    p_holm < ``alpha``, ≥ 80 % of pairs share the sign and every task agrees, else "inconclusive". Beside the
+    t-test: the exact sign-flip p (``sign_flip_p``) and its Holm adjustment, and ``holds under``: "both tests"
+    or "t-test only" for a clear verdict (with 3 pairs the sign-flip p is ≥ 0.25, so every verdict there is the
+    t-test's alone). (b) scores ``selected_metric`` (the held-out-selected epoch) whatever ``metric`` says; with
+    LoKr runs (method ``lokr``) in ``lr``, (b) adds LoKr − LoRA r=1 and DCFT − LoKr, both tuned.
 
     A sweep not run yet is passed as None: the comparisons that need it leave the family, and Holm corrects
     over the comparisons that remain (e.g. the CPU partial study, (b) alone: two comparisons).
@@ -306,6 +309,10 @@ def dcft_question(ref: Optional[pd.DataFrame], paper: Optional[pd.DataFrame], lr
         g_tuned, g_recipe = _gap(tuned, sel), _gap(recipe, sel)
         family["b: DCFT − LoRA r=1, both lr tuned on held-out train"] = g_tuned.rename(columns={"gap": "diff"})
         family["b: gap change, tuned − recipe lr"] = _pairs(g_tuned, g_recipe, "gap", times=1)
+        if (tuned["method"] == "lokr").any():  # PEFT's LoKr, the third arm (amendment 6): same structure, own init
+            lokr = labelled(tuned, "LoKr k=8")
+            family["b: LoKr − LoRA r=1, both tuned"] = _pairs(lokr, labelled(tuned, "LoRA r=1"), sel)
+            family["b: DCFT − LoKr, both tuned"] = _pairs(labelled(tuned, "DCFT k=8"), lokr, sel)
     if init is not None:
         family["c: B = 0 init − paper init (recipe γ)"] = _pairs(init_cell("zero", False), init_cell("paper", False),
                                                                  metric)
@@ -322,13 +329,70 @@ def dcft_question(ref: Optional[pd.DataFrame], paper: Optional[pd.DataFrame], lr
         sign = np.sign(mean)
         rows.append({"comparison": name, "n": len(x), "tasks": ",".join(sorted(d["task"].unique())), "mean": mean,
                      "p": stats.ttest_1samp(x, 0.0).pvalue if len(x) >= 2 else np.nan,
+                     "p_signflip": sign_flip_p(x),
                      "same sign": float(np.mean(np.sign(x) == sign)) if len(x) else np.nan,
                      "tasks agree": bool(len(x)) and bool((np.sign(d.groupby("task")["diff"].mean()) == sign).all())})
     out = pd.DataFrame(rows)
     out["p_holm"] = holm(out["p"])
+    out["p_signflip_holm"] = holm(out["p_signflip"])
     clear = (out["p_holm"] < alpha) & (out["same sign"] >= 0.8) & out["tasks agree"]
     out["verdict"] = np.where(clear, np.where(out["mean"] > 0, "> 0", "< 0"), "inconclusive")
+    # a verdict the exact sign-flip test does not reach (Holm-adjusted too) is reported as the t-test's alone
+    out["holds under"] = np.where(~clear, "", np.where(out["p_signflip_holm"] < alpha, "both tests", "t-test only"))
     return out.set_index("comparison")
+
+
+def sign_flip_p(x: Union[Sequence[float], np.ndarray]) -> float:
+    """The exact two-sided sign-flip (permutation) p-value of paired differences ``x`` against a mean of 0.
+
+    Under the null each difference is as likely to have either sign, so the 2ⁿ sign patterns of x are equally
+    likely; p = the share of them whose mean is at least as extreme as the observed one (scipy's
+    ``permutation_test`` with ``permutation_type="samples"``, every pattern enumerated). It assumes no normality,
+    unlike the t-test, but it cannot go below 2/2ⁿ: 0.25 with 3 pairs, 0.031 with 6. NaN below 2 pairs.
+
+    Used by: ``dcft_question``.
+    """
+    from scipy import stats
+
+    x = np.asarray(x, dtype=float)
+    if len(x) < 2:
+        return np.nan
+    res = stats.permutation_test((x,), np.mean, permutation_type="samples", alternative="two-sided",
+                                 n_resamples=np.inf)
+    return float(res.pvalue)
+
+
+def two_look_false_positive_rate(n_sim: int = 200_000, pairs: int = 3, alpha: float = 0.05,
+                                 seed: int = 0) -> dict[str, float]:
+    """How often (b)'s rule declares the gap change B2 ≠ 0 when nothing is there, with one look or two.
+
+    The procedure of amendments 2 and 5 (a forking path, named in REPORT §15): look at task 1's ``pairs`` seed
+    pairs (B1 and B2, Holm over the 2, ≥ 80 % of pairs with the mean's sign); if B2 is inconclusive, add task 2's
+    ``pairs`` and decide on the pooled pairs (both tasks' means with that sign too). Against it, one planned
+    look at the pooled pairs. Under the null each pair's tuned and recipe gaps are independent N(0, 1) draws,
+    B1 = tuned gap, B2 = tuned − recipe gap (so B1 and B2 are correlated, as in the study). Returns the share
+    of simulated studies whose B2 verdict is "> 0" or "< 0": ``one_look``, ``two_looks``, ``first_look`` (the
+    part found at the first look) and ``n_sim``.
+    """
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    tuned, recipe = rng.standard_normal((2, n_sim, 2 * pairs))  # columns: task 1's pairs, then task 2's
+    b1, b2 = tuned, tuned - recipe
+
+    def clear(x1: np.ndarray, x2: np.ndarray, tasks: int) -> np.ndarray:
+        p = np.stack([stats.ttest_1samp(x, 0.0, axis=1).pvalue for x in (x1, x2)], axis=1)
+        # Holm over the 2: B2's adjusted p is max(2·min(p), p_B2) when B2 is the larger, else 2·p_B2
+        p_holm = np.where(p[:, 1] <= p[:, 0], np.minimum(1, 2 * p[:, 1]), np.maximum(np.minimum(1, 2 * p[:, 0]), p[:, 1]))
+        sign = np.sign(x2.mean(axis=1, keepdims=True))
+        ok = (p_holm < alpha) & ((np.sign(x2) == sign).mean(axis=1) >= 0.8)
+        per_task = np.sign(x2.reshape(len(x2), tasks, -1).mean(axis=2))
+        return ok & (per_task == sign).all(axis=1)
+
+    first = clear(b1[:, :pairs], b2[:, :pairs], 1)
+    pooled = clear(b1, b2, 2)
+    return {"one_look": float(pooled.mean()), "two_looks": float((first | pooled).mean()),
+            "first_look": float(first.mean()), "n_sim": n_sim}
 
 
 def mean_std(mean: float, std: float, n: int) -> str:

@@ -35,24 +35,27 @@ from .registry import register
 
 #: where the CPU partial study's runs are committed (sub-folders of ``figures/data``)
 CPU_LR_SWEEP = "cpu/dcft_lr"
+#: (b) at the budgeted ``gpu`` preset, trained on the CPU, with PEFT's LoKr as a third arm (amendment 6)
+BUDGET_LR_SWEEP = "cpu/dcft_lr_budget"
 CPU_INIT_SWEEP = "cpu/dcft_init"
 #: part (c)'s four DCFT cells, (dcft_init, γ = 0?) -> label, in the order drawn
 INIT_CELLS = {("paper", False): "paper init\nrecipe γ", ("paper", True): "paper init\nγ = 0",
               ("zero", False): "B = 0 init\nrecipe γ", ("zero", True): "B = 0 init\nγ = 0"}
 #: the two methods compared, as ``method_label`` names them, and their colours
-LR_METHODS = {"LoRA r=1": "#2e7d32", "DCFT k=8": "#1565c0"}
+LR_METHODS = {"LoRA r=1": "#2e7d32", "DCFT k=8": "#1565c0", "LoKr k=8": "#e65100"}
 #: the y-axis names of the tasks' main metrics (×100)
 METRIC_AXIS = {"accuracy": "dev accuracy (%)", "pearson": "dev Pearson r ×100",
                "matthews_correlation": "dev Matthews corr. ×100"}
 
 
-def lr_study_runs(df: Optional[pd.DataFrame] = None) -> pd.DataFrame:
+def lr_study_runs(df: Optional[pd.DataFrame] = None, sweep: str = CPU_LR_SWEEP) -> pd.DataFrame:
     """The (b) runs with ``label`` (``method_label``) and ``lr_factor`` (lr ÷ the task recipe's lr, rounded to
-    3 digits: ⅓ is 0.333); ``df`` default: the committed CPU partial study (``CPU_LR_SWEEP``).
+    3 digits: ⅓ is 0.333); ``df`` default: the committed runs of ``sweep`` (the CPU partial study,
+    ``CPU_LR_SWEEP``, or the budgeted one, ``BUDGET_LR_SWEEP``).
 
-    Used by: ``draw_dcft_lr`` and ``15_does_dcft_match_lora``.
+    Used by: ``draw_dcft_lr``, ``draw_dcft_lr_budget`` and ``15_does_dcft_match_lora``.
     """
-    d = (load_sweep(CPU_LR_SWEEP) if df is None else df).copy()
+    d = (load_sweep(sweep) if df is None else df).copy()
     d = d[d["select_on"] == "train_holdout"]
     d["label"] = d.apply(method_label, axis=1)
     d["lr_factor"] = (d["lr"] / d["task"].map(lambda t: TASK_RECIPES[t].lr)).round(3)
@@ -62,10 +65,23 @@ def lr_study_runs(df: Optional[pd.DataFrame] = None) -> pd.DataFrame:
 @register("dcft_lr_cpu")
 def draw_dcft_lr(df: Optional[pd.DataFrame] = None) -> Figure:
     """Dev score (epoch chosen on held-out train rows) vs the lr factor, per task; a ring on the held-out choice."""
-    d = lr_study_runs(df)
+    return _draw_lr(lr_study_runs(df), "`cpu` preset (1,000 rows, 3 epochs)")
+
+
+@register("dcft_lr_budget")
+def draw_dcft_lr_budget(df: Optional[pd.DataFrame] = None) -> Figure:
+    """The same at the budgeted ``gpu`` preset, with PEFT's LoKr (DCFT's parameter count) as a third arm."""
+    d = lr_study_runs(df, sweep=BUDGET_LR_SWEEP)
+    return _draw_lr(d, "`gpu` preset (the budgeted recipe: ~20k examples per run)", lokr_note=True)
+
+
+def _draw_lr(d: pd.DataFrame, preset: str, lokr_note: bool = False) -> Figure:
+    """One panel per task: each method's runs (dots) and seeds' mean (line) against the lr factor, a ring on
+    the factor the held-out rows choose."""
     tuned = lr_study_runs(holdout_tuned(d))  # the held-out choice, with the same rounded lr_factor
     tasks = [t for t in TASK_LABELS if t in set(d["task"])]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks) + (1.2 if lokr_note else 0), 3.8),
+                             squeeze=False)
     for ax, task in zip(axes[0], tasks):
         dt = d[d["task"] == task]
         for label, color in LR_METHODS.items():
@@ -86,7 +102,11 @@ def draw_dcft_lr(df: Optional[pd.DataFrame] = None) -> Figure:
         ax.minorticks_off()
         ax.set_xlabel("learning rate ÷ the task recipe's")
         _finish_panel(ax, task, dt)
-    return _finish_figure(fig, "Learning rate, tuned on held-out train rows (ring: the choice)", d)
+    if lokr_note:
+        fig.text(0.99, 0.02, "LoKr: PEFT's Kronecker adapter,\nr = 1, W₁ 8 × 8: DCFT k = 8's\nparameter count, "
+                 "ΔW = 0 at init,\nno penalty", ha="right", va="bottom", fontsize=7.5, color=LR_METHODS["LoKr k=8"])
+    return _finish_figure(fig, "Learning rate, tuned on held-out train rows (ring: the choice)", d, preset,
+                          right=0.8 if lokr_note else 1.0)
 
 
 def _finish_panel(ax, task: str, dt: pd.DataFrame, epoch: str = "") -> None:
@@ -99,10 +119,10 @@ def _finish_panel(ax, task: str, dt: pd.DataFrame, epoch: str = "") -> None:
     ax.legend(fontsize=8, loc="lower right")
 
 
-def _finish_figure(fig: Figure, what: str, d: pd.DataFrame) -> Figure:
-    fig.suptitle(f"{what}\n{backbone()}, `cpu` preset (1,000 rows, 3 epochs), {short_devices(d['device'].unique())}",
-                 fontsize=10)
-    fig.tight_layout()
+def _finish_figure(fig: Figure, what: str, d: pd.DataFrame,
+                   preset: str = "`cpu` preset (1,000 rows, 3 epochs)", right: float = 1.0) -> Figure:
+    fig.suptitle(f"{what}\n{backbone()}, {preset}, {short_devices(d['device'].unique())}", fontsize=10)
+    fig.tight_layout(rect=(0, 0, right, 1))  # right < 1 leaves room for a note beside the panels
     return fig
 
 
