@@ -94,3 +94,46 @@ for i, (name, pi) in enumerate(p.items()):  # the i-th smallest (from 0) is mult
 by_hand = pd.Series(by_hand, dtype=float)
 assert all(abs(by_hand[c] - verdict.loc[c, "p_holm"]) < 1e-12 for c in by_hand.index)
 pd.DataFrame({"p": p, "Holm by hand": by_hand, "p_holm": verdict.loc[p.index, "p_holm"]})
+
+# %% [markdown]
+# ## 4. The other order
+#
+# Row $i\cdot k + p$ of $M \otimes C$ ($i < m$, $p < k$) holds $M_{i,:} \otimes C_{p,:}$; in $C \otimes M$ that row
+# is number $p\cdot m + i$. So `shuffle(m, k)[p·m + i] = i·k + p`: write the indices as an (m, k) grid and read it
+# column by column.
+#
+# **Same layer?** No, in general. A matrix is a Kronecker product $X \otimes Y$ with $X$ of shape (8, 8) and $Y$ of
+# shape (48, 48) exactly when Van Loan's rearrangement — one row per entry of $X$, one column per entry of $Y$ — has
+# rank 1. DCFT's $\Delta W = (ba)\otimes C$ is a Kronecker product with the *other* shapes ((48, 48) ⊗ (8, 8)); in
+# LoKr's arrangement it has rank > 1, so no LoKr $\Delta W$ (not even with a full $W_2$) equals it on the same layer.
+# Relabelled rows and columns (the shuffle) turn it into one — but $W$'s rows are not relabelled with it, so the two
+# adapters can add different functions to the same pretrained layer.
+
+# %%
+import torch
+from einops import rearrange
+
+
+def shuffle(m: int, k: int) -> torch.Tensor:
+    """Index vector: row p·m + i of C ⊗ M is row i·k + p of M ⊗ C."""
+    # (m, k) grid of old row numbers i·k + p, read column by column -> new order p·m + i
+    return torch.arange(m * k).reshape(m, k).T.reshape(-1)
+
+
+M, C = torch.randn(6, 2, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
+assert torch.equal(torch.kron(C, M), torch.kron(M, C)[shuffle(6, 3)][:, shuffle(2, 3)])
+
+b, a, C8 = (torch.randn(48, 1, dtype=torch.float64), torch.randn(1, 48, dtype=torch.float64),
+            torch.randn(8, 8, dtype=torch.float64))
+dW = torch.kron(b @ a, C8)  # DCFT's ΔW of a 384 -> 384 layer: (48, 48) ⊗ (8, 8) -> (384, 384)
+
+
+def lokr_rank(w: torch.Tensor) -> int:
+    """Rank of Van Loan's rearrangement for LoKr's shapes W₁ (8, 8) ⊗ W₂ (48, 48): 1 iff w is such a product."""
+    # (p i) (q j) -> (p q) (i j):  (384, 384) -> (64, 2304)
+    return int(torch.linalg.matrix_rank(rearrange(w, "(p i) (q j) -> (p q) (i j)", p=8, q=8)))
+
+
+assert lokr_rank(dW) > 1  # not a LoKr ΔW of the same layer
+assert lokr_rank(dW[shuffle(48, 8)][:, shuffle(48, 8)]) == 1  # the shuffled one is
+print("rank of the rearranged DCFT ΔW in LoKr's shapes:", lokr_rank(dW), "; after the shuffle: 1")
