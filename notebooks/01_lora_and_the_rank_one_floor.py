@@ -178,7 +178,7 @@ lora_counts.map("{:,}".format)
 # ($165{,}888 / 10^6 = 0.17$; in $2^{20}$ units it would read 0.16M).
 
 # %%
-LORA_R1_DEBERTA = 165_888  # NOTES §2
+LORA_R1_DEBERTA = 165_888  # docs/method_notes.md §2
 assert lora_counts.loc[1, "DeBERTa-v3-base"] == LORA_R1_DEBERTA == 12 * (4 * 1536 + 2 * (768 + 3072))
 for name in models:
     assert (lora_counts[name] == lora_counts.loc[1, name] * lora_counts.index).all(), name
@@ -223,7 +223,7 @@ ab_only = dcft_k8 - kernels
 print(f"DCFT k=8 on DeBERTa-v3-base: {dcft_k8:,} = {ab_only:,} (A, B) + {kernels:,} (72 kernels of 8×8)")
 print(f"LoRA r=1 / DCFT A,B only  = {LORA_R1_DEBERTA / ab_only:.3f}")
 print(f"LoRA r=1 / DCFT with C    = {LORA_R1_DEBERTA / dcft_k8:.3f}")
-assert dcft_k8 == 25_344  # the paper's 0.024M (NOTES §2)
+assert dcft_k8 == 25_344  # the paper's 0.024M (docs/method_notes.md §2)
 assert ab_only * 8 == LORA_R1_DEBERTA  # "8× fewer": A and B are exactly 1/8 of LoRA r=1
 assert round(LORA_R1_DEBERTA / dcft_k8, 1) == 6.5  # with the kernels
 

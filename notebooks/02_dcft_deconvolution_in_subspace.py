@@ -194,7 +194,7 @@ assert torch.equal(zero.get_delta_weight(), torch.zeros(3072, 768))
 #
 # Summed over DeBERTa-v3-base's 72 adapted matrices (12 layers × query, key, value, attention output,
 # FFN in, FFN out). The paper writes M $= 2^{20}$ and K $= 1024$: $25{,}344 / 2^{20} = 0.0242 \to$ "0.024M".
-# Table 1 (kernel $k$, $s = k$) and Table 5 (stride $s$ with $k = 8$), from NOTES §2:
+# Table 1 (kernel $k$, $s = k$) and Table 5 (stride $s$ with $k = 8$), from `docs/method_notes.md` §2:
 
 # %%
 PAPER = [  # (kernel k, stride s, exact count, the paper's printed number)
@@ -223,7 +223,7 @@ for k, s, exact, printed in PAPER:
     by_formula = 12 * (4 * dcft_num_params(768, 768, k, s) + dcft_num_params(768, 3072, k, s)
                        + dcft_num_params(3072, 768, k, s))
     rows.append({"k": k, "s": s, "counted (meta model)": counted, "formula": by_formula,
-                 "NOTES §2": exact, "ours, paper style": paper_format(counted, printed), "paper": printed})
+                 "exact (method notes §2)": exact, "ours, paper style": paper_format(counted, printed), "paper": printed})
     assert counted == by_formula == exact
     assert paper_format(counted, printed) == printed, (k, s)
 pd.DataFrame(rows)

@@ -99,7 +99,7 @@ for k in KERNELS:
                  "paper's Table 4": PAPER_TABLE4.loc[k, "params (paper)"]})
 params = pd.DataFrame(rows).set_index("k")
 assert (params["closed form"] == params["counted (MiniLM-L6)"]).all()
-# the paper's "M" is 2**20 (NOTES §2): DeBERTa's counts are its printed column
+# the paper's "M" is 2**20 (docs/method_notes.md §2): DeBERTa's counts are its printed column
 assert all(f"{n / 2**20:.3f}M" == p for n, p in zip(params["DeBERTa-v3-base"], params["paper's Table 4"]))
 params
 
