@@ -265,6 +265,7 @@ plt.show()
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/01_lora_and_the_rank_one_floor_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Fewer matrices.** Adapt only `query` and `value` on MiniLM with $r = 8$. Predict the count, then check it
 #    with `inject_adapters` and `count_adapter_parameters`.
@@ -272,3 +273,24 @@ plt.show()
 #    kernels alone, and the ratio LoRA $r = 1$ / DCFT; check with `count_for_config`.
 # 3. **The smallest DCFT.** Write DCFT's total on DeBERTa-v3-base as a function of $k$. Which of
 #    $k \in \{2, 4, 6, 8, 12, 16, 24\}$ gives the fewest parameters, and why does it not keep falling?
+
+# %%
+# Exercise 1 · Fewer matrices: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: LoRA r = 8 on query and value only of MiniLM (6 blocks, 384 × 384): how many parameters?
+# TODO: check: m = inject_adapters(load_model("rte")[0], LoRAConfig(r=8, target_modules=["query", "value"]))
+#       and count_adapter_parameters(m); then compare with your prediction
+
+# %%
+# Exercise 2 · DCFT with k = 4: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_count = None  # TODO: DCFT k = s = 4 on DeBERTa-v3-base, from LoRA r = 1's 165,888 and the kernels alone
+predicted_ratio = None  # TODO: LoRA r = 1 / DCFT k = 4
+# TODO: check with count_for_config(deberta_v3_base_config(), DCFTConfig(kernel_size=4))
+
+# %%
+# Exercise 3 · The smallest DCFT: a starter. Fill in the TODOs, run, then compare with the solution.
+def dcft_total(k):
+    """TODO: DCFT's parameters on DeBERTa-v3-base (72 matrices, 768 / 3072) as a function of the kernel size k."""
+    ...
+
+
+predicted_best_k = None  # TODO: which of k in {2, 4, 6, 8, 12, 16, 24} gives the fewest, and why not the largest?

@@ -330,6 +330,7 @@ print(f"adapter branch, 512 tokens: fast {t_fast:.1f} ms | conv {t_conv:.1f} ms 
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/02_dcft_deconvolution_in_subspace_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **The Kronecker forward, yourself.** For a 768 → 3072 `DCFTLinear` ($k = s = 8$) compute $\Delta W x$ twice:
 #    from $\frac{\alpha}{r}(BA)\otimes C$ with `torch.kron`, and matrix-free from section 6's formula (reshape $x$).
@@ -337,3 +338,20 @@ print(f"adapter branch, 512 tokens: fast {t_fast:.1f} ms | conv {t_conv:.1f} ms 
 # 2. **A rank-1 kernel.** With $r = 2$, $k = s = 8$ and a kernel $C = uv^\top$, predict $\operatorname{rank}(\Delta W)$.
 # 3. **Count before you build.** Predict the shapes of `lora_A`, `lora_B` and the parameter count of a 1024 → 4096
 #    layer with $k = 8$, $s = 4$; check with `DCFTLinear`.
+
+# %%
+# Exercise 1 · The Kronecker forward, yourself: a starter. Fill in the TODOs, run, then compare with the solution.
+layer = None  # TODO: DCFTLinear(torch.nn.Linear(768, 3072), DCFTConfig(kernel_size=8))
+predicted_max_error = None  # TODO: how close will torch.kron and the reshape form come to layer.adapter_forward(x)?
+# TODO: build ΔW = scaling · kron(B A, C) with torch.kron, and the matrix-free form of section 6; compare both
+
+# %%
+# Exercise 2 · A rank-1 kernel: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_rank = None  # TODO: rank(ΔW) for r = 2, k = s = 8 and C = u vᵀ
+# TODO: check: set layer.lora_C to an outer product, then torch.linalg.matrix_rank(layer.get_delta_weight())
+
+# %%
+# Exercise 3 · Count before you build: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_shapes = None  # TODO: (lora_A.shape, lora_B.shape) of a 1024 → 4096 layer, k = 8, s = 4
+predicted_params = None  # TODO: its trainable parameters (dcft_num_params's formula)
+# TODO: check with DCFTLinear(torch.nn.Linear(1024, 4096), DCFTConfig(kernel_size=8, stride=4))

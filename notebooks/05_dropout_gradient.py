@@ -192,8 +192,23 @@ else:
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/05_dropout_gradient_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **The gap at $p = 0$.** Predict `dropout_gradient_gap(p=0.0)`'s gap and cosine, then check.
 # 2. **The gap at $p = 0.5$.** Predict the reference $\sqrt{p/(1-p)}$ and the order of the gap.
 # 3. **Evaluation mode.** Rerun section 1's check with `lora_dropout=0.5` but the layer in `eval()` mode. Predict
 #    the relative error of Eq. 4's prediction.
+
+# %%
+# Exercise 1 · The gap at p = 0: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: (gap, cosine) of dropout_gradient_gap(p=0.0)
+
+# %%
+# Exercise 2 · The gap at p = 0.5: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_reference = None  # TODO: sqrt(p / (1 - p)) at p = 0.5
+predicted_order = None  # TODO: the order of magnitude of dropout_gradient_gap(p=0.5)["gap"]
+
+# %%
+# Exercise 3 · Evaluation mode: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_error = None  # TODO: the relative error of Eq. 4's prediction with lora_dropout=0.5 and layer.eval()
+# TODO: rerun section 1's check with the layer in eval() mode

@@ -232,6 +232,7 @@ side
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/10_kernel_ablation_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Predict the parameter count of $k = 4$ on MiniLM before running** (36 matrices: 24 of $384\times384$,
 #    6 of $384\to1536$, 6 of $1536\to384$), then check it against `params`. Which $k$ minimises the count on
@@ -243,3 +244,20 @@ side
 #    results folder with `dcft_edu.experiments.sweep.run_sweep`, at the scale `lab.lab_runs` picked. Predict the
 #    `adapter_params` its result file will record, and where its metric will land relative to your $k = 4$ and
 #    $k = 8$ runs.
+
+# %%
+# Exercise 1 · Predict the parameter count of k = 4: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_k4 = None  # TODO: DCFT k = 4 on MiniLM's 36 matrices
+predicted_best = None  # TODO: (the k that minimises the count on MiniLM, on DeBERTa-v3-base): total = a/k + b·k²
+# TODO: check against params
+
+# %%
+# Exercise 2 · The kernel also sets the rank: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_ranks = None  # TODO: {2: ..., 4: ..., 8: ...} rank of one 384 × 384 ΔW with random factors
+# TODO: build dcft_edu.dcft.DCFTLinear layers and use torch.linalg.matrix_rank(layer.get_delta_weight())
+
+# %%
+# Exercise 3 · Add k = 6 to your lab: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_params = None  # TODO: the adapter_params the k = 6 result file will record
+predicted_place = None  # TODO: where its metric lands relative to your k = 4 and k = 8 runs
+# TODO: train it with dcft_edu.experiments.sweep.run_sweep at the scale lab.lab_runs picked (needs TRAIN)

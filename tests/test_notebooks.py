@@ -94,9 +94,13 @@ def test_notebook_structure(name):
         assert not re.search(r"^\s*[!%]", src, re.M), f"{name}: IPython magics (! or %) in a code cell:\n{src}"
     # real checks, so that nbval can fail
     assert any(re.search(r"^\s*assert\b", src, re.M) for src in code), f"{name}: no assert in any code cell"
-    # closing cells: the take-away, then (lessons with exercises) "## Exercises" last
-    if last.source.startswith("## Exercises"):
-        last = nb.cells[-2]
+    # closing cells: the take-away, then (lessons with exercises) "## Exercises" and its starter cells
+    # (tests/test_teaching.py checks those)
+    ex = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    if ex:
+        last = nb.cells[ex[-1] - 1]
+        assert all(c.cell_type == "code" and c.source.startswith("# Exercise ") for c in nb.cells[ex[-1] + 1:]), \
+            f"{name}: after '## Exercises' only its starter cells ('# Exercise N · …') may follow"
     assert last.cell_type == "markdown" and "What you should take away" in last.source, f"{name}: take-away cell missing"
 
 
