@@ -21,7 +21,7 @@ import pytest
 import torch
 
 import dcft_edu
-from dcft_edu.experiments import colab
+from dcft_edu.experiments import colab, handout
 
 ROOT = Path(dcft_edu.__file__).resolve().parents[1]
 REAL_RUN = subprocess.run  # the fake below replaces subprocess.run in one test
@@ -33,15 +33,10 @@ GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@local", "-c", "comm
 @pytest.fixture(scope="module")
 def tree_repo(tmp_path_factory) -> Path:
     """A git repository holding this working tree as one commit on ``colab.REPO_BRANCH``: what a fork would publish."""
-    files = subprocess.run(["git", "-C", str(ROOT), "ls-files", "-co", "--exclude-standard", "-z"],
-                           capture_output=True)
-    if files.returncode != 0:
-        pytest.skip(f"{ROOT} is not a git checkout: nothing to clone")
     repo = tmp_path_factory.mktemp("published") / "dcft_edu"
-    for rel in filter(None, files.stdout.decode().split("\0")):
-        if (ROOT / rel).is_file():
-            (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, repo / rel)
+    for rel in handout.repository_files(ROOT):  # what git tracks, and new files it does not ignore
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, repo / rel)
     for cmd in (["init", "-q", "-b", colab.REPO_BRANCH], ["add", "-A"], ["commit", "-q", "-m", "working tree"]):
         REAL_RUN(GIT + ["-C", str(repo), *cmd], check=True, capture_output=True)
     return repo
@@ -320,13 +315,13 @@ PROBE = "import dcft_edu, os, sys; print(dcft_edu.__file__, os.getcwd(), 'google
 
 
 @pytest.mark.parametrize("notebook, n_cells, extras", [
-    ("01_lora_and_the_rank_one_floor", None, ""),   # every cell
+    ("01_lora_and_the_rank_one_floor", 5, ""),      # bootstrap, set-up, LoRA injected into the packaged MiniLM
     ("07_glue_main_results", 5, ""),                # bootstrap, set-up, the committed sweep read into tables
     ("16_e2e_generation", 6, "[e2e]"),              # up to generating with the hub model it names
 ])
 def test_lesson_runs_headless_through_the_colab_bootstrap(notebook, n_cells, extras, fake_colab):
     base, _ = fake_colab
-    cells, probe, pip = run_headless(notebook, fake_colab, n_cells or 10_000, PROBE + (
+    cells, probe, pip = run_headless(notebook, fake_colab, n_cells, PROBE + (
         "; print(model.name_or_path, model.config.n_embd)" if notebook.startswith("16") else ""))
     clone = (base / f"content_{notebook[:2]}" / "dcft_edu").resolve()
     # the cell cloned the published tree, bootstrap "installed" it with the lesson's extras and moved into notebooks/

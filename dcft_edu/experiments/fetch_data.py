@@ -49,7 +49,8 @@ GLUE_HEADERS: dict[str, Optional[list[str]]] = {
     "cola": None,
     "sst2": ["sentence", "label"],
     "mrpc": ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
-    "stsb": ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2", "score"],
+    "stsb": ["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1", "sentence2",
+             "score"],
     "rte": ["index", "sentence1", "sentence2", "label"],
     "qnli": ["index", "question", "sentence", "label"],
 }
