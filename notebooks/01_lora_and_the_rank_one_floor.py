@@ -42,11 +42,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("01_lora_and_the_rank_one_floor")
 
 # %%
 import torch
@@ -177,7 +178,7 @@ lora_counts.map("{:,}".format)
 # ($165{,}888 / 10^6 = 0.17$; in $2^{20}$ units it would read 0.16M).
 
 # %%
-LORA_R1_DEBERTA = 165_888  # NOTES §2
+LORA_R1_DEBERTA = 165_888  # docs/method_notes.md §2
 assert lora_counts.loc[1, "DeBERTa-v3-base"] == LORA_R1_DEBERTA == 12 * (4 * 1536 + 2 * (768 + 3072))
 for name in models:
     assert (lora_counts[name] == lora_counts.loc[1, name] * lora_counts.index).all(), name
@@ -222,7 +223,7 @@ ab_only = dcft_k8 - kernels
 print(f"DCFT k=8 on DeBERTa-v3-base: {dcft_k8:,} = {ab_only:,} (A, B) + {kernels:,} (72 kernels of 8×8)")
 print(f"LoRA r=1 / DCFT A,B only  = {LORA_R1_DEBERTA / ab_only:.3f}")
 print(f"LoRA r=1 / DCFT with C    = {LORA_R1_DEBERTA / dcft_k8:.3f}")
-assert dcft_k8 == 25_344  # the paper's 0.024M (NOTES §2)
+assert dcft_k8 == 25_344  # the paper's 0.024M (docs/method_notes.md §2)
 assert ab_only * 8 == LORA_R1_DEBERTA  # "8× fewer": A and B are exactly 1/8 of LoRA r=1
 assert round(LORA_R1_DEBERTA / dcft_k8, 1) == 6.5  # with the kernels
 
@@ -264,6 +265,7 @@ plt.show()
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/01_lora_and_the_rank_one_floor_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Fewer matrices.** Adapt only `query` and `value` on MiniLM with $r = 8$. Predict the count, then check it
 #    with `inject_adapters` and `count_adapter_parameters`.
@@ -271,3 +273,24 @@ plt.show()
 #    kernels alone, and the ratio LoRA $r = 1$ / DCFT; check with `count_for_config`.
 # 3. **The smallest DCFT.** Write DCFT's total on DeBERTa-v3-base as a function of $k$. Which of
 #    $k \in \{2, 4, 6, 8, 12, 16, 24\}$ gives the fewest parameters, and why does it not keep falling?
+
+# %%
+# Exercise 1 · Fewer matrices: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: LoRA r = 8 on query and value only of MiniLM (6 blocks, 384 × 384): how many parameters?
+# TODO: check: m = inject_adapters(load_model("rte")[0], LoRAConfig(r=8, target_modules=["query", "value"]))
+#       and count_adapter_parameters(m); then compare with your prediction
+
+# %%
+# Exercise 2 · DCFT with k = 4: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_count = None  # TODO: DCFT k = s = 4 on DeBERTa-v3-base, from LoRA r = 1's 165,888 and the kernels alone
+predicted_ratio = None  # TODO: LoRA r = 1 / DCFT k = 4
+# TODO: check with count_for_config(deberta_v3_base_config(), DCFTConfig(kernel_size=4))
+
+# %%
+# Exercise 3 · The smallest DCFT: a starter. Fill in the TODOs, run, then compare with the solution.
+def dcft_total(k):
+    """TODO: DCFT's parameters on DeBERTa-v3-base (72 matrices, 768 / 3072) as a function of the kernel size k."""
+    ...
+
+
+predicted_best_k = None  # TODO: which of k in {2, 4, 6, 8, 12, 16, 24} gives the fewest, and why not the largest?

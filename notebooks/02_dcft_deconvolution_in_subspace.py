@@ -41,11 +41,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("02_dcft_deconvolution_in_subspace")
 
 # %%
 import torch
@@ -193,7 +194,7 @@ assert torch.equal(zero.get_delta_weight(), torch.zeros(3072, 768))
 #
 # Summed over DeBERTa-v3-base's 72 adapted matrices (12 layers × query, key, value, attention output,
 # FFN in, FFN out). The paper writes M $= 2^{20}$ and K $= 1024$: $25{,}344 / 2^{20} = 0.0242 \to$ "0.024M".
-# Table 1 (kernel $k$, $s = k$) and Table 5 (stride $s$ with $k = 8$), from NOTES §2:
+# Table 1 (kernel $k$, $s = k$) and Table 5 (stride $s$ with $k = 8$), from `docs/method_notes.md` §2:
 
 # %%
 PAPER = [  # (kernel k, stride s, exact count, the paper's printed number)
@@ -222,7 +223,7 @@ for k, s, exact, printed in PAPER:
     by_formula = 12 * (4 * dcft_num_params(768, 768, k, s) + dcft_num_params(768, 3072, k, s)
                        + dcft_num_params(3072, 768, k, s))
     rows.append({"k": k, "s": s, "counted (meta model)": counted, "formula": by_formula,
-                 "NOTES §2": exact, "ours, paper style": paper_format(counted, printed), "paper": printed})
+                 "exact (method notes §2)": exact, "ours, paper style": paper_format(counted, printed), "paper": printed})
     assert counted == by_formula == exact
     assert paper_format(counted, printed) == printed, (k, s)
 pd.DataFrame(rows)
@@ -329,6 +330,7 @@ print(f"adapter branch, 512 tokens: fast {t_fast:.1f} ms | conv {t_conv:.1f} ms 
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/02_dcft_deconvolution_in_subspace_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **The Kronecker forward, yourself.** For a 768 → 3072 `DCFTLinear` ($k = s = 8$) compute $\Delta W x$ twice:
 #    from $\frac{\alpha}{r}(BA)\otimes C$ with `torch.kron`, and matrix-free from section 6's formula (reshape $x$).
@@ -336,3 +338,20 @@ print(f"adapter branch, 512 tokens: fast {t_fast:.1f} ms | conv {t_conv:.1f} ms 
 # 2. **A rank-1 kernel.** With $r = 2$, $k = s = 8$ and a kernel $C = uv^\top$, predict $\operatorname{rank}(\Delta W)$.
 # 3. **Count before you build.** Predict the shapes of `lora_A`, `lora_B` and the parameter count of a 1024 → 4096
 #    layer with $k = 8$, $s = 4$; check with `DCFTLinear`.
+
+# %%
+# Exercise 1 · The Kronecker forward, yourself: a starter. Fill in the TODOs, run, then compare with the solution.
+layer = None  # TODO: DCFTLinear(torch.nn.Linear(768, 3072), DCFTConfig(kernel_size=8))
+predicted_max_error = None  # TODO: how close will torch.kron and the reshape form come to layer.adapter_forward(x)?
+# TODO: build ΔW = scaling · kron(B A, C) with torch.kron, and the matrix-free form of section 6; compare both
+
+# %%
+# Exercise 2 · A rank-1 kernel: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_rank = None  # TODO: rank(ΔW) for r = 2, k = s = 8 and C = u vᵀ
+# TODO: check: set layer.lora_C to an outer product, then torch.linalg.matrix_rank(layer.get_delta_weight())
+
+# %%
+# Exercise 3 · Count before you build: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_shapes = None  # TODO: (lora_A.shape, lora_B.shape) of a 1024 → 4096 layer, k = 8, s = 4
+predicted_params = None  # TODO: its trainable parameters (dcft_num_params's formula)
+# TODO: check with DCFTLinear(torch.nn.Linear(1024, 4096), DCFTConfig(kernel_size=8, stride=4))

@@ -42,11 +42,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("03_checkerboard_artifacts")
 
 # %%
 import torch
@@ -207,6 +208,7 @@ assert params[8] == min(params.values()) and params[1] == max(params.values())
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/03_checkerboard_artifacts_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Stride 6.** With $k = 8$, $s = 6$, predict $c_6(y)$ along one dimension (its period and its values), then the
 #    share of interior cells with 1, 2 and 4 taps and their mean; check with `coverage_map(8, 6, ...)`.
@@ -214,3 +216,19 @@ assert params[8] == min(params.values()) and params[1] == max(params.values())
 #    and how many taps each cell gets when it is.
 # 3. **The price of overlap.** Predict the parameters of one 768×768 DCFT matrix with $k = 8$ at $s = 6$ and at
 #    $s = 8$ (`subspace_size`'s formula from notebook 02).
+
+# %%
+# Exercise 1 · Stride 6: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_period = None  # TODO: the period of c_6(y) along one dimension, for k = 8, s = 6
+predicted_taps = None  # TODO: the share of interior cells with 1, 2 and 4 taps, e.g. {1: ..., 2: ..., 4: ...}
+# TODO: check with coverage_map(8, 6, (96, 96)), away from the edges
+
+# %%
+# Exercise 2 · Which kernels are even?: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_even = None  # TODO: {k: is the interior coverage even?} for k = 4, 6, 8, 10, 12 at s = 4
+# TODO: check with coverage_map(k, 4, (96, 96))
+
+# %%
+# Exercise 3 · The price of overlap: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_params = None  # TODO: {6: ..., 8: ...} parameters of one 768 × 768 DCFT matrix, k = 8, at s = 6 and s = 8
+# TODO: check with dcft_num_params(768, 768, 8, s)

@@ -46,11 +46,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("04_orthogonal_regularizer")
 
 # %%
 import torch
@@ -274,8 +275,25 @@ assert (norms["‖a‖"] < 1).all()  # a short run: still far from the minimum a
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/04_orthogonal_regularizer_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **The penalty at init.** Inject DCFT with $r = 4$ into section 1's toy model. Predict `orthogonal_penalty` at
 #    init, then check.
 # 2. **A long vector.** Give a rank-1 $a$ the length 2. Predict the penalty and its gradient (size and direction).
 # 3. **Already orthonormal.** Predict the penalty of an $A$ with orthonormal rows ($r = 4$), and of twice that $A$.
+
+# %%
+# Exercise 1 · The penalty at init: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_penalty = None  # TODO: orthogonal_penalty of section 1's toy model with DCFT r = 4, right after injection
+# TODO: check: inject DCFTConfig(r=4, ...) into a fresh copy of the toy model, then orthogonal_penalty(model)
+
+# %%
+# Exercise 2 · A long vector: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_penalty = None  # TODO: a rank-1 a of length 2 (and a unit b): the penalty
+predicted_gradient = None  # TODO: the size and direction of its gradient with respect to a
+# TODO: check with gram_deviation and .backward()
+
+# %%
+# Exercise 3 · Already orthonormal: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: (penalty of an A with orthonormal rows, r = 4; penalty of 2 · A)
+# TODO: check with gram_deviation(A, rows=True), A from torch.linalg.qr

@@ -40,11 +40,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("05_dropout_gradient")
 
 # %%
 import torch
@@ -191,8 +192,23 @@ else:
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/05_dropout_gradient_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **The gap at $p = 0$.** Predict `dropout_gradient_gap(p=0.0)`'s gap and cosine, then check.
 # 2. **The gap at $p = 0.5$.** Predict the reference $\sqrt{p/(1-p)}$ and the order of the gap.
 # 3. **Evaluation mode.** Rerun section 1's check with `lora_dropout=0.5` but the layer in `eval()` mode. Predict
 #    the relative error of Eq. 4's prediction.
+
+# %%
+# Exercise 1 · The gap at p = 0: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: (gap, cosine) of dropout_gradient_gap(p=0.0)
+
+# %%
+# Exercise 2 · The gap at p = 0.5: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_reference = None  # TODO: sqrt(p / (1 - p)) at p = 0.5
+predicted_order = None  # TODO: the order of magnitude of dropout_gradient_gap(p=0.5)["gap"]
+
+# %%
+# Exercise 3 · Evaluation mode: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_error = None  # TODO: the relative error of Eq. 4's prediction with lora_dropout=0.5 and layer.eval()
+# TODO: rerun section 1's check with the layer in eval() mode

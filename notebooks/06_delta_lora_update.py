@@ -44,11 +44,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("06_delta_lora_update")
 
 # %%
 import torch
@@ -297,8 +298,24 @@ torch.testing.assert_close(logits_restored, logits_trained, atol=1e-6, rtol=1e-6
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/06_delta_lora_update_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **The rank of $W_T - W_0$.** Train Delta-LoRA with $r = 2$, $K = 3$ for 10 steps. Predict
 #    $\operatorname{rank}(W_T - W_0)$, then check with its singular values.
 # 2. **Start at $K = 0$.** Predict the rank now (hint: what is $B_0 A_0$?), and write $W_T - W_0$ in terms of $B_T A_T$.
 # 3. **$\lambda = 0$.** Predict what happens to $W$, and the rank $r'$ and $\alpha'$ of `export_delta_lora`'s LoRA.
+
+# %%
+# Exercise 1 · The rank of W_T − W_0: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_rank = None  # TODO: rank(W_T - W_0) after 10 steps of Delta-LoRA with r = 2, K = 3
+# TODO: train as in section 2 with DeltaLoRAConfig(r=2, start_steps=3), then the singular values of W_T - W_0
+
+# %%
+# Exercise 2 · Start at K = 0: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_rank = None  # TODO: the rank now (what is B_0 A_0?)
+predicted_formula = None  # TODO: W_T - W_0 in terms of B_T A_T, λ and α/r
+
+# %%
+# Exercise 3 · λ = 0: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_W = None  # TODO: what happens to W with update_ratio=0?
+predicted_export = None  # TODO: (r', α') of export_delta_lora's LoRA

@@ -42,11 +42,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("07_glue_main_results")
 
 # %%
 import datasets
@@ -281,6 +282,7 @@ for a, b in [("Delta-LoRA r=8 λ=0.5", "LoRA r=8"), ("full FT", "LoRA r=8")]:
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/07_glue_main_results_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Count before you train.** Predict the adapter parameters of DCFT k = 4 and of LoRA r = 2 on MiniLM
 #    (36 matrices, $h_\text{in}, h_\text{out} \in \{384, 1536\}$), and which is smaller. Check with
@@ -293,3 +295,25 @@ for a, b in [("Delta-LoRA r=8 λ=0.5", "LoRA r=8"), ("full FT", "LoRA r=8")]:
 #    help?
 # 4. **Underfitting in one number.** Predict for which task DCFT k = 8's final training loss exceeds LoRA r = 1's
 #    the most (in ratio), then check with `convergence_table`.
+
+# %%
+# Exercise 1 · Count before you train: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: (adapter parameters of DCFT k = 4, of LoRA r = 2) on MiniLM's 36 matrices; which is smaller?
+# TODO: check: count_adapter_parameters(prepare_model(load_model("stsb")[0], make_run("stsb", "dcft", kernel_size=4,
+#       scale="quick"))), with dcft_edu.count_adapter_parameters
+
+# %%
+# Exercise 2 · One seed, as in the papers: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_same_order = None  # TODO: with seed 0 only, do LoRA r = 8, Delta-LoRA and full FT keep their order?
+# TODO: rank the seven methods by main_means(df[df["seed"] == 0])["avg"]
+
+# %%
+# Exercise 3 · Paired or not: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_equal = None  # TODO: mean of the per-seed differences vs difference of the means (STS-B): equal?
+predicted_smaller_spread = None  # TODO: which has the smaller spread over seeds, and why does pairing help?
+# TODO: compute both from wide (section 4)
+
+# %%
+# Exercise 4 · Underfitting in one number: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_task = None  # TODO: the task where DCFT k = 8's final training loss exceeds LoRA r = 1's the most (ratio)
+# TODO: check with convergence_table(df)

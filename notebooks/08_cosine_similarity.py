@@ -42,11 +42,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("08_cosine_similarity")
 
 # %%
 import datasets
@@ -213,6 +214,7 @@ else:
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/08_cosine_similarity_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Cosine from the relative change.** If $\Delta W$ is orthogonal to $W_0$ (Frobenius) and
 #    $\|\Delta W\| = \rho\|W_0\|$, predict $1 - \cos(W_0, W_0 + \Delta W)$ as a function of $\rho$, and its value
@@ -222,3 +224,22 @@ else:
 # 3. **The learning rate decides.** Train full FT for two steps on 32 RTE examples (as in section 1) at lr 1e-4
 #    and at 1e-3. Predict the ratio of the relative changes of $W_q$ (hint: AdamW's first steps move each entry
 #    by about the learning rate).
+
+# %%
+# Exercise 1 · Cosine from the relative change: a starter. Fill in the TODOs, run, then compare with the solution.
+def one_minus_cos(rho):
+    """TODO: 1 − cos(W0, W0 + ΔW) when ΔW ⟂ W0 (Frobenius) and ‖ΔW‖ = rho · ‖W0‖."""
+    ...
+
+
+# TODO: its value at rho = 0.05; check with random matrices (project ΔW off W0 first)
+
+# %%
+# Exercise 2 · What the cosine does not see: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: (cos(W0, 2 W0), the relative change ‖2 W0 − W0‖ / ‖W0‖)
+# TODO: which of the two would notice a fine-tune that only rescales W?
+
+# %%
+# Exercise 3 · The learning rate decides: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_ratio = None  # TODO: relative change of Wq at lr 1e-3 ÷ at lr 1e-4, after two AdamW steps of full FT
+# TODO: train as in section 1 (make_run("rte", "full", ...), train) at both learning rates and compare

@@ -51,16 +51,17 @@
 # **Time.** About 1–2 minutes on a laptop CPU: it reads the committed measurements (no lab training; the quick
 # benchmarks of section 1 run only with `DCFT_EDU_QUICK=1`). Re-measuring needs a GPU for the committed GPU
 # numbers (`bash scripts/gpu_experiments.sh 1`, a few minutes) and about 9 minutes on a 2-core CPU for the CPU
-# ones (section 5). No GPU needed to read it.
+# ones (section 4). No GPU needed to read it.
 
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("09_efficiency")
 
 # %%
 import torch
@@ -297,6 +298,7 @@ for bb in ("deberta-v3-base", "roberta-base"):
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/09_efficiency_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **State per matrix.** For one adapted 768 → 3072 matrix, predict the trainable adapter parameters of LoRA
 #    r = 8 and of DCFT k = 8, and the bytes of their trained state in float32 (weights, gradient and AdamW's two
@@ -304,3 +306,14 @@ for bb in ("deberta-v3-base", "roberta-base"):
 # 2. **Delta-LoRA's extra memory.** Delta-LoRA needs no gradient and no optimizer state for $W$, but it must
 #    remember $A$ and $B$ from before the step to form $B_{t+1}A_{t+1} - B_tA_t$. Predict how many extra floats a
 #    `DeltaLoRALinear` keeps per matrix compared with a `LoRALinear` of the same r, then count its buffers.
+
+# %%
+# Exercise 1 · State per matrix: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: {"lora": (parameters, bytes), "dcft": (parameters, bytes)} for one 768 → 3072 matrix,
+#       bytes of weights + gradient + AdamW's two moments in float32
+# TODO: check with dcft_edu.LoRALinear(torch.nn.Linear(768, 3072), dcft_edu.LoRAConfig(r=8)) and DCFTLinear
+
+# %%
+# Exercise 2 · Delta-LoRA's extra memory: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_extra_floats = None  # TODO: floats a DeltaLoRALinear keeps beyond a LoRALinear of the same r
+# TODO: count them: sum(b.numel() for b in layer.buffers())

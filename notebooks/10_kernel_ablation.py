@@ -43,11 +43,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("10_kernel_ablation")
 
 # %%
 import matplotlib.pyplot as plt
@@ -98,7 +99,7 @@ for k in KERNELS:
                  "paper's Table 4": PAPER_TABLE4.loc[k, "params (paper)"]})
 params = pd.DataFrame(rows).set_index("k")
 assert (params["closed form"] == params["counted (MiniLM-L6)"]).all()
-# the paper's "M" is 2**20 (NOTES §2): DeBERTa's counts are its printed column
+# the paper's "M" is 2**20 (docs/method_notes.md §2): DeBERTa's counts are its printed column
 assert all(f"{n / 2**20:.3f}M" == p for n, p in zip(params["DeBERTa-v3-base"], params["paper's Table 4"]))
 params
 
@@ -231,6 +232,7 @@ side
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/10_kernel_ablation_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Predict the parameter count of $k = 4$ on MiniLM before running** (36 matrices: 24 of $384\times384$,
 #    6 of $384\to1536$, 6 of $1536\to384$), then check it against `params`. Which $k$ minimises the count on
@@ -242,3 +244,20 @@ side
 #    results folder with `dcft_edu.experiments.sweep.run_sweep`, at the scale `lab.lab_runs` picked. Predict the
 #    `adapter_params` its result file will record, and where its metric will land relative to your $k = 4$ and
 #    $k = 8$ runs.
+
+# %%
+# Exercise 1 · Predict the parameter count of k = 4: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_k4 = None  # TODO: DCFT k = 4 on MiniLM's 36 matrices
+predicted_best = None  # TODO: (the k that minimises the count on MiniLM, on DeBERTa-v3-base): total = a/k + b·k²
+# TODO: check against params
+
+# %%
+# Exercise 2 · The kernel also sets the rank: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_ranks = None  # TODO: {2: ..., 4: ..., 8: ...} rank of one 384 × 384 ΔW with random factors
+# TODO: build dcft_edu.dcft.DCFTLinear layers and use torch.linalg.matrix_rank(layer.get_delta_weight())
+
+# %%
+# Exercise 3 · Add k = 6 to your lab: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_params = None  # TODO: the adapter_params the k = 6 result file will record
+predicted_place = None  # TODO: where its metric lands relative to your k = 4 and k = 8 runs
+# TODO: train it with dcft_edu.experiments.sweep.run_sweep at the scale lab.lab_runs picked (needs TRAIN)

@@ -43,11 +43,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("11_stride_ablation")
 
 # %%
 import matplotlib.pyplot as plt
@@ -238,6 +239,7 @@ side
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/11_stride_ablation_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Make the stride 6, then 3, and predict the coverage map** ($k = 8$): which tap counts does an interior
 #    cell get? (Hint: along one axis a position receives $\lfloor k/s\rfloor$ or $\lceil k/s\rceil$ taps; a cell
@@ -248,3 +250,20 @@ side
 # 3. **Add $s = 6$ to your lab.** Train STS-B, $k = 8$, $s = 6$, seed 0 with `run_sweep` (keep its $\Delta W$:
 #    `save_delta`) at the scale `lab.lab_runs` picked. Predict the `adapter_params` its result records, then
 #    measure `checkerboard_contrast` on its $\Delta W$: after a lab run, do the 2-tap cells already stand out?
+
+# %%
+# Exercise 1 · Make the stride 6, then 3: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_taps = None  # TODO: {6: {...}, 3: {...}} the tap counts an interior cell gets, k = 8
+# TODO: check with coverage_map(8, s, (384, 384))
+
+# %%
+# Exercise 2 · Parameters of s = 1: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_s1 = None  # TODO: DCFT k = 8, s = 1 on MiniLM, with h(d) = (d − k)/s + 1 by hand
+predicted_times = None  # TODO: how many times s = 8's count, and why not 8×?
+# TODO: check against params
+
+# %%
+# Exercise 3 · Add s = 6 to your lab: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_params = None  # TODO: the adapter_params of STS-B, k = 8, s = 6
+predicted_visible = None  # TODO: after a lab run, do the 2-tap cells already stand out? (checkerboard_contrast)
+# TODO: train it with run_sweep (save_delta) at the scale lab.lab_runs picked (needs TRAIN)

@@ -44,11 +44,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("12_layer_ablation")
 
 # %%
 import matplotlib.pyplot as plt
@@ -239,6 +240,7 @@ PAPER_TABLE6.rename(columns=lambda t: f"{TASK_LABELS[t]} (paper)" if t in TASK_L
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/12_layer_ablation_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Predict the adapter counts before running**: LoRA r = 8 on q,k,v,o in every block, and DCFT k = 8 on all six
 #    matrices of blocks 0–2. Then check them with `closed_form` and with a real injected model
@@ -247,3 +249,18 @@ PAPER_TABLE6.rename(columns=lambda t: f"{TASK_LABELS[t]} (paper)" if t in TASK_L
 #    block, whether `weight_change(...)["rel_change"]` is zero; then flip to `layers=[0]`.
 # 3. **A budget question.** LoRA r = 2 on all six matrices of every block or LoRA r = 8 on q,v only: predict which
 #    has more adapter parameters, then compute both. Which would you train first, given section 4?
+
+# %%
+# Exercise 1 · Predict the adapter counts: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted = None  # TODO: (LoRA r = 8 on q, k, v, o of every block; DCFT k = 8 on all six matrices of blocks 0–2)
+# TODO: check with closed_form and with dcft_edu.inject.count_for_config
+
+# %%
+# Exercise 2 · Which blocks move?: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_moving_blocks = None  # TODO: the blocks whose weight_change(...)["rel_change"] is not zero, layers=[3, 4, 5]
+# TODO: train DCFT at quick scale with layers=[3, 4, 5], then with layers=[0]
+
+# %%
+# Exercise 3 · A budget question: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_larger = None  # TODO: "r=2 everywhere" or "r=8 on q,v": which has more adapter parameters?
+# TODO: compute both (closed_form or count_for_config), then decide which you would train first

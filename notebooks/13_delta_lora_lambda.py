@@ -43,11 +43,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("13_delta_lora_lambda")
 
 # %%
 from dcft_edu.experiments.runinfo import notebook_setup
@@ -246,6 +247,7 @@ if TRAIN:
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/13_delta_lora_lambda_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Set λ = 2 on STS-B and explain the collapse.** Train a tiny Delta-LoRA with λ = 2 (as in section 1, on
 #    `stsb`). Predict how much farther the effective weight moves after K than the LoRA branch $s\,(P_t - P_K)$
@@ -254,3 +256,17 @@ if TRAIN:
 #    λ = 2 from `FULL_SPLIT_LABELS` alone, before looking at their results; then check it.
 # 3. **λ = 0 with a different α.** Change `lora_alpha` of the Delta-LoRA run in section 1 only. Predict whether
 #    the two runs still agree, and why not.
+
+# %%
+# Exercise 1 · Set λ = 2 on STS-B: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_factor = None  # TODO: how much farther the effective weight moves after K than s·(P_t − P_K) alone
+# TODO: train a tiny Delta-LoRA with λ = 2 on "stsb" as in section 1 and measure
+
+# %%
+# Exercise 2 · The constant a collapsed model predicts: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_dev_loss = None  # TODO: the dev MSE of the collapsed STS-B runs, from FULL_SPLIT_LABELS alone
+# TODO: check against the committed λ = 2 runs
+
+# %%
+# Exercise 3 · λ = 0 with a different α: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_agree = None  # TODO: do the two runs of section 1 still agree if only Delta-LoRA's lora_alpha changes?

@@ -41,11 +41,12 @@
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("14_delta_lora_k_and_twin")
 
 # %%
 from dcft_edu.experiments.runinfo import notebook_setup
@@ -254,9 +255,24 @@ plt.show()
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/14_delta_lora_k_and_twin_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Predict $W_T - W_0$'s rank.** After a Delta-LoRA run with r = 8 past K, what is the largest possible rank of
 #    the frozen weight's change $W_T - W_0$ (not of $BA$)? Check it on the K = 2 run of section 1.
 # 2. **K beyond the end.** Set K larger than the run's number of steps. Predict the difference to LoRA.
 # 3. **The twin at K = 0.** From section 1's Adam argument, predict the twin's step ratio at K = 0 for λ = 5,
 #    then measure the gap of two tiny K = 0 runs with λ = 5.
+
+# %%
+# Exercise 1 · Predict W_T − W_0's rank: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_rank = None  # TODO: the largest possible rank of W_T − W_0 after a run with r = 8, past K
+# TODO: check on section 1's K = 2 run (torch.linalg.matrix_rank)
+
+# %%
+# Exercise 2 · K beyond the end: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_difference = None  # TODO: Delta-LoRA with K larger than the run's steps, against LoRA
+
+# %%
+# Exercise 3 · The twin at K = 0: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_step_ratio = None  # TODO: the twin's step ratio at K = 0 for λ = 5 (section 1's Adam argument)
+# TODO: measure the gap of two tiny K = 0 runs with λ = 5

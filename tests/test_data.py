@@ -26,7 +26,7 @@ HF_COLUMNS = {
     "rte": ["sentence1", "sentence2", "label", "idx"],
     "qnli": ["question", "sentence", "label", "idx"],
 }
-# (rows, label counts) from GLUE and /work/shared/data/SOURCES.md
+# (rows, label counts) from GLUE: docs/data.md §3
 EXPECTED = {
     ("cola", "train"): (8551, {1: 6023, 0: 2528}),
     ("cola", "dev"): (1043, {1: 721, 0: 322}),

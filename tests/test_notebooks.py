@@ -24,11 +24,10 @@ import jupytext
 import nbformat
 import pytest
 
-from dcft_edu.experiments.colab import COLAB_CELL
+from dcft_edu.experiments.colab import badge_url, colab_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
-COLAB_URL = "https://colab.research.google.com/github/dcft-edu/dcft_edu/blob/main/notebooks/{name}.ipynb"
 FORMATS = "ipynb,py:percent"
 
 # Path.glob does not enter hidden folders such as .ipynb_checkpoints
@@ -86,22 +85,22 @@ def test_notebook_structure(name):
     code = [c.source for c in nb.cells if c.cell_type == "code"]
     # title cell: a heading and the Colab badge pointing at this very notebook
     assert first.cell_type == "markdown" and first.source.startswith("# "), f"{name}: first cell must be the title"
-    assert COLAB_URL.format(name=name) in first.source, f"{name}: Open-in-Colab link missing or wrong"
+    assert badge_url(name) in first.source, f"{name}: Open-in-Colab link missing or wrong"
     assert "colab-badge.svg" in first.source, f"{name}: Colab badge image missing"
-    # first code cell: the Colab cell (colab.COLAB_CELL, tests/test_colab.py), then the device is printed;
-    # or, until every notebook has it, the older cell that installs only on Colab and prints the device
-    if code[0].strip() == COLAB_CELL:
-        assert "notebook_setup()" in code[1], f"{name}: the cell after the Colab cell should print the device"
-    else:
-        assert '"google.colab" in sys.modules' in code[0] and "pip" in code[0], f"{name}: Colab install cell missing"
-        assert "device" in code[0], f"{name}: first code cell should print the device"
+    # first code cell: the Colab cell (colab.colab_cell, tests/test_colab.py), then the device is printed
+    assert code[0].strip() == colab_cell(name), f"{name}: its first code cell should be colab.colab_cell({name!r})"
+    assert "notebook_setup()" in code[1], f"{name}: the cell after the Colab cell should print the device"
     for src in code:
         assert not re.search(r"^\s*[!%]", src, re.M), f"{name}: IPython magics (! or %) in a code cell:\n{src}"
     # real checks, so that nbval can fail
     assert any(re.search(r"^\s*assert\b", src, re.M) for src in code), f"{name}: no assert in any code cell"
-    # closing cells: the take-away, then (lessons with exercises) "## Exercises" last
-    if last.source.startswith("## Exercises"):
-        last = nb.cells[-2]
+    # closing cells: the take-away, then (lessons with exercises) "## Exercises" and its starter cells
+    # (tests/test_teaching.py checks those)
+    ex = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source.startswith("## Exercises")]
+    if ex:
+        last = nb.cells[ex[-1] - 1]
+        assert all(c.cell_type == "code" and c.source.startswith("# Exercise ") for c in nb.cells[ex[-1] + 1:]), \
+            f"{name}: after '## Exercises' only its starter cells ('# Exercise N · …') may follow"
     assert last.cell_type == "markdown" and "What you should take away" in last.source, f"{name}: take-away cell missing"
 
 

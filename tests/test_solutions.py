@@ -15,7 +15,7 @@ import jupytext
 import nbformat
 import pytest
 
-from dcft_edu.experiments.colab import COLAB_CELL
+from dcft_edu.experiments.colab import colab_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 NB_DIR = ROOT / "notebooks"
@@ -48,5 +48,6 @@ def test_solutions_are_clean_pairs_that_assert(nb):
         f"{nb.name}: the pair differs; run jupytext --sync {py}"
     code = [c for c in nbformat.read(nb, as_version=4).cells if c.cell_type == "code"]
     assert all(c.outputs == [] and c.execution_count is None for c in code), f"{nb.name}: clear its outputs"
-    assert code and code[0].source.strip() == COLAB_CELL, f"{nb.name}: the first code cell should be colab.COLAB_CELL"
+    assert code and code[0].source.strip() == colab_cell(nb.stem), \
+        f"{nb.name}: the first code cell should be colab.colab_cell({nb.stem!r})"
     assert any(re.search(r"^\s*assert\b", c.source, re.M) for c in code[1:]), f"{nb.name}: no assert: a solution checks its answer"
