@@ -172,8 +172,8 @@ def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
     raise ValueError(
         f"target_modules={targets!r}{where}"
         + (f" matched no linear layer of {type(model).__name__}" if not names
-           else f": {len(problems)} of its entries select nothing in {type(model).__name__} (they would be dropped "
-                "in silence)")
+           else f": in {type(model).__name__}, nothing is selected by {len(problems)} of its entries (they would be "
+                "dropped in silence)")
         + "".join(f"\n  - {p}" for p in problems)
         + f"\nCandidate module names:\n  {cands}\n"
         "Name some of these (a suffix such as 'value' is enough), or use 'all-linear'; drop a module from "
@@ -264,7 +264,7 @@ def _inject(model: nn.Module, config: AdapterConfig, **layer_kwargs) -> nn.Modul
         raise ValueError("this model already has adapters: build a fresh model, or merge_and_unload() first")
     cls = layer_class(config.method)
     names = find_target_modules(model, config)
-    heads = find_modules_to_save(model, config)
+    find_modules_to_save(model, config)  # every name you gave names a module; the default covers a task head
     # all or nothing: build every adapter layer first (a rank or a DCFT kernel too large for a layer fails
     # here), then freeze and swap; on any error the model keeps its modules, requires_grad flags and dtypes
     layers = {}
@@ -278,9 +278,7 @@ def _inject(model: nn.Module, config: AdapterConfig, **layer_kwargs) -> nn.Modul
         p.requires_grad_(False)
     for name, layer in layers.items():
         _set_submodule(model, name, layer)
-    for name in heads:
-        for p in model.get_submodule(name).parameters():
-            p.requires_grad_(True)
+    train_heads(model, config.modules_to_save)
     for layer in layers.values():
         for p in layer.adapter_parameters():
             p.requires_grad_(True)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -38,10 +37,8 @@ GRID3 = '{"task": ["rte"], "method": ["lora"], "seed": [0, 1, 2]}'
 
 
 def api(code: str) -> str:
-    """A python -c one-liner that prints SILENT if ``code`` returns, OK: <message> if it raises ValueError/TypeError."""
-    body = f"from dcft_edu.experiments.presets import make_run\ntry:\n    {code}\n    print('SILENT')\n" \
-           "except (ValueError, TypeError) as e:\n    print('OK:', str(e).splitlines()[0])"
-    return f"{PY} -c {shlex.quote(body)}"
+    """A python -c one-liner that prints SILENT if ``code`` returns (a refusal is a ValueError: OK for an API)."""
+    return f'{PY} -c "from dcft_edu.experiments.presets import make_run; {code}; print(\'SILENT\')"'
 
 
 CASES: list[tuple[str, str, str]] = [
@@ -77,10 +74,10 @@ CASES: list[tuple[str, str, str]] = [
      f"{PY} -m dcft_edu.experiments.train --task rte --method lora --limit-train 8 --max-length 32 --no-progress"),
     ("train on a non-UTF-8 TSV", "traceback",
      f"mkdir -p {{S}}/lat/RTE && cp tests/data/glue_sample/RTE/dev.tsv {{S}}/lat/RTE/ && "
-     f"(head -1 tests/data/glue_sample/RTE/train.tsv; printf '0\\tcaf\\xe9\\tb\\tentailment\\n') > {{S}}/lat/RTE/train.tsv"
+     f"(head -1 tests/data/glue_sample/RTE/train.tsv; printf '0\\tcaf\\351\\tb\\tentailment\\n') > {{S}}/lat/RTE/train.tsv"
      f" && DCFT_EDU_DATA={{S}}/lat {PY} -m dcft_edu.experiments.train --task rte --method lora {SMALL}"),
     ("sweep on a non-UTF-8 grid file", "traceback",
-     f"printf '{{\"task\": [\"r\\xe9te\"]}}' > {{S}}/bad.json && {PY} -m dcft_edu.experiments.sweep {{S}}/bad.json "
+     f"printf '{{\"task\": [\"r\\351te\"]}}' > {{S}}/bad.json && {PY} -m dcft_edu.experiments.sweep {{S}}/bad.json "
      f"--results {{S}}/res --dry-run"),
     ("sweep on a grid that is a JSON string", "traceback",
      f"echo '\"rte\"' > {{S}}/str.json && {PY} -m dcft_edu.experiments.sweep {{S}}/str.json --results {{S}}/res --dry-run"),
@@ -102,11 +99,11 @@ CASES: list[tuple[str, str, str]] = [
     # ---- E2E
     ("E2E: a NaN-loss run is saved as a result", "silent: E2E guards",
      f"{PY} -c \"from dcft_edu.experiments import e2e; from dcft_edu.experiments.causal_lm import tiny_causal_lm; "
-     "import json; m, t = tiny_causal_lm(); pairs = [('name[x] ||', ' x is a pub.')] * 8; "
+     "import json; m, t = tiny_causal_lm(); pairs = [('name[x] ||', ' x is a pub.')] * 32; "
      "data = (pairs, ['name[x]'], [['x is a pub.']]); r = e2e.make_e2e_run('lora', 'quick', 0, lr=1e30, "
      "max_new_tokens=2); p = e2e.train_and_save(r, '{S}/e2e', (m, t), log=lambda s: None, data=data, meteor=False, "
-     "model_name='tiny'); rec = json.loads(p.read_text()); print('SILENT: saved', p.name, 'train_loss', "
-     "[e.get('train_loss') for e in rec.get('epochs', [])], 'status', rec.get('status'))\""),
+     "model_name='tiny'); rec = json.loads(p.read_text()); print('SILENT: saved', p.name, 'with train_loss_curve', "
+     "rec['train_loss_curve'][-3:], 'status', rec.get('status'))\""),
     ("E2E: a truncated result counts as done", "silent: E2E guards",
      f"{PY} -c \"from pathlib import Path; from dcft_edu.experiments import e2e; r = e2e.make_e2e_run('lora', 'quick', 0); "
      "p = Path('{S}/e2e2') / f'{r.scale}_{r.method}_s{r.seed}_{r.key()}.json'; p.parent.mkdir(parents=True); "
@@ -128,6 +125,9 @@ CASES: list[tuple[str, str, str]] = [
 
 
 def classify(name: str, rc: int, out: str, seconds: float) -> str:
+    last = (out.strip().splitlines() or [""])[-1]
+    if name.startswith("make_run") and rc != 0 and last.startswith(("ValueError", "TypeError")):
+        return "OK"  # the API refuses by raising
     if "Traceback (most recent call last)" in out:
         return "TRACEBACK" if seconds < 60 or "save_delta" not in name else "LATE"
     if re.search(r"^SILENT", out, re.M):
@@ -149,7 +149,7 @@ def two_sweeps(scratch: Path) -> tuple[str, str, str]:
     procs = [subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
     outs = [p.communicate(timeout=900)[0] for p in procs]
-    trained = sum(o.count("done rte-lora") for o in outs)
+    trained = sum(o.count("train_loss=") for o in outs)  # one line per trained epoch
     cls = "SILENT" if trained > 1 else "OK"
     return "two sweeps on one results folder", cls, f"the one run was trained {trained} times; {cmd} & {cmd}"
 
@@ -195,8 +195,8 @@ def main() -> int:
             print(f"{cls:10s} {name}  [{klass}]\n           {rows[-1][2]}", flush=True)
             if args.show:
                 print("           $ " + cmd)
-        for extra in (two_sweeps, sigint):
-            if args.k in extra.__name__ or args.k in ("", "sweep" if extra is two_sweeps else "SIGINT"):
+        for extra_name, extra in (("two sweeps on one results folder", two_sweeps), ("SIGINT during train", sigint)):
+            if args.k in extra_name:
                 name, cls, what = extra(scratch)
                 rows.append((name, cls, what))
                 print(f"{cls:10s} {name}\n           {what}", flush=True)

@@ -115,7 +115,7 @@ def test_a_partly_misspelt_target_list_names_the_unmatched_entries_and_the_candi
         inject_adapters(model, LoRAConfig(target_modules=("query", "valeu", "re:.*nomatch")))
     msg = str(e.value)
     assert "'valeu' matches no linear layer" in msg and "'re:.*nomatch' matches no linear layer" in msg
-    assert "2 of its entries select nothing" in msg and "'query'" not in msg.split("\n", 1)[1].split("Candidate")[0]
+    assert "nothing is selected by 2 of its entries" in msg and "'query'" not in msg.split("\n", 1)[1].split("Candidate")[0]
     assert "bert.encoder.layer.*.attention.self.value" in msg  # the candidates, as find_target_modules lists them
     assert_unchanged(model, before)
 
