@@ -40,6 +40,7 @@ class AdapterLayer(nn.Module):
 
     State flags, as in PEFT: ``merged`` (ΔW has been added into the base weight)
     and ``disable_adapters`` (forward returns the base layer's output alone).
+    A merged layer refuses to run as if training (``refuse_training_while_merged``).
     """
 
     #: names of this layer's trainable adapter tensors (used for counting, saving)
@@ -83,11 +84,27 @@ class AdapterLayer(nn.Module):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.merged:
+            self.refuse_training_while_merged()
         if self.disable_adapters or self.merged:
             return self.base_layer(x)
         y = self.base_layer(x)
         dy = self.adapter_forward(x.to(self.adapter_dtype()))
         return y + dy.to(y.dtype)
+
+    def refuse_training_while_merged(self) -> None:
+        """Raise if a merged layer runs forward as if training (train mode, grad on, adapters trainable).
+
+        Merged, ΔW sits inside the frozen W, so lora_A/lora_B get no gradient: training would change the
+        head alone, in silence. Inference on a merged model (``model.eval()`` or ``torch.no_grad()``) is fine.
+        """
+        if self.training and torch.is_grad_enabled() and any(p.requires_grad for p in self.adapter_parameters()):
+            raise RuntimeError(
+                "a merged adapter layer runs forward in training mode with gradients on: merged, ΔW is inside the "
+                "frozen W and lora_A/lora_B get no gradient, so the adapters would not train. Call "
+                "unmerge_adapters(model) before training; for inference on merged weights use model.eval() or "
+                "torch.no_grad()."
+            )
 
     def adapter_dtype(self) -> torch.dtype:
         ps = self.adapter_parameters()

@@ -28,7 +28,8 @@ BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermedi
 #: parameters, as in both papers), and never adapted: the sequence-classification
 #: heads of BERT/DeBERTa (``classifier``, ``pooler``), RoBERTa (``classifier.dense``
 #: + ``classifier.out_proj``), BART/T5 (``classification_head``) and GPT-2/Llama
-#: (``score``). Matched by suffix; missing names are ignored.
+#: (``score``). Matched by suffix; names a model lacks are ignored, but on a task model
+#: (``…ForSequenceClassification`` …) they must cover its whole new head (``inject.find_modules_to_save``).
 DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler", "score", "classification_head")
 
 
@@ -64,6 +65,11 @@ def _check_target_modules(targets: Any) -> None:
         f"'re:<regex>'), got {targets!r}",
     )
     _check(len(names) > 0 and all(names), "target_modules is empty: name the modules to adapt, e.g. ('query', 'value')")
+    _check(
+        "all-linear" not in names or len(names) == 1,
+        f"target_modules={list(names)!r}: 'all-linear' stands alone (it already means every linear layer of the "
+        "blocks); pass target_modules='all-linear', or list the module names without it",
+    )
     for t in names:
         if t.startswith("re:"):
             try:
@@ -74,6 +80,16 @@ def _check_target_modules(targets: Any) -> None:
                 ) from None
 
 
+def _check_modules_to_save(names: Any) -> tuple[str, ...]:
+    """``modules_to_save`` as a tuple of names; one string is one name (``"classifier"``, not its letters)."""
+    names = (names,) if isinstance(names, str) else tuple(names or ())
+    _check(
+        all(isinstance(n, str) and n for n in names),
+        f"modules_to_save must be module names (suffixes such as 'classifier'), got {names!r}",
+    )
+    return names
+
+
 @dataclass
 class AdapterConfig:
     """Fields shared by every adapter method.
@@ -82,13 +98,18 @@ class AdapterConfig:
     ``encoder.layer.3.attention.self.value``), the string ``"all-linear"``
     (PEFT's meaning: every linear layer inside the transformer blocks, never
     the output head: the six BERT/RoBERTa/DeBERTa matrices, Llama's seven,
-    GPT-2's four Conv1D, all of T5's and BART's encoder and decoder), or a
-    single regex string prefixed with ``re:``. The default ``("query", "value")``
-    means ``q_proj``/``v_proj`` on Llama/BART, ``q``/``v`` on T5 and the fused
-    ``c_attn`` (q, k and v in one matrix) on GPT-2. ``modules_to_save``: heads
-    trained in full and never adapted (``DEFAULT_MODULES_TO_SAVE``).
-    ``layers``: optional list of block indices to restrict to (used by the
-    layer ablation).
+    GPT-2's four Conv1D, all of T5's and BART's encoder and decoder; it stands
+    alone, never inside a list), or a single regex string prefixed with ``re:``.
+    The default ``("query", "value")`` means ``q_proj``/``v_proj`` on Llama/BART,
+    ``q``/``v`` on T5 and the fused ``c_attn`` (q, k and v in one matrix) on
+    GPT-2. ``modules_to_save``: heads trained in full and never adapted
+    (``DEFAULT_MODULES_TO_SAVE``). ``layers``: optional list of block indices
+    to restrict to (used by the layer ablation).
+
+    Checked here: types and values. Checked against the model by
+    ``inject_adapters``: every entry of ``target_modules`` and of a
+    ``modules_to_save`` you give must name a module of the model, and the rank
+    must fit every adapted layer (``r ≤ min(in, out)``).
     """
 
     method: ClassVar[str] = "base"
@@ -108,12 +129,15 @@ class AdapterConfig:
         _check_target_modules(self.target_modules)
         if not isinstance(self.target_modules, str):
             self.target_modules = tuple(self.target_modules)
-        self.modules_to_save = tuple(self.modules_to_save or ())
+            if self.target_modules == ("all-linear",):  # ["all-linear"] (from a grid or a CLI list) is "all-linear"
+                self.target_modules = "all-linear"
+        self.modules_to_save = _check_modules_to_save(self.modules_to_save)
         if self.layers is not None:
             _check(
                 isinstance(self.layers, _Sequence) and all(_is_int(i) and i >= 0 for i in self.layers),
                 f"layers must be non-negative block indices, got {self.layers!r}",
             )
+            _check(len(self.layers) > 0, "layers=[] selects no block: leave layers=None to adapt every block")
             self.layers = tuple(self.layers)
 
     @property

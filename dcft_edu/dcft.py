@@ -227,7 +227,7 @@ class DCFTLinear(AdapterLayer):
 
     adapter_param_names = ("lora_A", "lora_B", "lora_C")
 
-    def __init__(self, base_layer: nn.Module, config: DCFTConfig):
+    def __init__(self, base_layer: nn.Module, config: DCFTConfig, *, check_rank: bool = True):
         super().__init__(base_layer, config.scaling)
         self.r = config.r
         self.kernel_size = k = config.kernel_size
@@ -237,6 +237,15 @@ class DCFTLinear(AdapterLayer):
             self.h_out = subspace_size(self.out_features, k, s)
         except ValueError as e:
             raise ValueError(f"cannot adapt a {self.in_features} → {self.out_features} layer: {e}") from None
+        # M = B A is h_out × h_in, so its rank is at most min(h_in, h_out): a larger r only adds parameters
+        # (check_rank=False: the numerics tests run the maths on such degenerate shapes too)
+        full = min(self.h_in, self.h_out)
+        if check_rank and self.r > full:
+            raise ValueError(
+                f"r={self.r} is larger than this {self.in_features} → {self.out_features} layer allows: with "
+                f"kernel_size={k}, stride={s} its subspace matrix M = B A is {self.h_out} × {self.h_in}, of rank at most "
+                f"{full}; choose r ≤ {full} (or a smaller kernel_size)"
+            )
         self.impl = config.impl
         self.init = config.init
         self.init_std = config.init_std

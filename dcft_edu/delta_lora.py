@@ -52,6 +52,9 @@ Taught in: ``06_delta_lora_update``
 """
 from __future__ import annotations
 
+import gc
+import weakref
+
 import torch
 from torch import nn
 from torch.utils.hooks import RemovableHandle
@@ -108,6 +111,8 @@ class DeltaLoRALinear(LoRALinear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         # The base layer is float32 even inside a bf16 model: compute in W's
         # dtype, return in the input's dtype so the rest of the model is unchanged.
+        if self.merged:
+            self.refuse_training_while_merged()
         w_dtype = self.base_layer.weight.dtype
         xw = x.to(w_dtype)
         y = self.base_layer(xw)  # W x + b : (..., in) -> (..., out)
@@ -235,6 +240,36 @@ def _require_layers(model: nn.Module) -> list[tuple[str, DeltaLoRALinear]]:
     return layers
 
 
+#: layer -> (weak reference to the optimizer, handle, ids of the layers) of the live hook that updates it
+_HOOKS: "weakref.WeakKeyDictionary[DeltaLoRALinear, tuple]" = weakref.WeakKeyDictionary()
+
+
+def _live(entry: tuple) -> bool:
+    """True while a registered hook can still fire: its optimizer exists and the handle was not removed."""
+    optimizer_ref, handle, _ = entry
+    hooks = handle.hooks_dict_ref()
+    return optimizer_ref() is not None and hooks is not None and handle.id in hooks
+
+
+def _check_hook_arguments(optimizer, model, named: list[tuple[str, DeltaLoRALinear]]) -> None:
+    """Refuse what would make the W update silently wrong: merged layers, A and B the optimizer never moves."""
+    merged = [n or type(model).__name__ for n, layer in named if layer.merged]
+    if merged:
+        raise ValueError(
+            f"{len(merged)} Delta-LoRA layers are merged (e.g. {merged[0]}): unmerge_adapters(model) before training "
+            "(merged, A and B get no gradient and W would hold s·BA twice)"
+        )
+    in_optimizer = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    untrained = [n or type(model).__name__ for n, layer in named
+                 if id(layer.lora_A) not in in_optimizer or id(layer.lora_B) not in in_optimizer]
+    if untrained:
+        raise ValueError(
+            f"this optimizer does not hold lora_A and lora_B of {len(untrained)} Delta-LoRA layers (e.g. {untrained[0]}), "
+            "so its steps would move W by a B A that never changes. Build it from the model's trainable parameters: "
+            "torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], ...)"
+        )
+
+
 def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module) -> RemovableHandle:
     """Apply the Delta-LoRA W update after every ``optimizer.step()``; returns the hook's handle.
 
@@ -251,13 +286,46 @@ def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module)
     ``handle.remove()`` detaches it. The hook holds no state of its own: the
     snapshots and the step counter live in the layers' buffers, so
     ``model.state_dict()`` is all there is to save.
+
+    W moves once per step, whatever you repeat: registering again for the same
+    optimizer and model (a re-run notebook cell) is a no-op that returns the
+    first handle; a layer whose hook sits on another optimizer that still
+    exists is refused (remove that hook, or drop that optimizer, first). Also
+    refused: merged layers, and an optimizer that does not hold every layer's
+    ``lora_A`` and ``lora_B``.
     """
-    layers = [layer for _, layer in _require_layers(model)]
+    if not isinstance(optimizer, torch.optim.Optimizer) or not isinstance(model, nn.Module):
+        swapped = isinstance(optimizer, nn.Module) and isinstance(model, torch.optim.Optimizer)
+        raise TypeError(
+            "register_delta_lora_hook(optimizer, model) takes a torch optimizer, then the model; got a "
+            f"{type(optimizer).__name__} and a {type(model).__name__}" + (": the two are swapped" if swapped else "")
+        )
+    named = _require_layers(model)
+    layers = [layer for _, layer in named]
+    _check_hook_arguments(optimizer, model, named)
+    ids = frozenset(map(id, layers))
+    earlier = {id(e[1]): e for layer in layers if (e := _HOOKS.get(layer)) is not None and _live(e)}
+    if any(e[0]() is not optimizer for e in earlier.values()):
+        gc.collect()  # an optimizer the user let go may wait for the cycle collector: do not count it
+        earlier = {k: e for k, e in earlier.items() if _live(e)}
+    if len(earlier) == 1 and all(e[0]() is optimizer and e[2] == ids for e in earlier.values()):
+        return next(iter(earlier.values()))[1]  # the same hook again: W must not move twice per step
+    if earlier:
+        other = any(e[0]() is not optimizer for e in earlier.values())
+        raise ValueError(
+            "some of these Delta-LoRA layers already get their W update from a hook registered "
+            + ("on another optimizer that still exists" if other else "on this optimizer for another set of layers")
+            + ": two hooks would move W twice per step. Remove the earlier hook first (handle.remove() on the handle "
+            "register_delta_lora_hook returned" + (", or del the old optimizer)" if other else ")")
+        )
 
     def delta_lora_step(optimizer, args, kwargs) -> None:
         grouped_delta_step(layers)
 
-    return optimizer.register_step_post_hook(delta_lora_step)
+    handle = optimizer.register_step_post_hook(delta_lora_step)
+    for layer in layers:
+        _HOOKS[layer] = (weakref.ref(optimizer), handle, ids)
+    return handle
 
 
 @torch.no_grad()

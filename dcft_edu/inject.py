@@ -21,6 +21,11 @@ per decoder block (with the cross-attention). BERT names (``query``, ``key``,
 ``q_proj`` / ``q`` …) when the model has none of the former, and to GPT-2's
 fused ``c_attn`` (q, k and v in one matrix), so one config serves every backbone.
 
+Nothing is dropped in silence: an entry of ``target_modules`` or of a
+``modules_to_save`` you give that names nothing, a default ``modules_to_save``
+that leaves a task head frozen at its random init, and a rank larger than a
+layer are errors that name the entry (or layer) and the fix.
+
 Taught in: ``01_lora_and_the_rank_one_floor`` (injection, counting).
 """
 from __future__ import annotations
@@ -33,7 +38,7 @@ import torch
 from torch import nn
 
 from .adapter_layer import SUPPORTED_BASE_LAYERS, AdapterLayer
-from .config import AdapterConfig, LoRAConfig, check_impl
+from .config import DEFAULT_MODULES_TO_SAVE, AdapterConfig, LoRAConfig, check_impl
 from .dcft import DCFTLinear
 from .delta_lora import DeltaLoRALinear
 from .lora import LoRALinear
@@ -87,10 +92,36 @@ def _candidate_names(model: nn.Module) -> list[str]:
     return list(seen)
 
 
+def _match(linear: list[str], target: str) -> list[str]:
+    """The names in ``linear`` that one ``target_modules`` entry matches: a suffix, or ``re:`` a full regex match."""
+    if target.startswith("re:"):
+        return [n for n in linear if re.fullmatch(target[3:], n) is not None]
+    return [n for n in linear if _suffix_match(n, target)]
+
+
+def _match_with_aliases(linear: list[str], target: str) -> list[str]:
+    # a BERT name that matches nothing falls back to its other spellings (e.g. DeBERTa's query_proj for "query")
+    hits = _match(linear, target)
+    if not hits and target in TARGET_ALIASES:
+        hits = [n for n in linear if any(_suffix_match(n, a) for a in TARGET_ALIASES[target])]
+    return hits
+
+
+def _what_else(model: nn.Module, target: str) -> str:
+    """`` (it names a BertAttention, not a linear layer)`` when a misfit entry names other modules; else ''."""
+    if target.startswith("re:"):
+        return ""
+    kinds = sorted({type(m).__name__ for n, m in model.named_modules() if n and _suffix_match(n, target)})
+    return f" (it names {'/'.join(kinds)} modules, not linear layers: name the linear layers inside them)" if kinds else ""
+
+
 def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
     """Full names of the linear layers that ``config`` adapts, in model order.
 
-    Raises a ValueError listing the candidate names if nothing matches.
+    Every entry of a ``target_modules`` list must select at least one layer
+    (after its aliases, the ``modules_to_save`` and ``layers``): an entry that
+    selects nothing is an error naming it, with the candidate names, never
+    dropped in silence. ``"all-linear"`` must find at least one layer.
     """
     linear = [n for n, m in model.named_modules() if _is_linear(m) and not isinstance(m, AdapterLayer)]
     # never adapt layers that sit inside an adapter already, or inside a trained head
@@ -105,48 +136,100 @@ def find_target_modules(model: nn.Module, config: AdapterConfig) -> list[str]:
                 f"(0..{n_blocks - 1}), so {beyond} do not exist; pick block indices in that range"
             )
     targets = config.target_modules
+    heads = config.modules_to_save
 
-    def match(patterns) -> list[str]:
-        out = []
-        for n in linear:
-            for t in patterns:
-                if t.startswith("re:"):
-                    hit = re.fullmatch(t[3:], n) is not None
-                else:
-                    hit = _suffix_match(n, t)
-                if hit:
-                    out.append(n)
-                    break
-        return out
+    def kept(names: list[str]) -> list[str]:
+        # heads are trained in full (modules_to_save): never put an adapter inside one; keep to `layers`
+        names = [n for n in names if not any(_inside(n, h) for h in heads)]
+        if config.layers is not None:
+            names = [n for n in names if block_index(n) in set(config.layers)]
+        return names
 
-    def expand(patterns) -> list[str]:
-        # a BERT name that matches nothing falls back to its other spellings
-        out = []
-        for t in patterns:
-            if not t.startswith("re:") and not match([t]) and t in TARGET_ALIASES:
-                out.extend(TARGET_ALIASES[t])  # e.g. DeBERTa's query_proj for "query"
-            else:
-                out.append(t)
-        return out
-
+    problems = []
     if targets == "all-linear":
         # as in PEFT: every linear layer but the output embedding, kept to the blocks (no pooler, no head)
         output_embedding = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-        names = [n for n in linear if block_index(n) is not None and model.get_submodule(n) is not output_embedding]
+        names = kept([n for n in linear if block_index(n) is not None and model.get_submodule(n) is not output_embedding])
     else:
-        names = match(expand([targets] if isinstance(targets, str) else list(targets)))
+        entries = [targets] if isinstance(targets, str) else list(targets)
+        chosen: set[str] = set()
+        for t in entries:
+            hits = _match_with_aliases(linear, t)
+            if not hits:
+                problems.append(f"{t!r} matches no linear layer{_what_else(model, t)}")
+            elif not kept(hits):
+                inside = [h for h in heads if any(_inside(n, h) for n in hits)]
+                problems.append(
+                    f"{t!r} matches only layers inside modules_to_save {inside} (trained in full, never adapted)"
+                    if inside else f"{t!r} matches no layer in the blocks layers={list(config.layers)}"
+                )
+            chosen.update(kept(hits))
+        names = [n for n in linear if n in chosen]
+    if names and not problems:
+        return names
+    cands = "\n  ".join(_candidate_names(model))
+    where = f" with layers={list(config.layers)}" if config.layers is not None else ""
+    raise ValueError(
+        f"target_modules={targets!r}{where}"
+        + (f" matched no linear layer of {type(model).__name__}" if not names
+           else f": in {type(model).__name__}, nothing is selected by {len(problems)} of its entries (they would be "
+                "dropped in silence)")
+        + "".join(f"\n  - {p}" for p in problems)
+        + f"\nCandidate module names:\n  {cands}\n"
+        "Name some of these (a suffix such as 'value' is enough), or use 'all-linear'; drop a module from "
+        "modules_to_save to adapt it, or widen layers."
+    )
 
-    # heads are trained in full (modules_to_save); never put an adapter inside one
-    names = [n for n in names if not any(_inside(n, h) for h in config.modules_to_save)]
-    if config.layers is not None:
-        names = [n for n in names if block_index(n) in set(config.layers)]
-    if not names:
-        cands = "\n  ".join(_candidate_names(model))
+
+#: HF head classes whose head is new, random and must train (a causal LM's lm_head is pretrained: not listed)
+TASK_HEAD_SUFFIXES = ("ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering",
+                      "ForMultipleChoice")
+
+
+def _head_parameter_names(model: nn.Module) -> list[str]:
+    """Parameters of a task model outside its base model (the new, randomly initialised head); else []."""
+    base = getattr(model, "base_model", None)
+    if not type(model).__name__.endswith(TASK_HEAD_SUFFIXES) or not isinstance(base, nn.Module) or base is model:
+        return []
+    in_base = {id(p) for p in base.parameters()}
+    return [n for n, p in model.named_parameters() if id(p) not in in_base]
+
+
+def find_modules_to_save(model: nn.Module, config: AdapterConfig) -> list[str]:
+    """Full names of the modules that ``config.modules_to_save`` trains in full, in model order.
+
+    ``DEFAULT_MODULES_TO_SAVE`` lists the heads of several architectures, so its
+    names that a model lacks are ignored; but on a task model
+    (``…ForSequenceClassification``, ``…ForQuestionAnswering`` …) it must cover
+    the whole new head, or that head would stay frozen at its random init
+    (e.g. ``qa_outputs``, DistilBERT's ``pre_classifier``): an error names the
+    missing parts and the tuple to pass. Names you give yourself must each match a
+    module; what you leave out stays frozen, as you asked (``modules_to_save=()``
+    freezes the head).
+    """
+    entries = config.modules_to_save
+    found = {h: [n for n, _ in model.named_modules() if n and _suffix_match(n, h)] for h in entries}
+    hit = {n for h in entries for n in found[h]}
+    names = [n for n, _ in model.named_modules() if n in hit]
+    model_name = type(model).__name__
+    if tuple(entries) != DEFAULT_MODULES_TO_SAVE:
+        missing = [h for h in entries if not found[h]]
+        if missing:
+            tops = [n for n, m in model.named_modules() if n and n.count(".") <= 1 and any(True for _ in m.parameters())]
+            raise ValueError(
+                f"modules_to_save={list(entries)!r}: {missing} name no module of {model_name}, so what you meant "
+                f"to train would stay frozen. Module names near the top:\n  " + "\n  ".join(tops)
+                + "\nName the head by one of these (a suffix such as 'classifier' is enough)."
+            )
+        return names
+    frozen = [p for p in _head_parameter_names(model) if not any(p.startswith(n + ".") for n in names)]
+    if frozen:
+        parts = list(dict.fromkeys(p.split(".")[0] for p in frozen))
+        fix = tuple(h for h in entries if found[h]) + tuple(parts)
         raise ValueError(
-            f"target_modules={config.target_modules!r}"
-            + (f" with layers={list(config.layers)}" if config.layers is not None else "")
-            + f" matched no linear layer of {type(model).__name__}. Candidate module names:\n  {cands}\n"
-            "Name some of these (a suffix such as 'value' is enough), or use 'all-linear'."
+            f"the default modules_to_save {list(entries)} does not cover the head of this {model_name}: "
+            f"{parts} would stay frozen at their random init (untrained parameters: {frozen[:4]}). "
+            f"Pass modules_to_save={fix!r} (or modules_to_save=() to freeze the head on purpose)."
         )
     return names
 
@@ -164,20 +247,32 @@ def inject_adapters(model: nn.Module, config: AdapterConfig) -> nn.Module:
     ``modules_to_save`` (classifier head, pooler). The model is changed in place
     and returned. ``model.adapter_config`` remembers the config (for saving).
 
+    Checked first, all or nothing (a refused call leaves the model as it was):
+    every ``target_modules`` entry selects a layer (``find_target_modules``),
+    the ``modules_to_save`` name real modules and cover a task head
+    (``find_modules_to_save``), and the rank fits every layer (LoRA and
+    Delta-LoRA: ``r ≤ min(in, out)``; DCFT: ``r ≤ min(h_in, h_out)``).
+
     Taught in: ``01_lora_and_the_rank_one_floor``.
     """
+    return _inject(model, config)
+
+
+def _inject(model: nn.Module, config: AdapterConfig, **layer_kwargs) -> nn.Module:
+    """``inject_adapters``; ``layer_kwargs`` go to every layer's constructor (``apply_exported_lora``'s ``check_rank``)."""
     if any(isinstance(m, AdapterLayer) for m in model.modules()):
         raise ValueError("this model already has adapters: build a fresh model, or merge_and_unload() first")
     cls = layer_class(config.method)
     names = find_target_modules(model, config)
-    # all or nothing: build every adapter layer first (a DCFT kernel too large for a layer fails here),
-    # then freeze and swap; on any error the model keeps its modules, requires_grad flags and dtypes
+    find_modules_to_save(model, config)  # every name you gave names a module; the default covers a task head
+    # all or nothing: build every adapter layer first (a rank or a DCFT kernel too large for a layer fails
+    # here), then freeze and swap; on any error the model keeps its modules, requires_grad flags and dtypes
     layers = {}
     with _undo_on_error(model):
         for name in names:
             try:
-                layers[name] = cls(model.get_submodule(name), config)
-            except ValueError as e:  # e.g. a DCFT kernel larger than this layer: say which layer
+                layers[name] = cls(model.get_submodule(name), config, **layer_kwargs)
+            except ValueError as e:  # e.g. a rank or a DCFT kernel larger than this layer: say which layer
                 raise ValueError(f"{name}: {e}; or leave this module out of target_modules") from None
     for p in model.parameters():
         p.requires_grad_(False)
@@ -358,7 +453,8 @@ def apply_exported_lora(
     (classifier head, pooler), which the factors do not hold. The model is
     changed in place and returned; its outputs are the trained model's.
     """
-    inject_adapters(model, lora_config)
+    # an exact rank-2r export may exceed min(in, out) where r does not: that LoRA is a representation, not a choice
+    _inject(model, lora_config, check_rank=False)
     layers = dict(adapter_layers(model))
     if set(layers) != set(factors):
         raise ValueError(

@@ -24,9 +24,17 @@ class LoRALinear(AdapterLayer):
 
     adapter_param_names = ("lora_A", "lora_B")
 
-    def __init__(self, base_layer: nn.Module, config: LoRAConfig):
+    def __init__(self, base_layer: nn.Module, config: LoRAConfig, *, check_rank: bool = True):
         super().__init__(base_layer, config.scaling)
         self.r = config.r
+        # rank(B A) ≤ min(in, out): a larger r adds parameters and no expressiveness. check_rank=False is for an
+        # exact export (Delta-LoRA as a rank-2r LoRA), whose rank is a representation, not a choice.
+        full = min(self.in_features, self.out_features)
+        if check_rank and self.r > full:
+            raise ValueError(
+                f"r={self.r} is larger than this {self.in_features} → {self.out_features} layer allows: B A has rank at "
+                f"most min(in, out) = {full}, so a larger r only adds parameters; choose r ≤ {full}"
+            )
         dtype = torch.float32  # adapters train in float32 whatever the base dtype
         device = base_layer.weight.device
         self.lora_A = nn.Parameter(torch.empty(self.r, self.in_features, device=device, dtype=dtype))
