@@ -97,7 +97,9 @@ if [ -d .device-bundle ]; then
   fi
   "$PY" -m dcft_edu.experiments.gpu_window unbundle .device-bundle /tmp/gw_model /tmp/gw_data || exit 1
   export DCFT_EDU_MODEL=/tmp/gw_model DCFT_EDU_DATA=/tmp/gw_data
-  [ -n "${DCFT_EDU_GIT_COMMIT:-}" ] || export DCFT_EDU_GIT_COMMIT="$(cat .device-bundle/git_commit)"
+  # the commit the results record: the one named in the call, else git's (a checkout), else the bundle's
+  [ -n "${DCFT_EDU_GIT_COMMIT:-}" ] || git rev-parse HEAD >/dev/null 2>&1 \
+    || export DCFT_EDU_GIT_COMMIT="$(cat .device-bundle/git_commit)"
 fi
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 "$PY" -c "import torch, transformers, datasets, peft; print('torch', torch.__version__, '| transformers', transformers.__version__, '| datasets', datasets.__version__, '| peft', peft.__version__, '| cuda', torch.cuda.is_available())" || exit 1
@@ -116,7 +118,7 @@ STUDY_GRIDS="$G/dcft_ref.json $G/dcft_init.json $G/dcft_lr_budget.json"
 # todo SCALE:FILE,FILE… …: unfinished runs per group (an error counts as work to do)
 todo() { "$PY" -m dcft_edu.experiments.gpu_window todo "$RES" "$@" || echo 1 1; }
 note start "\"$(date -u +%FT%TZ)\""
-note settings "{\"quick\": $QUICK, \"impl\": \"$IMPL\", \"workers\": $WORKERS, \"window_s\": $WINDOW_S, \"budgets_s\": {\"bench\": $B_BENCH, \"study\": $B_STUDY, \"paper_min\": $PAPER_MIN_S, \"nb07_min\": $NB07_MIN_S}, \"device\": \"$DEV\", \"git_commit\": \"${DCFT_EDU_GIT_COMMIT:-}\", \"mps\": $MPS}"
+note settings "{\"quick\": $QUICK, \"impl\": \"$IMPL\", \"workers\": $WORKERS, \"window_s\": $WINDOW_S, \"budgets_s\": {\"bench\": $B_BENCH, \"study\": $B_STUDY, \"paper_min\": $PAPER_MIN_S, \"nb07_min\": $NB07_MIN_S}, \"device\": \"$DEV\", \"git_commit\": \"${DCFT_EDU_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}\", \"mps\": $MPS}"
 pack() {  # pack NAME PREFIX DIR…: the results in DIRs (under $RES) written in this window, as PREFIX/DIR/…
   local name=$1 prefix=$2; shift 2
   local files; files=$(cd "$RES" && find "$@" -type f \( -name '*.json' -o -name '*.txt' \) -newer .window_start \
@@ -148,7 +150,7 @@ else
 fi
 # the bench files not measured since FRESH_AFTER (a file of this window is fresh)
 STALE=$("$PY" -m dcft_edu.experiments.gpu_window stale --after "$FRESH_AFTER" $(for it in "${ITEMS[@]}"; do
-  echo "$E/${it%% *}.json"; done)) || exit 1
+  echo "$E/${it%% *}.json"; done) | tr '\n' ' ') || exit 1
 read -r STUDY_TODO PAPER_TODO < <(todo "$SCALE_STUDY:${STUDY_GRIDS// /,}" "$SCALE_PAPER:$G/dcft_paper.json")
 echo "to do: bench $(echo $STALE | wc -w) files, study $STUDY_TODO runs, paper $PAPER_TODO runs"
 t=$(date +%s); A=$(allowed "$B_BENCH" $([ "$STUDY_TODO" -gt 0 ] && echo "$B_STUDY" || echo 0)); T_STEP=$((t + A))
@@ -189,7 +191,7 @@ if [ "$STUDY_TODO" -gt 0 ] && [ "$A" -gt 30 ]; then
   [ "$mps" = on ] && echo quit | nvidia-cuda-mps-control
   used=$(( $(date +%s) - t ))
   "$PY" -m dcft_edu.experiments.gpu_window probe "$RES" --since "$t" --elapsed "$used" --workers "$WORKERS" \
-    --bench "$E" > "$RES/gpu_window/probe.json" && note probe "$(cat "$RES/gpu_window/probe.json")"
+    --bench "$E" --bench-since "$T0" > "$RES/gpu_window/probe.json" && note probe "$(cat "$RES/gpu_window/probe.json")"
   cat "$RES/gpu_window/probe.json"
   STUDY_LEFT=$(todo "$SCALE_STUDY:${STUDY_GRIDS// /,}")
   note steps.study "{\"allowed_s\": $A, \"used_s\": $used, \"runs_to_do_before\": $STUDY_TODO, \"runs_to_do_after\": $STUDY_LEFT, \"mps\": \"$mps\"}"
@@ -224,7 +226,7 @@ if [ ! -f "$NB" ] && [ "$A" -ge "$NB07_MIN_S" ]; then
     timeout "$((A - 5))" "$PY" 07_glue_main_results.py) > "$OUT/notebook07.log" 2>&1
   rc=$?; used=$(( $(date +%s) - t ))
   runs=$(find /tmp/gw_nb07 -name '*.json' | wc -l)
-  rec="{\"notebook\": \"07_glue_main_results\", \"train\": true, \"quick\": $QUICK, \"exit_status\": $rc, \"timed_out\": $([ $rc = 124 ] && echo true || echo false), \"wall_time_s\": $used, \"lab_runs_finished\": $runs, \"device\": \"$DEV\", \"git_commit\": \"${DCFT_EDU_GIT_COMMIT:-}\", \"timestamp\": \"$(date -u +%FT%TZ)\"}"
+  rec="{\"notebook\": \"07_glue_main_results\", \"train\": true, \"quick\": $QUICK, \"exit_status\": $rc, \"timed_out\": $([ $rc = 124 ] && echo true || echo false), \"wall_time_s\": $used, \"lab_runs_finished\": $runs, \"device\": \"$DEV\", \"git_commit\": \"${DCFT_EDU_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}\", \"timestamp\": \"$(date -u +%FT%TZ)\"}"
   [ $rc = 0 ] && echo "$rec" > "$NB" && cp "$NB" "$OUT/notebook07.json"
   note steps.nb07 "$rec"
   tail -5 "$OUT/notebook07.log"; echo "notebook 07: exit $rc after $used s, $runs lab runs"

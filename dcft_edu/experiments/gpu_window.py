@@ -218,13 +218,16 @@ def is_fresh(path: Path, after: str) -> bool:
 
 
 def probe(results: Path, since: float, sweeps=STUDY_SWEEPS, elapsed_s: Optional[float] = None,
-          workers: Optional[int] = None, bench: Optional[Path] = None) -> dict[str, Any]:
+          workers: Optional[int] = None, bench: Optional[Path] = None, bench_since: Optional[float] = None
+          ) -> dict[str, Any]:
     """Throughput of this window's sweep: runs finished, per minute, and per-run time by method.
 
     Counts the result files of ``sweeps`` under ``results`` written at or after ``since`` (a ``time.time()``)
     that were trained (not copied from another sweep). ``DCFT ÷ LoRA r=1`` is the median over (task, seed)
     pairs of DCFT k = 8's mean wall time ÷ LoRA r = 1's; ``steady_runs_per_min`` is ``workers`` × 60 ÷ the
-    mean wall time of the runs finished (what a queue of such runs would sustain).
+    mean wall time of the runs finished (what a queue of such runs would sustain). ``bench``: a folder of
+    ``bench train`` files, of which those written since ``bench_since`` (default ``since``) are summarised
+    as samples/s ÷ LoRA r = 8's.
     """
     from .analysis import method_label
 
@@ -270,7 +273,7 @@ def probe(results: Path, since: float, sweeps=STUDY_SWEEPS, elapsed_s: Optional[
             except ValueError:
                 continue
             sps = rec.get("samples_per_s", {})
-            if "lora" in sps and f.stat().st_mtime >= since:
+            if "lora" in sps and f.stat().st_mtime >= (since if bench_since is None else bench_since):
                 ratios[f.stem] = {m: v / sps["lora"] for m, v in sps.items()}
         out["bench_samples_per_s_vs_lora8"] = ratios
     return out
@@ -305,6 +308,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--elapsed", type=float)
     p.add_argument("--workers", type=int)
     p.add_argument("--bench", type=Path)
+    p.add_argument("--bench-since", type=float, help="bench files written since then (default: --since)")
     p.add_argument("--sweeps", nargs="+", default=list(STUDY_SWEEPS))
     args = ap.parse_args(argv)
 
@@ -338,7 +342,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if not is_fresh(f, args.after):
                 print(f.stem)
     elif args.command == "probe":
-        rec = probe(args.results, args.since, args.sweeps, args.elapsed, args.workers, args.bench)
+        rec = probe(args.results, args.since, args.sweeps, args.elapsed, args.workers, args.bench, args.bench_since)
         print(json.dumps(rec, indent=1, sort_keys=True))
     return 0
 
