@@ -89,6 +89,10 @@ export PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 
 # ---------------------------------------------------------------------------------------------- 0 setup
 echo "== 0 setup ($(date -u +%FT%TZ)), window ${WINDOW_S} s, quick=$QUICK"
+if [ ! -d .device-bundle ] && [ "$QUICK" != 1 ]; then
+  echo "no .device-bundle here: run 'bash scripts/gpu_window.sh bundle' before the call and carry .device-bundle" >&2
+  exit 2
+fi
 if [ -d .device-bundle ]; then
   if [ "$QUICK" != 1 ]; then  # the rehearsal's Python has these packages (and the wheels are for Python 3.12)
     [ -d /tmp/site/datasets ] || "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
