@@ -30,7 +30,8 @@
 #   4 nb07    what 1–3 leave, if ≥ NB07_MIN_S: notebook 07  14 lab runs in one process: ~3–6 min
 #             with DCFT_EDU_TRAIN=1, timed
 # Files under $OUT (≤ 8): window.log, summary.json (steps, probe), efficiency.tgz, study.tgz, paper.tgz,
-# notebook07.log, notebook07.json. Settings (environment): IMPL (DCFT's impl in the grids, default dense),
+# notebook07.log, notebook07.json. Settings (environment): IMPL (DCFT's impl in the grids: fast, dense, or auto,
+# the default: the study's so far, else the faster of the two in step 1's MiniLM RTE benchmark, else fast),
 # WORKERS (14), WINDOW_S (540), B_BENCH (170), B_STUDY (330), PAPER_MIN_S (420), NB07_MIN_S (300),
 # FRESH_AFTER (2026-12-05), RES (results folder, default /tmp/gpu_window/results), MPS (1: try NVIDIA MPS
 # for the sweeps), PY (python3), QUICK (1: the CPU rehearsal).
@@ -62,7 +63,7 @@ else
   PAPER_MIN_S=${PAPER_MIN_S:-420}; NB07_MIN_S=${NB07_MIN_S:-300}
   WORKERS=${WORKERS:-14}; SCALE_STUDY=gpu; SCALE_PAPER=paper; RES=${RES:-/tmp/gpu_window/results}
 fi
-IMPL=${IMPL:-dense}
+IMPL=${IMPL:-auto}
 FRESH_AFTER=${FRESH_AFTER:-2026-12-05}
 MPS=${MPS:-0}
 T0=$(date +%s)
@@ -117,12 +118,16 @@ cp -an figures/data/efficiency/. "$E"/
 [ -d figures/data/gpu_window ] && cp -an figures/data/gpu_window/. "$RES/gpu_window"/
 touch "$RES/.window_start"
 QFLAG=""; [ "$QUICK" = 1 ] && QFLAG=--quick
-"$PY" -m dcft_edu.experiments.gpu_window grids "$G" --impl "$IMPL" $QFLAG >/dev/null || exit 1
+# DCFT's impl in the grids: IMPL, or with IMPL=auto the study's so far, else the faster form in the MiniLM RTE
+# benchmark (chosen again after step 1 has measured it; the counts below do not depend on it yet)
+choose() { "$PY" -m dcft_edu.experiments.gpu_window choose-impl "$RES" "$E/bench_train_${DEV}_rte.json"; }
+if [ "$IMPL" = auto ]; then read -r GRID_IMPL WHY < <(choose) || exit 1; else GRID_IMPL=$IMPL WHY="set by IMPL"; fi
+"$PY" -m dcft_edu.experiments.gpu_window grids "$G" --impl "$GRID_IMPL" $QFLAG >/dev/null || exit 1
 STUDY_GRIDS="$G/dcft_ref.json $G/dcft_init.json $G/dcft_lr_budget.json"
 # todo SCALE:FILE,FILE… …: unfinished runs per group (an error counts as work to do)
 todo() { "$PY" -m dcft_edu.experiments.gpu_window todo "$RES" "$@" || echo 1 1; }
 note start "\"$(date -u +%FT%TZ)\""
-note settings "{\"quick\": $QUICK, \"impl\": \"$IMPL\", \"workers\": $WORKERS, \"window_s\": $WINDOW_S, \"budgets_s\": {\"bench\": $B_BENCH, \"study\": $B_STUDY, \"paper_min\": $PAPER_MIN_S, \"nb07_min\": $NB07_MIN_S}, \"device\": \"$DEV\", \"git_commit\": \"${DCFT_EDU_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}\", \"mps\": $MPS}"
+note settings "{\"quick\": $QUICK, \"impl_setting\": \"$IMPL\", \"workers\": $WORKERS, \"window_s\": $WINDOW_S, \"budgets_s\": {\"bench\": $B_BENCH, \"study\": $B_STUDY, \"paper_min\": $PAPER_MIN_S, \"nb07_min\": $NB07_MIN_S}, \"device\": \"$DEV\", \"git_commit\": \"${DCFT_EDU_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}\", \"mps\": $MPS}"
 pack() {  # pack NAME PREFIX DIR…: the results in DIRs (under $RES) written in this window, as PREFIX/DIR/…
   local name=$1 prefix=$2; shift 2
   local files; files=$(cd "$RES" && find "$@" -type f \( -name '*.json' -o -name '*.txt' \) -newer .window_start \
@@ -182,9 +187,15 @@ pack efficiency.tgz figures/data/ efficiency
 echo "bench: $done_n files measured in $used s; $left_n still to do"
 
 # ------------------------------------------------------------------- 2 study (DCFT question, and the probe)
+if [ "$IMPL" = auto ]; then
+  read -r GRID_IMPL WHY < <(choose) || exit 1
+  "$PY" -m dcft_edu.experiments.gpu_window grids "$G" --impl "$GRID_IMPL" $QFLAG >/dev/null || exit 1
+fi
+note impl "{\"dcft\": \"$GRID_IMPL\", \"why\": \"$WHY\"}"
+echo "DCFT impl in the grids: $GRID_IMPL ($WHY)"
 t=$(date +%s); A=$(allowed "$B_STUDY" 0)
 if [ "$STUDY_TODO" -gt 0 ] && [ "$A" -gt 30 ]; then
-  echo "== 2 study: $STUDY_TODO runs to do, allowed ${A} s, $WORKERS workers, DCFT impl=$IMPL"
+  echo "== 2 study: $STUDY_TODO runs to do, allowed ${A} s, $WORKERS workers, DCFT impl=$GRID_IMPL"
   mps=off
   if [ "$MPS" = 1 ] && command -v nvidia-cuda-mps-control >/dev/null; then
     export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps_pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps_log

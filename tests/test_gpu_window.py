@@ -125,3 +125,17 @@ def test_the_script_names_its_device_call_and_passes_bash_syntax():
     assert call in text and "timeout_s=600" in text
     doc = (REPO_ROOT / "docs" / "gpu_window.md").read_text()
     assert "DCFT_EDU_GIT_COMMIT=<commit> bash scripts/gpu_window.sh run" in doc
+
+
+def test_choose_impl_keeps_the_studys_and_else_follows_the_benchmark(tmp_path):
+    bench = tmp_path / "bench_train_cuda_rte.json"
+    assert gw.choose_impl(tmp_path, bench)[0] == "fast"  # nothing measured: the default
+    bench.write_text(json.dumps({"samples_per_s": {"lora": 700.0, "dcft_fast": 600.0, "dcft_dense": 650.0}}))
+    impl, why = gw.choose_impl(tmp_path, bench)
+    assert impl == "dense" and "650" in why
+    bench.write_text(json.dumps({"samples_per_s": {"lora": 700.0, "dcft_fast": 600.0}}))  # an older file
+    assert gw.choose_impl(tmp_path, bench)[0] == "fast"
+    (tmp_path / "dcft_ref").mkdir()  # once the study has DCFT runs, their impl stays
+    (tmp_path / "dcft_ref" / "rte-dcft-s0-abc.json").write_text(json.dumps({"config": {"impl": "dense"}}))
+    assert gw.choose_impl(tmp_path, bench) == ("dense", "the study's DCFT runs so far use impl=dense "
+                                                        "(dcft_ref/rte-dcft-s0-abc.json)")

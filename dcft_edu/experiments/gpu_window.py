@@ -13,6 +13,9 @@
   (from ``sweep.GRIDS``), ``dcft_lr_budget`` (the four ``scripts/grids/dcft_lr_budget_<task>.json`` files as
   one grid) and ``dcft_paper``; ``--impl`` sets DCFT's ``impl`` in them (the other methods' runs keep their
   keys); ``--quick`` keeps one task, seed 0 and one learning rate of each grid (the CPU rehearsal).
+- ``choose-impl RESULTS BENCH``: DCFT's ``impl`` for the study's grids: the one its DCFT runs so far used (one
+  study, one impl), else the faster of ``fast`` and ``dense`` in this GPU's MiniLM benchmark file BENCH, else
+  ``fast``.
 - ``todo RESULTS SCALE:FILE[,FILE…] …``: per group, how many runs of the grid files are not finished in RESULTS.
 - ``stale FILE… --after DATE``: the benchmark files (stems) not measured on or after DATE (missing ones too).
 - ``probe RESULTS --since T``: the throughput probe from the result files written since T: runs finished
@@ -92,6 +95,23 @@ def study_grids(impl: str = "fast", quick: bool = False, grids_dir: Path = REPO_
     grids = {"dcft_ref": as_list(GRIDS["dcft_ref"]), "dcft_init": as_list(GRIDS["dcft_init"]),
              "dcft_lr_budget": lr_budget, PAPER_SWEEP: as_list(GRIDS[PAPER_SWEEP])}
     return {name: _dcft_impl(_quick(g) if quick else g, impl) for name, g in grids.items()}
+
+
+def choose_impl(results: Path, bench: Path, sweeps=STUDY_SWEEPS + (PAPER_SWEEP,)) -> tuple[str, str]:
+    """``(impl, why)``: DCFT's impl for the window's grids (see the module docstring)."""
+    for sweep in sweeps:
+        for f in sorted((results / sweep).glob("*-dcft-*.json")) if (results / sweep).is_dir() else ():
+            try:
+                impl = json.loads(f.read_text())["config"]["impl"]
+            except (ValueError, KeyError, TypeError):
+                continue
+            return impl, f"the study's DCFT runs so far use impl={impl} ({sweep}/{f.name})"
+    try:
+        sps = json.loads(bench.read_text())["samples_per_s"]
+        fast, dense = sps["dcft_fast"], sps["dcft_dense"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "fast", f"no benchmark of both forms in {bench.name}: the default, matrix-free"
+    return ("dense" if dense >= fast else "fast"), f"{bench.name}: dense {dense:.0f}, fast {fast:.0f} samples/s"
 
 
 def write_grids(folder: Path, impl: str, quick: bool) -> list[Path]:
@@ -296,6 +316,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("folder", type=Path)
     p.add_argument("--impl", default="fast", help="DCFT's impl in the grids (fast, conv or dense)")
     p.add_argument("--quick", action="store_true", help="one task, seed 0, one lr of each grid")
+    p = sub.add_parser("choose-impl", help="DCFT's impl for the study's grids, and why")
+    p.add_argument("results", type=Path)
+    p.add_argument("bench", type=Path)
     p = sub.add_parser("todo", help="unfinished runs of grid files, one count per group")
     p.add_argument("results", type=Path)
     p.add_argument("groups", nargs="+", metavar="SCALE:FILE[,FILE…]")
@@ -331,6 +354,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     elif args.command == "grids":
         for path in write_grids(args.folder, args.impl, args.quick):
             print(path)
+    elif args.command == "choose-impl":
+        print(*choose_impl(args.results, args.bench))
     elif args.command == "todo":
         counts = []
         for group in args.groups:
