@@ -33,9 +33,10 @@ BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermedi
 DEFAULT_MODULES_TO_SAVE = ("classifier", "pooler", "score", "classification_head")
 
 
-#: DCFT's two forwards: matrix-free, or the official conv_transpose2d reference.
+#: DCFT's forwards: matrix-free, the official conv_transpose2d reference, or one product with W + ΔW
+#: (``dcft.DCFTLinear.dense_weight``: fewer, larger operations for launch-bound GPUs).
 #: ``check_impl`` is the one place that validates an ``impl`` (config, layer, model).
-DCFT_IMPLS = ("fast", "conv")
+DCFT_IMPLS = ("fast", "conv", "dense")
 
 
 def _check(cond: bool, msg: str) -> None:
@@ -187,8 +188,9 @@ class DCFTConfig(AdapterConfig):
       our ``r=1, lora_alpha=16`` (the same scale, 16).
     - ``init="paper"``: all three factors ~ N(0, 0.02²) (ΔW tiny but ≠ 0);
       ``init="zero"``: B = 0 so ΔW = 0 exactly at init.
-    - ``impl="fast"`` (matrix-free) or ``"conv"`` (the reference that calls
-      ``conv_transpose2d`` as the official code does).
+    - ``impl="fast"`` (matrix-free), ``"conv"`` (the reference that calls
+      ``conv_transpose2d`` as the official code does) or ``"dense"`` (one product with
+      W + ΔW: fewer, larger operations, for small models on a GPU).
     """
 
     method: ClassVar[str] = "dcft"

@@ -30,6 +30,19 @@ Three facts make DCFT cheap (NOTES §3, checked in float64 by tests/test_dcft.py
 3. With s < k the patches overlap unevenly (``coverage_map``): the checkerboard
    artifacts of the paper's Appendix D.
 
+Three ways to compute the layer (``impl``), the same function up to float rounding:
+
+- ``"fast"`` (default): ΔW x matrix-free (fact 1 or 2), added to W x. The fewest
+  operations per token, and the only form that scales to large layers.
+- ``"conv"``: the official way, ΔW built by ``conv_transpose2d`` on every call, then x ΔWᵀ.
+- ``"dense"``: (W + ΔW) x, ONE product with the summed weight, ΔW built as the Kronecker
+  product M ⊗ C (s = k) in the same operation that adds it to W. More arithmetic (the
+  gradient of the summed weight is a full in × out product, as in full fine-tuning) but
+  fewer, larger operations: on a GPU, where a small model's training step is bound by
+  kernel launches, not arithmetic, that is what counts (``python -m
+  dcft_edu.experiments.bench ops`` counts them: the matrix-free form's three contractions
+  and their gradients cost more launches per layer than LoRA's two products).
+
 Relation to the official code (github.com/Godz-z/DCFT, NOTES §1). It stores
 lora_A (1, in/k), lora_B (out/k, 1) and builds D = deconv(Aᵀ Bᵀ; C_off) of shape
 (in, out), then y = x @ D · α/r. Since deconv(Mᵀ; C_off)ᵀ = deconv(M; C_offᵀ),
@@ -218,9 +231,11 @@ class DCFTLinear(AdapterLayer):
 
     ``lora_A`` (r, h_in), ``lora_B`` (h_out, r), ``lora_C`` (k, k), all float32
     on the base weight's device. ``impl`` picks how ΔW x is computed and can be
-    switched per layer at any time: ``"fast"`` (matrix-free) or ``"conv"`` (the
-    official way: build ΔW with ``conv_transpose2d`` on every call, then x ΔWᵀ).
-    Both give the same numbers; ``get_delta_weight`` always uses the reference.
+    switched per layer at any time: ``"fast"`` (matrix-free), ``"conv"`` (the
+    official way: build ΔW with ``conv_transpose2d`` on every call, then x ΔWᵀ) or
+    ``"dense"`` (one product with W + ΔW, ``dense_weight``: fewer, larger operations for
+    launch-bound GPUs). All give the same numbers up to rounding; ``get_delta_weight``
+    always uses the reference.
 
     Taught in: ``02_dcft_deconvolution_in_subspace``.
     """
@@ -283,8 +298,33 @@ class DCFTLinear(AdapterLayer):
         # (the official code computes Deconv(Mᵀ; C_off)ᵀ, the same thing with lora_C = C_offᵀ)
         return self.scaling * deconv_reference(M, self.lora_C, self.stride, (self.out_features, self.in_features))
 
+    def dense_weight(self) -> torch.Tensor:
+        """W + ΔW in ``(out, in)`` layout, W's dtype: what ``impl="dense"`` multiplies x by.
+
+        With s = k and k dividing both sides, ΔW = (α/r) · M ⊗ C is added to W in ONE
+        ``addcmul`` on a 4-d view of W; otherwise ΔW is ``get_delta_weight()`` (the reference).
+        """
+        w = self.base_weight()  # (out, in)
+        k = self.kernel_size
+        if self.stride != k or self.h_out * k != self.out_features or self.h_in * k != self.in_features:
+            return (w + self.get_delta_weight()).to(w.dtype)  # any stride, cropped: the reference ΔW
+        # M = B A :  (h_out, r) @ (r, h_in) -> (h_out, h_in)
+        M = self.lora_B @ self.lora_A
+        # W[i·k + p, j·k + q] + (α/r) · M[i, j] · C[p, q]:  W (out, in) -> (h_out, k, h_in, k) (a view);
+        # M -> (h_out, 1, h_in, 1) and C -> (1, k, 1, k) broadcast against it: W + (α/r) · M ⊗ C in one op
+        w4 = rearrange(w, "(i p) (j q) -> i p j q", p=k, q=k)
+        w4 = torch.addcmul(w4, M[:, None, :, None], self.lora_C[None, :, None, :], value=self.scaling)
+        # (h_out, k, h_in, k) -> (out, in)
+        return rearrange(w4, "i p j q -> (i p) (j q)").to(w.dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.impl != "dense" or self.disable_adapters or self.merged:
+            return super().forward(x)
+        # "dense": W x + ΔW x = (W + ΔW) x, one product:  (..., in) @ (in, out) -> (..., out)
+        return F.linear(x, self.dense_weight(), self.base_layer.bias)
+
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.impl == "conv":
+        if self.impl in ("conv", "dense"):  # "dense" applies its ΔW inside forward(); alone, ΔW x is this
             # the official way: build ΔW (out, in) on every call, then
             # (..., in) @ (in, out) -> (..., out)
             return F.linear(x, self.get_delta_weight())

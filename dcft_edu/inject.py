@@ -382,7 +382,7 @@ def disable_adapters(model: nn.Module) -> Iterator[nn.Module]:
 
 
 def set_dcft_impl(model: nn.Module, impl: str) -> nn.Module:
-    """Switch every DCFT layer between ``"fast"`` (matrix-free) and ``"conv"`` (reference)."""
+    """Switch every DCFT layer between ``"fast"`` (matrix-free), ``"conv"`` (reference) and ``"dense"``."""
     check_impl(impl)
     for _, layer in _require_adapters(model):
         if hasattr(layer, "impl"):

@@ -17,7 +17,10 @@ Taught in: ``04_orthogonal_regularizer``.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .inject import adapter_layers
@@ -30,10 +33,34 @@ def gram_deviation(P: torch.Tensor, rows: bool, squared: bool = False) -> torch.
     """
     # A Aᵀ: (…, r, in) @ (…, in, r) -> (…, r, r)   |   Bᵀ B: (…, r, out) @ (…, out, r) -> (…, r, r)
     gram = P @ P.mT if rows else P.mT @ P
-    eye = torch.eye(gram.shape[-1], dtype=gram.dtype, device=gram.device)
     # ‖G − I‖_F  (official),  or ‖G − I‖_F²  (the squared variant)
-    dev = torch.linalg.matrix_norm(gram - eye, ord="fro")
+    dev = torch.linalg.matrix_norm(gram - _eye(gram.shape[-1], gram.dtype, gram.device), ord="fro")
     return dev.square() if squared else dev
+
+
+@functools.lru_cache(maxsize=None)
+def _eye(r: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The r × r identity, made once per (r, dtype, device): a constant, not rebuilt at every step."""
+    return torch.eye(r, dtype=dtype, device=device)
+
+
+def _factors(model: nn.Module) -> list[torch.Tensor]:
+    """Every adapter layer's A (r, in) and Bᵀ (r, out), in model order: A Aᵀ and Bᵀ B are both P Pᵀ of these."""
+    return [P for _, layer in adapter_layers(model) if hasattr(layer, "lora_A") and hasattr(layer, "lora_B")
+            for P in (layer.lora_A, layer.lora_B.T)]
+
+
+def orthogonal_penalty_reference(model: nn.Module, squared: bool = False) -> torch.Tensor:
+    """The definition, one tensor at a time: the mean of ‖AAᵀ − I‖_F and ‖BᵀB − I‖_F over every layer.
+
+    Readable and slow (several operations per tensor); ``orthogonal_penalty`` computes the same
+    number with a handful of operations in all, and the tests hold it to this one.
+    """
+    devs = [gram_deviation(P, rows=True, squared=squared) for P in _factors(model)]
+    if not devs:
+        return torch.zeros((), device=next(model.parameters()).device, dtype=torch.float32)
+    # R = mean over all A and B tensors
+    return torch.stack(devs).mean()
 
 
 def orthogonal_penalty(model: nn.Module, squared: bool = False) -> torch.Tensor:
@@ -41,22 +68,29 @@ def orthogonal_penalty(model: nn.Module, squared: bool = False) -> torch.Tensor:
 
     ``squared=False`` is the official formula; ``squared=True`` uses ‖·‖_F²,
     which is smooth at the minimum. Returns a 0-dim tensor (0 if the model has
-    no lora_A / lora_B tensors).
+    no lora_A / lora_B tensors). The same number as ``orthogonal_penalty_reference``
+    (the one-tensor-at-a-time definition), computed for all tensors at once: one
+    stack, one batched product, one norm, whatever the number of layers.
 
     Taught in: ``04_orthogonal_regularizer``.
     """
-    # Group the tensors by shape and handle each group as one batch: the same numbers as a
-    # loop over layers, with a handful of GPU kernels instead of several per tensor.
+    # the tensors grouped by shape, (r, d) -> [P, …]: A Aᵀ for A (r, in), Bᵀ B = (Bᵀ)(Bᵀ)ᵀ for B (out, r)
     groups: dict[tuple, list[torch.Tensor]] = {}
-    for _, layer in adapter_layers(model):
-        if hasattr(layer, "lora_A") and hasattr(layer, "lora_B"):
-            # A Aᵀ for A (r, in);  Bᵀ B = (Bᵀ)(Bᵀ)ᵀ for B (out, r): both "rows" of an (r, ·) matrix
-            groups.setdefault(tuple(layer.lora_A.shape), []).append(layer.lora_A)
-            groups.setdefault(tuple(layer.lora_B.T.shape), []).append(layer.lora_B.T)
+    for P in _factors(model):
+        groups.setdefault(tuple(P.shape), []).append(P)
     if not groups:
-        p = next(model.parameters())
-        return torch.zeros((), device=p.device, dtype=torch.float32)
-    # R_A = ‖A Aᵀ − I‖_F,  R_B = ‖Bᵀ B − I‖_F, one stack per shape: (n, r, d) -> (n,)
-    devs = [gram_deviation(torch.stack(tensors), rows=True, squared=squared) for tensors in groups.values()]
+        return torch.zeros((), device=next(model.parameters()).device, dtype=torch.float32)
+    devs = []
+    for r in dict.fromkeys(r for r, _ in groups):  # one batch per rank r (one in every model of ours)
+        shapes = [shape for shape in groups if shape[0] == r]
+        width = max(d for _, d in shapes)
+        stacks = []
+        for _, d in shapes:
+            stack = torch.stack(groups[(r, d)])  # n_d × (r, d) -> (n_d, r, d)
+            # zero columns up to the widest d, which P Pᵀ does not see: (n_d, r, d) -> (n_d, r, width)
+            stacks.append(F.pad(stack, (0, width - d)) if d < width else stack)
+        P = torch.cat(stacks)  # every A and Bᵀ of rank r: (n, r, width)
+        # R_P = ‖P Pᵀ − I‖_F for the n tensors at once: (n, r, width) -> (n,)
+        devs.append(gram_deviation(P, rows=True, squared=squared))
     # R = mean over all A and B tensors
-    return torch.cat(devs).mean()
+    return (devs[0] if len(devs) == 1 else torch.cat(devs)).mean()

@@ -163,6 +163,28 @@ def test_fast_matches_conv_forward_and_grads(d_in, d_out, r, k, s):
     torch.testing.assert_close(results["fast"][0], x @ layer.get_delta_weight().T, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("base", ["linear", "conv1d"])
+@pytest.mark.parametrize("k,s", [(2, 2), (4, 4), (3, 2), (4, 1)])
+@pytest.mark.parametrize("d_in,d_out", [(24, 48), (48, 16), (7, 10)])
+def test_dense_matches_conv_in_float64(d_in, d_out, k, s, base):
+    # impl="dense": (W + ΔW) x in one product, with ΔW = (α/r)·M ⊗ C added to W in one addcmul when s = k
+    # (and the reference ΔW otherwise): the whole layer's output and every gradient equal the reference's
+    layer = make_layer(d_in, d_out, k, s, r=2, base=base, dtype=torch.float64)
+    x = torch.randn(2, 3, d_in, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 3, d_out, dtype=torch.float64)
+    results = {}
+    for impl in ("conv", "dense"):
+        layer.impl = impl
+        y = layer(x)
+        results[impl] = (y, *torch.autograd.grad((y * g).sum(), [x, *layer.adapter_parameters()]))
+    for name, dense, conv in zip(("y", "x", "A", "B", "C"), results["dense"], results["conv"]):
+        torch.testing.assert_close(dense, conv, rtol=1e-10, atol=1e-10, msg=lambda m: f"{name}: {m}")
+    # the summed weight is W + the reference ΔW, in nn.Linear's (out, in) layout for either base
+    torch.testing.assert_close(layer.dense_weight(), layer.base_weight() + layer.get_delta_weight(), rtol=0,
+                               atol=1e-12)
+    assert layer.adapter_forward(x).shape == (2, 3, d_out)  # ΔW x alone, as for the other impls
+
+
 def _gradcheck_layer(d_in, d_out, r, k, s, impl, fast_mode):
     layer = make_layer(d_in, d_out, k, s, r=r, dtype=torch.float64, impl=impl)
     x = torch.randn(2, d_in, dtype=torch.float64, requires_grad=True)
@@ -174,7 +196,7 @@ def _gradcheck_layer(d_in, d_out, r, k, s, impl, fast_mode):
     assert torch.autograd.gradcheck(adapter_forward, (x, A, B, C), fast_mode=fast_mode)
 
 
-@pytest.mark.parametrize("impl", ["fast", "conv"])
+@pytest.mark.parametrize("impl", ["fast", "conv", "dense"])
 @pytest.mark.parametrize("k,s", KS)
 @pytest.mark.parametrize("r", [1, 2])
 @pytest.mark.parametrize("d_in,d_out", [(8, 8), (6, 11), (11, 5)])
@@ -183,7 +205,7 @@ def test_gradcheck(d_in, d_out, r, k, s, impl):
     _gradcheck_layer(d_in, d_out, r, k, s, impl, fast_mode=True)
 
 
-@pytest.mark.parametrize("impl", ["fast", "conv"])
+@pytest.mark.parametrize("impl", ["fast", "conv", "dense"])
 @pytest.mark.parametrize("d_in,d_out,r,k,s", [(8, 8, 1, 4, 4), (6, 11, 2, 3, 2), (11, 5, 2, 2, 1)])
 def test_gradcheck_full_jacobian(d_in, d_out, r, k, s, impl):
     _gradcheck_layer(d_in, d_out, r, k, s, impl, fast_mode=False)
@@ -197,11 +219,12 @@ def test_matrix_free_forward_is_the_public_fast_path():
 
 
 # -------------------------------------------------------------------------- init, modes
-@pytest.mark.parametrize("impl", ["fast", "conv"])
-def test_zero_init_is_exactly_the_base_layer(impl):
+@pytest.mark.parametrize("impl", ["fast", "conv", "dense"])
+@pytest.mark.parametrize("stride", [2, 4])
+def test_zero_init_is_exactly_the_base_layer(impl, stride):
     torch.manual_seed(0)
     base = nn.Linear(24, 48)
-    layer = DCFTLinear(base, DCFTConfig(kernel_size=4, stride=2, init="zero", impl=impl))
+    layer = DCFTLinear(base, DCFTConfig(kernel_size=4, stride=stride, init="zero", impl=impl))
     assert torch.equal(layer.get_delta_weight(), torch.zeros(48, 24))
     assert layer.lora_A.abs().sum() > 0 and layer.lora_C.abs().sum() > 0  # only B is zero
     x = torch.randn(3, 24)
@@ -219,13 +242,23 @@ def test_paper_init_is_tiny_but_not_zero():
     assert not layer.base_layer.weight.requires_grad
 
 
-def test_impl_switch_and_errors():
-    layer = make_layer(24, 48, 4, 2)
-    x = torch.randn(3, 24)
+@pytest.mark.parametrize("d_in,d_out,k,s,tol", [(24, 48, 4, 2, 1e-5), (384, 1536, 8, 8, 1e-4)])
+def test_impl_switch(d_in, d_out, k, s, tol):
+    # float32, as the trainer runs: every impl gives the layer's output to rounding; (384, 1536, 8, 8) is
+    # MiniLM's FFN at the paper's k = s, where dense adds M ⊗ C into W in one addcmul
+    layer = make_layer(d_in, d_out, k, s)
+    x = torch.randn(3, d_in)
     y_fast = layer(x)
-    layer.impl = "conv"
-    torch.testing.assert_close(layer(x), y_fast, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="impl must be 'fast' or 'conv'"):
+    for impl in ("conv", "dense"):
+        layer.impl = impl
+        torch.testing.assert_close(layer(x), y_fast, rtol=tol, atol=tol, msg=lambda m: f"{impl}: {m}")
+    layer.merge()  # a merged layer multiplies by W alone, whatever the impl
+    torch.testing.assert_close(layer(x), y_fast, rtol=tol, atol=tol)
+
+
+def test_impl_errors():
+    layer = make_layer(24, 48, 4, 2)
+    with pytest.raises(ValueError, match="impl must be 'fast' or 'conv' or 'dense'"):
         layer.impl = "fft"
     with pytest.raises(ValueError, match="impl"):
         DCFTConfig(impl="fft")
@@ -237,17 +270,19 @@ def test_impl_switch_and_errors():
         subspace_size(4, 8, 8)
 
 
-def test_low_precision_base_keeps_float32_adapters():
-    layer = DCFTLinear(nn.Linear(16, 8).to(torch.bfloat16), DCFTConfig(kernel_size=4))
+@pytest.mark.parametrize("impl", ["fast", "dense"])
+def test_low_precision_base_keeps_float32_adapters(impl):
+    layer = DCFTLinear(nn.Linear(16, 8).to(torch.bfloat16), DCFTConfig(kernel_size=4, impl=impl))
     assert all(p.dtype == torch.float32 for p in layer.adapter_parameters())
     assert layer(torch.randn(2, 16, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
 # ------------------------------------------------------------------------ merge/unmerge
+@pytest.mark.parametrize("impl", ["fast", "dense"])
 @pytest.mark.parametrize("base", ["linear", "conv1d"])
 @pytest.mark.parametrize("d_in,d_out,k,s", [(24, 48, 4, 4), (48, 16, 3, 2), (7, 10, 3, 3)])
-def test_merge_unmerge_disable(base, d_in, d_out, k, s):
-    layer = make_layer(d_in, d_out, k, s, base=base, dtype=torch.float64).eval()  # merged, it refuses train mode
+def test_merge_unmerge_disable(base, d_in, d_out, k, s, impl):
+    layer = make_layer(d_in, d_out, k, s, base=base, dtype=torch.float64, impl=impl).eval()  # merged, it refuses train mode
     x = torch.randn(4, d_in, dtype=torch.float64)
     w0 = layer.base_weight().clone()
     y_base = layer.base_layer(x)

@@ -285,7 +285,7 @@ def test_config_refuses_bad_values_with_value_error(make, match):
 def test_impl_has_one_source_of_truth():
     from dcft_edu.config import DCFT_IMPLS, check_impl
 
-    assert DCFT_IMPLS == ("fast", "conv")
+    assert DCFT_IMPLS == ("fast", "conv", "dense")
     with pytest.raises(ValueError) as from_check:
         check_impl("slow")
     with pytest.raises(ValueError) as from_config:

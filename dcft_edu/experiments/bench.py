@@ -3,6 +3,10 @@
 ``train`` (in ``bench_train.py``): training samples/s and memory of every
 method on MiniLM, printed as ratios to our LoRA.
 
+``ops`` (in ``bench_ops.py``): aten ops (kernels) per training step of every
+method on MiniLM, counted by ``torch.profiler`` on the CPU, as ratios to LoRA r = 8:
+a CPU proxy for the launch cost that bounds MiniLM's training steps on a GPU.
+
 ``adapters``: the time of ONE adapted layer's forward + backward at DeBERTa-base
 shapes (768×768, 768→3072, 3072→768; ``--shapes minilm``: MiniLM's 384×384,
 384→1536, 1536→384; ``both``) and 8,192 tokens, for the frozen layer
@@ -174,9 +178,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the numbers and their provenance as JSON here")
     p.set_defaults(func=run_adapters)
 
+    from .bench_ops import add_parser as add_ops_parser
     from .bench_train import add_parser as add_train_parser
 
     add_train_parser(sub)  # "train": every method on MiniLM (dcft_edu/bench_train.py)
+    add_ops_parser(sub)  # "ops": aten ops per training step, the CPU proxy for GPU launch cost (bench_ops.py)
     return parser
 
 

@@ -1,8 +1,8 @@
 """``python -m dcft_edu.experiments.bench train``: training throughput and memory of every method.
 
 Methods: head-only, our LoRA r=1 and r=8, HF PEFT's LoRA r=8 on the same
-modules (the peer; skipped when ``peft`` is not installed), DCFT k=8 (fast and
-conv), Delta-LoRA r=8 and full fine-tuning — the settings of
+modules (the peer; skipped when ``peft`` is not installed), DCFT k=8 (fast,
+conv and dense), Delta-LoRA r=8 and full fine-tuning — the settings of
 ``presets.make_run``. ``--methods`` picks a subset (LoRA r=8 always runs: the
 ratios are to it).
 
@@ -40,10 +40,11 @@ import time
 
 import torch
 
-METHODS = ("head", "lora", "lora_r1", "peft_lora", "dcft_fast", "dcft_conv", "delta_lora", "full")
+METHODS = ("head", "lora", "lora_r1", "peft_lora", "dcft_fast", "dcft_conv", "dcft_dense", "delta_lora", "full")
 LABELS = {
     "head": "head only", "lora": "LoRA r=8 (ours)", "lora_r1": "LoRA r=1 (ours)", "peft_lora": "LoRA r=8 (HF PEFT)",
-    "dcft_fast": "DCFT k=8 fast", "dcft_conv": "DCFT k=8 conv", "delta_lora": "Delta-LoRA r=8", "full": "full FT",
+    "dcft_fast": "DCFT k=8 fast", "dcft_conv": "DCFT k=8 conv", "dcft_dense": "DCFT k=8 dense",
+    "delta_lora": "Delta-LoRA r=8", "full": "full FT",
 }
 
 
@@ -77,19 +78,26 @@ def backbone_model(backbone: str, task: str):
     return AutoModelForSequenceClassification.from_config(config)
 
 
+def bench_run(method: str, task: str, seed: int = 0):
+    """The ``RunConfig`` a benchmarked method trains with (``presets.make_run`` at the quick scale)."""
+    from .presets import make_run
+
+    ours = {"dcft_fast": "dcft", "dcft_conv": "dcft", "dcft_dense": "dcft", "peft_lora": "lora",
+            "lora_r1": "lora"}.get(method, method)
+    extra = {"dcft_conv": {"impl": "conv"}, "dcft_dense": {"impl": "dense"}, "lora_r1": {"r": 1}}.get(method, {})
+    return make_run(task, ours, scale="quick", seed=seed, **extra)
+
+
 def build(method: str, task: str, seed: int, device: torch.device, backbone: str = "minilm", compile: bool = False):
     """(model, optimizer) for one benchmarked method; the model is ``torch.compile``-d if asked."""
     from .models import load_model
-    from .presets import make_run
     from transformers import set_seed
 
     from ..inject import find_target_modules
     from .trainer import make_optimizer, prepare_model
 
     set_seed(seed)
-    ours = {"dcft_fast": "dcft", "dcft_conv": "dcft", "peft_lora": "lora", "lora_r1": "lora"}.get(method, method)
-    extra = {"dcft_conv": {"impl": "conv"}, "lora_r1": {"r": 1}}.get(method, {})
-    run = make_run(task, ours, scale="quick", seed=seed, **extra)
+    run = bench_run(method, task, seed)
     model = load_model(task, run.model)[0] if backbone == "minilm" else backbone_model(backbone, task)
     if method == "peft_lora":
         import peft
