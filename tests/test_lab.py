@@ -156,3 +156,71 @@ def test_tiny_runs_trains_a_grid_and_keeps_the_models():
     res, models = lab.tiny_runs({"task": ["rte"], "method": ["lora"], "seed": [0]}, epochs=1)
     assert len(res) == 1 and res["limit_train"].iloc[0] == 32 and len(res["epochs"].iloc[0]) == 1  # one epoch record
     assert list(models) == [res["key"].iloc[0]] and sum(p.numel() for p in models[res["key"].iloc[0]].parameters())
+
+
+def test_run_batches_counts_training_and_evaluation_batches(monkeypatch):
+    monkeypatch.setenv("DCFT_EDU_QUICK", "0")
+    _, runs = lab.lab_runs("main", reduced=True)
+    run = runs["main"][0]  # lab_cpu: STS-B, 400 training rows, 300 dev rows, batch 16, 3 epochs
+    assert lab.run_batches(run) == (25 * 3, 19 * 3)
+    _, runs = lab.lab_runs("dcft_question", reduced=True)  # select_on="train_holdout": 40 of the 400 rows held out
+    assert lab.run_batches(runs["dcft_lr"][0]) == (23 * 3, (19 + 3) * 3)
+
+
+class _Clock:
+    """A fake time.perf_counter: the fake trainer below advances it."""
+
+    def __init__(self):
+        self.t = 0.0
+
+    def perf_counter(self):
+        return self.t
+
+
+def _ticking_train(clock, per_batch, setup=5.0):
+    """A fake trainer that takes `setup` s, then `per_batch[method]` s per training batch, ticking `progress`."""
+
+    def train_fn(run, progress=False, log=print):
+        clock.t += setup
+        rows = min(run.limit_train, lab.train_size(run))
+        for _ in range(-(-rows // run.batch_size) * run.epochs):
+            clock.t += per_batch[run.method]
+            if callable(progress):
+                progress(1)
+        return fake_train(run)
+
+    return train_fn
+
+
+def test_estimate_lab_times_each_task_and_method(monkeypatch):
+    monkeypatch.setenv("DCFT_EDU_QUICK", "0")
+    clock = _Clock()
+    monkeypatch.setattr(lab, "time", clock)
+    per_batch = {"head": 0.1, "full": 0.4, "delta_lora": 0.3, "lora": 0.2, "dcft": 0.25}
+    _, runs = lab.lab_runs("main", reduced=True)
+    todo = runs["main"]
+    est = lab.estimate_lab(todo, _ticking_train(clock, per_batch))
+    assert est.per_batch_s == pytest.approx({f"stsb {m}": c for m, c in per_batch.items()})
+    # setup: what the calibration's wall time holds beyond the timed batches: 5 s + the warm-up batch − ⅓ batch
+    setups = [5.0 + c - c / 3 for c in per_batch.values()]
+    assert est.setup_s == pytest.approx(sum(setups) / len(setups))
+    expected = sum(est.setup_s + (75 + 57 / 3) * per_batch[r.method] for r in todo)
+    assert est.seconds == pytest.approx(expected) and est.runs == 5 and est.train_batches == 5 * 75
+    assert "Estimated time: about 2 min on this machine" in est.describe()  # 143 s
+    # a trainer without the progress hook times nothing: the estimate says so instead of guessing
+    est = lab.estimate_lab(todo[:1], lambda run, progress=False, log=print: fake_train(run))
+    assert est.seconds is None and "Estimated time: unknown" in est.describe()
+
+
+def test_run_lab_prints_the_estimate_and_drives_one_bar(monkeypatch, tmp_path):
+    monkeypatch.setenv("DCFT_EDU_QUICK", "1")
+    clock = _Clock()
+    monkeypatch.setattr(lab, "time", clock)
+    lines = []
+    train_fn = _ticking_train(clock, {"head": 1.0, "full": 2.0})
+    lab.run_lab("main", results_dir=tmp_path, log=lines.append, train_fn=train_fn)
+    assert any(m.startswith("Estimated time: ") for m in lines)
+    assert lines[-1].startswith("lab 'main': trained 2 runs in ")
+    lines.clear()  # a rerun: nothing to train, no calibration, no estimate
+    lab.run_lab("main", results_dir=tmp_path, log=lines.append, train_fn=lambda *a, **k: pytest.fail("trained"))
+    assert not any("Estimated" in m or "trained" in m for m in lines)

@@ -17,6 +17,12 @@ runs over the committed ones::
 
 Rerunning a cell resumes: finished runs are files, and ``run_sweep`` skips them.
 
+Before it trains, ``run_lab`` times a few training batches of each task and method on the student's machine
+(``calibrate``, a few seconds each, nothing written) and prints the whole lab's expected time ("about 4 min on
+this machine", ``estimate_lab``); while it trains, one progress bar counts every training batch of the lab, with
+its ETA (``tqdm.auto``: a widget in Jupyter and Colab with ``ipywidgets``, text elsewhere); at the end it prints
+the time taken beside the estimate.
+
 Expected time of one notebook's lab sweep, and its basis:
 
 - Reduced CPU form (``lab_cpu``: STS-B, seed 0, 400 training rows × 3 epochs, 300 dev rows, batch 16,
@@ -52,17 +58,19 @@ For notebooks 07 (08 reads 07's runs), 10, 11, 12, 13 and 14 (which share one la
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import pandas as pd
 
-from .presets import RunConfig
+from .presets import RunConfig, train_size
 from .runinfo import RESULTS_ENV, is_quick, user_results_dir
-from .sweep import LR_FACTORS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweep, run_sweeps
+from .sweep import LR_FACTORS, STRIDE_DELTA_MODULE, Grid, done_path, grid_runs, load_results, run_sweep, run_sweeps
 
 TRAIN_ENV = "DCFT_EDU_TRAIN"
 #: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay
@@ -182,13 +190,20 @@ def lab_runs(name: str, reduced: Optional[bool] = None) -> tuple[str, dict[str, 
 
 
 def run_lab(name: str, reduced: Optional[bool] = None, results_dir: Union[str, Path, None] = None,
-            log: Callable[[str], Any] = print, **kwargs: Any) -> pd.DataFrame:
+            log: Callable[[str], Any] = print, estimate: bool = True, progress: bool = True,
+            **kwargs: Any) -> pd.DataFrame:
     """Train notebook ``name``'s lab grid (``LAB_GRIDS``) and return its runs, one row per run
     (``load_results``'s columns, with ``sweep``).
 
     ``results_dir``: default ``user_results_dir()`` (a temporary folder in quick mode unless
     ``$DCFT_EDU_RESULTS`` is set). Runs already there are not retrained. ``kwargs`` go to ``run_sweeps``
     (``workers``, ``deadline``, ``train_fn``, ...).
+
+    Before training, ``estimate`` times a few training batches of each task and method still to train
+    (``calibrate``, ``estimate_lab``) and prints the whole lab's expected time on this machine (``LabEstimate``). While it
+    trains, ``progress`` shows one bar over every training batch of the lab, with its ETA (``tqdm.auto``:
+    a widget in a notebook; with ``workers`` > 1 the runs train in other processes and there is no bar).
+    At the end it prints the time taken beside the estimate.
     """
     scale, sweeps = lab_runs(name, reduced)
     if results_dir is None:
@@ -197,10 +212,166 @@ def run_lab(name: str, reduced: Optional[bool] = None, results_dir: Union[str, P
     results_dir = Path(results_dir)
     log(f"lab {name!r} ({LAB_GRIDS[name].notebook}): {sum(map(len, sweeps.values()))} runs at scale {scale!r} "
         f"into {results_dir}")
-    paths = run_sweeps(list(sweeps.items()), results_dir, scale=scale, log=log, **kwargs)
+    todo = pending_runs(sweeps, results_dir)
+    train_fn = kwargs.pop("train_fn", None)
+    workers = kwargs.get("workers", 1)
+    guess = None
+    if todo and estimate:
+        log(f"timing {CALIBRATION_BATCHES} training batches of each task and method for an estimate …")
+        guess = estimate_lab(todo, train_fn)
+        log(guess.describe(workers))
+    bar = None
+    if todo and progress and workers <= 1 and not kwargs.get("gpus") and kwargs.get("executor") is None:
+        from tqdm.auto import tqdm
+
+        from .trainer import train as default_train
+
+        inner = train_fn or default_train
+        bar = tqdm(total=sum(run_batches(r)[0] for r in todo), desc=f"lab {name}", unit="batch", mininterval=1)
+        if log is print:  # messages above the bar, not through it
+            log = bar.write
+
+        def train_fn(run: RunConfig, progress: Any = False, log: Callable[[str], Any] = log) -> dict:
+            bar.set_postfix_str(f"{run.task} {run.method}", refresh=False)
+            return inner(run, progress=bar.update, log=log)
+
+    t0 = time.perf_counter()
+    try:
+        paths = run_sweeps(list(sweeps.items()), results_dir, scale=scale, log=log, train_fn=train_fn, **kwargs)
+    finally:
+        if bar is not None:
+            bar.close()
+    if todo:
+        took = time.perf_counter() - t0
+        log(f"lab {name!r}: trained {len(todo)} runs in {_duration(took)}"
+            + (f" (estimated {_duration(guess.seconds)})" if guess is not None and guess.seconds is not None else ""))
     files = {str(p) for ps in paths.values() for p in ps if p.exists()}  # a deadline may leave some unfinished
     df = pd.concat([load_results(results_dir / sweep) for sweep in sweeps], ignore_index=True)
     return df[df["file"].isin(files)].reset_index(drop=True) if not df.empty else df
+
+
+def pending_runs(sweeps: dict[str, list[RunConfig]], results_dir: Union[str, Path]) -> list[RunConfig]:
+    """The runs of ``sweeps`` that ``run_sweeps`` will train: no result under ``results_dir`` in their own sweep
+    or any other one there (a config shared by two sweeps is trained once). Reads only."""
+    results_dir = Path(results_dir)
+    names = set(sweeps) | ({d.name for d in results_dir.iterdir() if d.is_dir()} if results_dir.is_dir() else set())
+    todo, seen = [], set()
+    for runs in sweeps.values():
+        for run in runs:
+            if run.key() in seen or any(done_path(results_dir, n, run) for n in names):
+                continue
+            seen.add(run.key())
+            todo.append(run)
+    return todo
+
+
+#: training batches ``calibrate`` times, after one warm-up batch it does not count
+CALIBRATION_BATCHES = 6
+#: an evaluation batch (a forward pass) costs about this share of a training batch (forward, backward, step)
+EVAL_SHARE = 1 / 3
+
+
+def run_batches(run: RunConfig) -> tuple[int, int]:
+    """``(training batches, evaluation batches)`` of the whole run: every epoch trains ⌈rows / batch⌉ batches,
+    then evaluates the dev rows (and the held-out rows of ``select_on="train_holdout"``)."""
+    from .data import GLUE_TASKS, holdout_size
+
+    n_train = GLUE_TASKS[run.task].num_rows["train"]
+    n_train = min(n_train, run.limit_train) if run.limit_train else n_train
+    n_dev = GLUE_TASKS[run.task].num_rows["dev"]
+    n_dev = min(n_dev, run.limit_dev) if run.limit_dev else n_dev
+    held = holdout_size(n_train) if run.select_on == "train_holdout" else 0
+
+    def batches(rows: int) -> int:
+        return -(-rows // run.batch_size)
+
+    return batches(train_size(run)) * run.epochs, (batches(n_dev) + (batches(held) if held else 0)) * run.epochs
+
+
+def calibrate(run: RunConfig, train_fn: Optional[Callable[..., dict]] = None,
+              batches: int = CALIBRATION_BATCHES) -> tuple[Optional[float], float]:
+    """Time ``batches`` training batches of ``run`` on this machine: ``(seconds per training batch, seconds of
+    fixed cost per run)``; the first is None when ``train_fn`` reported no batches.
+
+    It trains a throw-away copy of ``run`` cut to ``batches`` + 1 batches, one epoch and one dev batch (nothing is
+    written). The first batch is the warm-up (allocations, lazy initialisation): it counts to the fixed cost
+    (loading the model and the data, evaluation set-up), with everything else outside the timed batches.
+    """
+    from .trainer import train as default_train
+
+    train_fn = train_fn or default_train
+    cut = (batches + 1) * run.batch_size
+    probe = dataclasses.replace(run, epochs=1, limit_train=min(run.limit_train or cut, cut),
+                                limit_dev=run.batch_size, select_on="dev", save_delta=None)
+    stamps: list[float] = []
+    t0 = time.perf_counter()
+    train_fn(probe, progress=lambda n: stamps.append(time.perf_counter()), log=lambda m: None)
+    wall = time.perf_counter() - t0
+    if len(stamps) < 2:
+        return None, wall
+    # seconds per batch: the batches after the first, (t_last − t_first) / (count − 1)
+    per_batch = (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+    return per_batch, max(0.0, wall - (len(stamps) - 1) * per_batch - EVAL_SHARE * per_batch)
+
+
+@dataclass(frozen=True)
+class LabEstimate:
+    """How long the runs still to train should take here, from ``calibrate`` on one run of each (task, method)."""
+
+    runs: int
+    train_batches: int
+    eval_batches: int
+    seconds: Optional[float]  # None: a calibration timed no batches (a train_fn without the progress hook)
+    per_batch_s: dict[str, Optional[float]]  # "stsb lora": seconds per training batch, as timed
+    setup_s: float  # fixed cost per run (loading the model and the data), the mean over the calibrations
+    calibration_s: float  # what the calibrations took
+
+    def describe(self, workers: int = 1) -> str:
+        timed = ", ".join(f"{k} {v:.2f} s" for k, v in self.per_batch_s.items() if v is not None)
+        if self.seconds is None:
+            return (f"Estimated time: unknown (the calibration timed no training batch); {self.runs} runs, "
+                    f"{self.train_batches:,} training batches to go")
+        par = f", divided by up to {workers} for {workers} workers if the machine has the cores" if workers > 1 else ""
+        return (f"Estimated time: {_duration(self.seconds)} on this machine{par}. Basis: {self.runs} runs, "
+                f"{self.train_batches:,} training batches at the seconds per batch timed here ({timed}; "
+                f"{CALIBRATION_BATCHES} batches each, {self.calibration_s:.0f} s in all), {self.eval_batches:,} "
+                f"evaluation batches at ≈ {EVAL_SHARE:.2f} of that, ≈ {self.setup_s:.0f} s of loading per run. "
+                "The progress bar's ETA refines it as it goes.")
+
+
+def estimate_lab(todo: Sequence[RunConfig], train_fn: Optional[Callable[..., dict]] = None) -> LabEstimate:
+    """``LabEstimate`` of training ``todo`` one run after another on this machine.
+
+    Each (task, method) is timed once (``calibrate`` on its first run): a training batch costs very different
+    times by method (head only backpropagates into the head alone, full FT into every weight and keeps Adam
+    moments for them all) and by task (longer sentence pairs)::
+
+        seconds = Σ_runs [ setup + (training batches + EVAL_SHARE × evaluation batches) × seconds per batch ]
+    """
+    t0 = time.perf_counter()
+    timed: dict[str, tuple[Optional[float], float]] = {}
+    for run in todo:
+        if f"{run.task} {run.method}" not in timed:
+            timed[f"{run.task} {run.method}"] = calibrate(run, train_fn)
+    setup = sum(s for _, s in timed.values()) / len(timed)
+    total: Optional[float] = 0.0
+    train_batches = eval_batches = 0
+    for run in todo:
+        per_batch = timed[f"{run.task} {run.method}"][0]
+        n_train, n_eval = run_batches(run)
+        train_batches, eval_batches = train_batches + n_train, eval_batches + n_eval
+        total = None if total is None or per_batch is None else total + setup + (n_train + EVAL_SHARE * n_eval) * per_batch
+    return LabEstimate(runs=len(todo), train_batches=train_batches, eval_batches=eval_batches, seconds=total,
+                       per_batch_s={k: v[0] for k, v in timed.items()}, setup_s=setup,
+                       calibration_s=time.perf_counter() - t0)
+
+
+def _duration(seconds: float) -> str:
+    """``"about 4 min"``, ``"under a minute"``, ``"about 1 h 10 min"``."""
+    if seconds < 60:
+        return "under a minute"
+    m = round(seconds / 60)
+    return f"about {m} min" if m < 60 else f"about {m // 60} h {m % 60} min"
 
 
 def yours_vs_committed(user: pd.DataFrame, committed: pd.DataFrame, by: Sequence[str] = ("task", "label"),

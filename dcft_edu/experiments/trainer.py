@@ -32,7 +32,7 @@ import math
 import os
 import sys
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Union
 
 import torch
 import torch.distributed as dist
@@ -223,19 +223,21 @@ def evaluate(model: nn.Module, loader, task: str, device: torch.device, autocast
     return m
 
 
-def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = print,
+def train(run: RunConfig, progress: Union[bool, Callable[[int], Any]] = True, log: Callable[[str], Any] = print,
           model_and_tokenizer=None, eval_at_start: bool = False) -> dict[str, Any]:
     """Fine-tune one model as ``run`` says; return the result record (JSON-ready).
 
     ``model_and_tokenizer`` lets a notebook pass an already-loaded (model,
     tokenizer) pair; by default the model is loaded with ``load_model``.
     ``eval_at_start`` also evaluates the untrained model (recorded as ``initial``).
+    ``progress``: a per-epoch bar (``tqdm.auto``: a widget in a notebook), or a callable, called with 1 after
+    every training batch instead (the lab's one bar over all its runs, ``lab.run_lab``).
     Under ``torchrun`` / ``accelerate launch`` with several processes every rank returns the same record;
     only rank 0 logs.
 
     Used in: notebooks 04, 08, 13, 14.
     """
-    from tqdm import tqdm
+    from tqdm.auto import tqdm
 
     from .data import GLUE_TASKS, HOLDOUT_FRACTION, HOLDOUT_SEED, make_dataloaders
     from .models import load_model
@@ -305,7 +307,8 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
         model.train()
         t0 = time.perf_counter()
         running, running_penalty, nb = 0.0, 0.0, 0
-        bar = tqdm(train_loader, desc=f"{run.task}/{run.method} ep{epoch}", disable=not progress,
+        tick = progress if callable(progress) else None
+        bar = tqdm(train_loader, desc=f"{run.task}/{run.method} ep{epoch}", disable=not progress or tick is not None,
                    file=sys.stderr, mininterval=10, leave=False)
         for i, batch in enumerate(bar):
             batch, n_r, n = shard(batch, rank, world_size)  # a plain run: the whole batch, n_r = n
@@ -328,6 +331,8 @@ def train(run: RunConfig, progress: bool = True, log: Callable[[str], Any] = pri
             running_penalty += reg.item()
             nb += 1
             seen += n
+            if tick is not None:
+                tick(1)
             if (i + 1) % run.grad_accum == 0 or i + 1 == len(train_loader):
                 if run.max_grad_norm:
                     norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
