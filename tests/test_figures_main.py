@@ -152,3 +152,35 @@ def test_committed_main_sweep_and_registered_figures():
     assert t.loc["DCFT k=8", "adapter params"] == 7488 and t.loc["LoRA r=1", "adapter params"] == 41472
     sizes = fm.train_sizes(df)
     assert sizes == {"cola": 6666, "mrpc": 3668, "rte": 2490, "sst2": 6666, "stsb": 5749}
+
+
+def test_overlay_main_results_puts_every_run_on_its_panel_and_keeps_the_committed_scale():
+    """Notebook 07's overlay: a star per lab run on every task panel trained, values written, committed y-limits
+    kept (an off-axis run on the edge, "↓ value"), head only at the far left, the legend naming the student's runs."""
+    import matplotlib.pyplot as plt
+
+    fig = fm.draw_glue_main_results()
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    before = {t: ax.get_ylim() for t, ax in panels.items()}
+    committed = fm.main_runs()
+    yours = committed[(committed["seed"] == 0) & committed["task"].isin(["stsb", "mrpc"])].copy()
+    yours.loc[(yours["task"] == "stsb") & (yours["label"] == "full FT"), "best_metric"] = 0.671  # far below the axis
+    assert sorted(fm.overlay_main_results(fig, yours)) == ["MRPC", "STS-B"]
+    for title, ax in panels.items():
+        assert ax.get_ylim() == pytest.approx(before[title]), f"{title}: the committed y-limits moved"
+    stsb = panels["STS-B"]
+    stars = [c for c in stsb.collections if c.get_offsets().shape[0] == 7]  # the 7 methods of the student's STS-B
+    assert len(stars) == 1
+    xy = stars[0].get_offsets()
+    lo, hi = stsb.get_ylim()
+    assert ((xy[:, 1] >= lo) & (xy[:, 1] <= hi)).all()  # every star inside the panel, off-axis ones on the edge
+    assert xy[:, 0].min() == fm.HEAD_ONLY_X  # head only at the far left
+    texts = [t.get_text() for t in stsb.texts]
+    assert "↓ 67.1" in texts
+    assert len(texts) == 7  # every run's value written
+    assert not panels["RTE"].texts and not [c for c in panels["RTE"].collections if c.get_offsets().shape[0] == 7]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert len(fig.legends) == 1 and legend[-1].startswith("your lab runs (")
+    # the head-only note is a corner title, so no star can sit on it
+    assert stsb.get_title(loc="right").startswith("head only ")
+    plt.close(fig)

@@ -224,3 +224,18 @@ def test_run_lab_prints_the_estimate_and_drives_one_bar(monkeypatch, tmp_path):
     lines.clear()  # a rerun: nothing to train, no calibration, no estimate
     lab.run_lab("main", results_dir=tmp_path, log=lines.append, train_fn=lambda *a, **k: pytest.fail("trained"))
     assert not any("Estimated" in m or "trained" in m for m in lines)
+
+
+def test_overlay_user_runs_clip_keeps_the_limits_and_writes_off_axis_values():
+    fig, ax = plt.subplots()
+    ax.plot([2, 8], [84, 86])
+    ax.set_ylim(83, 87)
+    user = _runs("stsb", "dcft", [0.59, 0.85, 0.90], kernel_size=8)
+    user["kernel_size"] = [2, 4, 8]
+    pts = overlay_user_runs(ax, user, x="kernel_size", clip=True, colors=["red", "green", "blue"])
+    assert ax.get_ylim() == (83, 87)
+    ys = pts.get_offsets()[:, 1]
+    assert 83 < ys[0] < 83.2 and ys[1] == 85 and 86.8 < ys[2] < 87  # off-axis runs on the edge they passed
+    assert sorted(t.get_text() for t in ax.texts) == ["↑ 90.0", "↓ 59.0"]  # only the off-axis values, with arrows
+    assert pts.get_facecolors().shape[0] == 3
+    plt.close(fig)

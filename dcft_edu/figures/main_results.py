@@ -411,6 +411,21 @@ def _err(ax, x, mean, std, n, label, legend_label=None, **kw):
                 elinewidth=1.3, label=legend_label or label, **kw)
 
 
+def _main_legend(fig: Figure, extra: Sequence[tuple] = ()) -> None:
+    """The figure legend of ``glue_main_results``: every method once (head only may be off the axis in some
+    panels), head only first, then ``extra`` ``(handle, text)`` pairs."""
+    legend = {}
+    for ax in fig.axes:
+        for h, l in zip(*ax.get_legend_handles_labels()):
+            if not l.startswith("_"):
+                legend.setdefault(l, h)
+    order = sorted(legend, key=lambda l: not l.startswith("head"))
+    handles, texts = [legend[l] for l in order] + [h for h, _ in extra], order + [t for _, t in extra]
+    for old in list(fig.legends):
+        old.remove()
+    fig.legend(handles, texts, loc="outside lower center", ncol=4 if not extra else 3, fontsize=10, frameon=False)
+
+
 @register("glue_main_results")
 def draw_glue_main_results() -> Figure:
     """Per task: dev metric vs adapter parameters (log x), every method of sweep ``main`` (DCFT Table 1, Delta-LoRA Table 4)."""
@@ -426,7 +441,7 @@ def draw_glue_main_results() -> Figure:
             a = avg[avg["n"] == len(tasks)].groupby("label")["mean"].agg(["mean", "std", "count"])
             d = pd.DataFrame({"mean": a["mean"], "std": a["std"], "n": a["count"]})
             d = d.join(s.groupby("label")[["adapter_params", "trainable_params"]].mean())
-            title, ylab = f"Average of the {len(tasks)} tasks", "mean of the 5 task metrics (×100)"
+            title, ylab = f"{len(tasks)}-task average", f"mean of the {len(tasks)} task metrics (×100)"
         else:
             d = s[s["task"] == t].set_index("label")
             title, ylab = f"{TASK_LABELS[t]}", f"dev {METRIC_NAMES[t]} (×100)"
@@ -450,28 +465,60 @@ def draw_glue_main_results() -> Figure:
                 ax.axhline(r["mean"], color=color, ls="--", lw=1.2, label="head only (0 adapter params)")
                 if r["n"] >= 2:
                     ax.axhspan(r["mean"] - r["std"], r["mean"] + r["std"], color=color, alpha=0.12, lw=0)
-            else:  # far below the others: say where it is instead of squashing the axis
-                ax.annotate(f"head only: {r['mean']:.1f} (below the axis)", xy=(0.02, 0.02), xycoords="axes fraction",
-                            fontsize=9, color="0.3", va="bottom")
+            else:  # far below the others: say where it is (in a corner title, clear of any point) instead of
+                # squashing the axis
+                ax.set_title(f"head only {r['mean']:.1f} ↓", loc="right", fontsize=8.5, color="0.3", fontweight="normal")
         ax.set_ylim(ymin, ymax)
         ax.set_xscale("log")
         ax.set_xlim(3e3, 8e7)
         ax.set_title(title)
         ax.set_ylabel(ylab)
         ax.set_xlabel("adapter parameters (log scale)")
-    legend = {}
-    for ax in axes.flat:  # every method once (head only may be off the axis in some panels)
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            legend.setdefault(l, h)
-    order = sorted(legend, key=lambda l: not l.startswith("head"))
-    fig.legend([legend[l] for l in order], order, loc="outside lower center", ncol=4, fontsize=10, frameon=False)
+    _main_legend(fig)
     fig.suptitle("GLUE dev results vs. parameter count (analogue of DCFT Table 1 and Delta-LoRA Table 4)\n"
                  + _subtitle(df) + "\n"
                  "x: adapter parameters as the papers count them (adapter tensors only; the classifier head and "
                  "pooler, ~148k, also train in every method).\nFull FT is placed at all its 22.7M weights; head only "
-                 "trains no adapter: dashed line (± std band). Delta-LoRA has LoRA r=8's count, drawn ×1.35 to its right.",
+                 "trains no adapter: dashed line (± std band), or its value at a panel's top right when it is far below the axis (↓).\n"
+                 "Delta-LoRA has LoRA r=8's count, drawn ×1.35 to its right.",
                  fontsize=10.5)
     return fig
+
+
+#: where the student's head-only run goes on the log x axis (it trains no adapter): left of every method
+HEAD_ONLY_X = 4.5e3
+
+
+def overlay_main_results(fig: Figure, yours: pd.DataFrame, y: str = "best_metric") -> list[str]:
+    """Draw the student's lab runs (``main_runs(lab.run_lab("main"))``) over ``draw_glue_main_results()``.
+
+    On every task panel the student trained: one star per run in its method's colour, at the method's x (head
+    only, which has no adapter parameters, at ``HEAD_ONLY_X``), its value written beside it. The committed
+    y-limits stay, so the committed points keep their scale; a run off them sits on the edge it passed,
+    "↓ 67.1". The figure legend gains the student's entries. Returns the titles of the panels drawn on.
+    """
+    from matplotlib.lines import Line2D
+
+    from .lab import overlay_user_runs
+
+    dodge = {"Delta-LoRA r=8 λ=0.5": 1.35}  # as draw_glue_main_results places it
+    x = yours["adapter_params"].astype(float) * yours["label"].map(dodge).fillna(1.0)
+    x = x.where(yours["label"] != "full FT", yours["trainable_params"]).where(yours["label"] != "head only", HEAD_ONLY_X)
+    yours = yours.assign(x=x)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    drawn = []
+    for task, runs in yours.groupby("task", sort=False):
+        if TASK_LABELS[task] not in panels:
+            raise ValueError(f"overlay_main_results: the figure has no panel {TASK_LABELS[task]!r} for your {task} runs")
+        ax = panels[TASK_LABELS[task]]
+        overlay_user_runs(ax, runs, x="x", y=y, clip=True, values=True, label="_yours",
+                          colors=[METHOD_STYLE.get(lab, ("0.5",))[0] for lab in runs["label"]])
+        drawn.append(TASK_LABELS[task])
+    star = Line2D([], [], marker="*", ls="", ms=14, mec="black", mfc="0.6")
+    _main_legend(fig, [(star, f"your lab runs ({', '.join(drawn)}): colour = method, head only at the far left, "
+                              "value ×100 beside;\noff the axis: on the edge it passed, \"↓ 67.1\" (the committed "
+                              "points keep their scale)")])
+    return drawn
 
 
 @register("cosine_similarity")
