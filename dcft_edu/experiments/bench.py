@@ -164,10 +164,13 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .helptext import DefaultsHelpFormatter
+
     parser = argparse.ArgumentParser(prog="python -m dcft_edu.experiments.bench", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("adapters", help="time one adapted layer (LoRA vs DCFT fast vs DCFT conv)")
+    p = sub.add_parser("adapters", help="time one adapted layer (LoRA vs DCFT fast vs DCFT conv)",
+                       formatter_class=DefaultsHelpFormatter)
     p.add_argument("--shapes", default="deberta-v3-base", choices=tuple(SHAPE_SETS),
                    help="whose matrices: deberta-v3-base (default; 768/3072), minilm (384/1536) or both")
     p.add_argument("--tokens", type=int_at_least(1), default=8192, help="tokens per batch (rows of x); default 8192")

@@ -269,8 +269,10 @@ def run_ops(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from .helptext import RawDefaultsHelpFormatter
+
     p = sub.add_parser("ops", help="aten ops per training step of every method (a CPU proxy for GPU launch cost)",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=RawDefaultsHelpFormatter)
     p.add_argument("--methods", nargs="+", choices=METHODS, help="a subset (LoRA r=8 always runs: the reference)")
     p.add_argument("--task", default="rte", help="GLUE task whose run settings (labels, γ) are used (default rte)")
     p.add_argument("--batch-size", type=int, default=8, help="the count does not depend on it (default 8)")
@@ -280,7 +282,7 @@ def add_parser(sub) -> None:
                    help="count torch's CPU defaults (per-tensor AdamW and clipping) instead of the foreach form")
     p.add_argument("--autocast", action="store_true", help="count under CPU bf16 autocast, as a GPU trains")
     p.add_argument("--show-ops", nargs="+", choices=METHODS, default=[], help="also list these methods' ops by name")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", help="also write the counts and their provenance as JSON here")
     p.set_defaults(func=run_ops)

@@ -314,7 +314,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("data_dir", type=Path)
     p = sub.add_parser("grids", help="write the window's grids as JSON files")
     p.add_argument("folder", type=Path)
-    p.add_argument("--impl", default="fast", help="DCFT's impl in the grids (fast, conv or dense)")
+    p.add_argument("--impl", default="fast", help="DCFT's impl in the grids (fast, conv or dense; default: fast)")
     p.add_argument("--quick", action="store_true", help="one task, seed 0, one lr of each grid")
     p = sub.add_parser("choose-impl", help="DCFT's impl for the study's grids, and why")
     p.add_argument("results", type=Path)
@@ -332,7 +332,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--workers", type=int)
     p.add_argument("--bench", type=Path)
     p.add_argument("--bench-since", type=float, help="bench files written since then (default: --since)")
-    p.add_argument("--sweeps", nargs="+", default=list(STUDY_SWEEPS))
+    p.add_argument("--sweeps", nargs="+", default=list(STUDY_SWEEPS),
+                   help=f"the study's sweeps to count (default: {' '.join(STUDY_SWEEPS)})")
     args = ap.parse_args(argv)
 
     if args.command == "bundle":

@@ -382,6 +382,9 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
         log(f"sweep {name!r}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to go"
             + (f" ({len(todo) - len(fresh)} shared with an earlier sweep)" if len(fresh) < len(todo) else ""))
         queue.extend(fresh)
+    from .sweep_eta import eta_text, summary_text
+
+    started = time.time()
     if seed_major:  # every sweep's seed 0 first, then seed 1, …: a cut-off queue still covers every grid
         queue.sort(key=lambda item: item[0].seed)  # stable: grid order kept within a seed
     failures: list[RunFailure] = []
@@ -397,7 +400,8 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
             if deadline is not None and time.time() > deadline:
                 log(f"deadline reached: {len(queue) - i + 1} runs left for a rerun")
                 break
-            log(f"[{i}/{len(queue)}] {name}: {run.task} {run.method} seed={run.seed} key={run.key()}")
+            log(f"[{i}/{len(queue)}] {name}: {run.task} {run.method} seed={run.seed} key={run.key()}"
+                + eta_text(i - 1, len(queue), started))
             try:
                 _save_result(p, name, run, train_fn(run, progress=progress, log=log))
             except Exception as e:  # one failed run must not sink the queue; it is listed at the end
@@ -407,6 +411,10 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
         failures = _run_parallel(queue, workers, deadline, threads_per_worker, log)
     for name, runs in expanded:  # configs shared between sweeps: copy what the queue trained once
         out[name] = _pending(name, runs, results_dir, log)[0]
+    if queue:
+        trained = sum(p.exists() for _, p, _ in queue)
+        log(summary_text(trained, len(failures), sum(map(len, out.values())) - len(queue),
+                         len(queue) - trained - len(failures), time.time() - started))
     if failures:
         raise SweepFailed(failures, out)
     return out
@@ -463,7 +471,9 @@ def _run_parallel(queue: list, workers: int, deadline: Optional[float], threads:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                                initargs=(threads, os.getpid(), gpus, ctx.Value("i", 0)))
     pending = {pool.submit(_train_one, run, p, name, train_fn): (run, p, name) for run, p, name in queue}
-    done_n, failures = 0, []
+    from .sweep_eta import eta_text
+
+    done_n, failures, started = 0, [], time.time()
     try:
         while pending:
             timeout = None if deadline is None else max(0.0, deadline - time.time())
@@ -475,7 +485,7 @@ def _run_parallel(queue: list, workers: int, deadline: Optional[float], threads:
                 run, p, name = pending.pop(f)
                 done_n += 1
                 try:
-                    log(f"[{done_n}/{len(queue)}] {f.result()}")
+                    log(f"[{done_n}/{len(queue)}] {f.result()}" + eta_text(done_n, len(queue), started))
                 except Exception as e:  # one failed run must not sink the sweep; it is listed at the end
                     failures.append(RunFailure(name, run, p, f"{type(e).__name__}: {e}"))
                     log(f"[{done_n}/{len(queue)}] FAILED {failures[-1]}")
@@ -539,16 +549,32 @@ def _parse_value(text: str) -> Any:
         return text
 
 
+def _print_dry_run_totals(sweeps: list, todo: list[RunConfig], results: Path, workers: int) -> None:
+    """``--dry-run``'s closing lines: the totals, and a time estimate from the recorded wall times of the
+    committed results (and of those already in ``results``)."""
+    import torch
+
+    from .runinfo import committed_results_dir
+    from .sweep_eta import dry_run_estimate
+
+    total = sum(len(runs) for _, runs in sweeps)
+    print(f"\ntotal: {total} runs in {len(sweeps)} sweep(s), {total - len(todo)} done (or shared), {len(todo)} to train")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    print(dry_run_estimate(todo, [committed_results_dir(), results], device, workers))
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    from .helptext import DefaultsHelpFormatter, preset_epilog, preset_help
+
     ap = argparse.ArgumentParser(
-        prog="python -m dcft_edu.experiments.sweep",
+        prog="python -m dcft_edu.experiments.sweep", formatter_class=DefaultsHelpFormatter, epilog=preset_epilog(),
         description="Run resumable sweeps: every run's result is written atomically to "
                     "RESULTS/NAME/<task>-<method>-s<seed>-<hash>.json; rerun the same command to resume. "
                     "Several grids run as one queue, in the order given.",
     )
     ap.add_argument("grid", nargs="+", help=f"named grids ({', '.join(GRIDS)}) or JSON files holding a grid dict/list")
     ap.add_argument("--scale", "--preset", dest="scale", choices=SCALES, default="quick",
-                    help="quick (CI, seconds), cpu (minutes per run), gpu (the papers' recipes, ~20k examples per run)")
+                    help=preset_help())
     ap.add_argument("--results", type=Path, default=user_results_dir(),
                     help=f"results folder (default: ${RESULTS_ENV} or results/, git-ignored; the committed results: "
                          "--results figures/data)")
@@ -605,12 +631,16 @@ def main(argv: Optional[list[str]] = None) -> int:
         except (ValueError, TypeError) as e:
             ap.error(f"{g}: {e}")
     if args.dry_run:
+        todo = {}
         for name, runs in sweeps:
             for run in runs:
                 done, bad = _check_done(Path(args.results), name, run)
                 for _, why in bad:
                     print(f"bad   {why}")
                 print(f"{'done' if done else 'todo'}  {name:12s} {run.task:5s} {run.method:10s} seed={run.seed} key={run.key()}")
+                if not done:
+                    todo.setdefault(run.key(), run)  # a config in two sweeps trains once
+        _print_dry_run_totals(sweeps, list(todo.values()), args.results, args.workers)
         return 0
     try:
         writable_dir(args.results, "--results")  # now, not when the first run finishes

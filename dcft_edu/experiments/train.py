@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from .helptext import DefaultsHelpFormatter, preset_epilog, preset_help
 from .presets import METHODS, SCALES, make_run
 from .runinfo import atomic_write_json, writable_dir
 
@@ -25,14 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="python -m dcft_edu.experiments.train",
         description="Fine-tune the packaged MiniLM (or --model) on a GLUE task with one PEFT method.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter, epilog=preset_epilog(),
     )
     g = ap.add_argument_group("what to run")
     g.add_argument("--task", required=True, type=str.lower, choices=TASK_CHOICES, help="GLUE task")
     g.add_argument("--method", required=True, choices=METHODS,
                    help="full fine-tuning, head-only (the floor), LoRA, DCFT or Delta-LoRA")
     g.add_argument("--preset", "--scale", dest="scale", choices=SCALES, default="quick",
-                   help="quick: CI seconds; cpu: minutes on 2 cores; gpu: the papers' recipes")
+                   help=preset_help())
     g.add_argument("--seed", type=int, default=0, help="random seed (model head, adapters, data order)")
     g.add_argument("--model", default=None, help="HF model id or folder (default: $DCFT_EDU_MODEL or packaged MiniLM)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
