@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Sequence, Union
 
 #: The six matrices of a BERT-style block that the official DCFT code adapts
-#: (NOTES §1): what ``target_modules="all-linear"`` finds in BERT, RoBERTa and
+#: (docs/method_notes.md §1): what ``target_modules="all-linear"`` finds in BERT, RoBERTa and
 #: DeBERTa-v2/v3. Spelled out for tools that need the names (PEFT's LoRA in the bench).
 BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
 
@@ -176,7 +176,7 @@ class LoRAConfig(AdapterConfig):
 
 @dataclass
 class DCFTConfig(AdapterConfig):
-    """DCFT (Zhang et al., 2025): ΔW = (α/r) · Deconv(B A; C, stride s), NOTES §1.
+    """DCFT (Zhang et al., 2025): ΔW = (α/r) · Deconv(B A; C, stride s), docs/method_notes.md §1.
 
     - ``kernel_size`` k: the transposed-convolution kernel is k×k (trainable).
     - ``stride`` s ≤ k (None means s = k: no overlap, the paper's default and a
@@ -222,7 +222,7 @@ class DCFTConfig(AdapterConfig):
 
 @dataclass
 class DeltaLoRAConfig(AdapterConfig):
-    """Delta-LoRA (Zi et al., 2023), NOTES §4.
+    """Delta-LoRA (Zi et al., 2023), docs/method_notes.md §4.
 
     LoRA without dropout, and after every optimizer step t > K the frozen W also
     moves:  W ← W + λ · (α/r) · (B₍t+1₎A₍t+1₎ − B₍t₎A₍t₎).

@@ -6,7 +6,7 @@ A frozen layer W (out × in) gets the update
 
 where A (r, h_in) and B (h_out, r) span a small "subspace" matrix M (h_out, h_in)
 and C (k, k) is a trainable transposed-convolution kernel. ``conv_transpose2d``
-scatters each entry of M into a k × k patch of ΔW (NOTES §3):
+scatters each entry of M into a k × k patch of ΔW (docs/method_notes.md §3):
 
     out[i·s + p, j·s + q] += M[i, j] · C[p, q]
 
@@ -19,7 +19,7 @@ whole the output overshoots d by less than s, and we **crop it at the end**
 official code only runs s = k with k dividing d, where nothing is cropped).
 Cropping at the end keeps M[0, 0] at the corner of ΔW.
 
-Three facts make DCFT cheap (NOTES §3, checked in float64 by tests/test_dcft.py):
+Three facts make DCFT cheap (docs/method_notes.md §3, checked in float64 by tests/test_dcft.py):
 
 1. s = k: the patches do not overlap and ΔW = (α/r) · (B A) ⊗ C (Kronecker), so
    rank(ΔW) ≤ r·k, and ΔW x can be applied *matrix-free*: O(in·r + r·k² + out·r)
@@ -43,7 +43,7 @@ Three ways to compute the layer (``impl``), the same function up to float roundi
   dcft_edu.experiments.bench ops`` counts them: the matrix-free form's three contractions
   and their gradients cost more launches per layer than LoRA's two products).
 
-Relation to the official code (github.com/Godz-z/DCFT, NOTES §1). It stores
+Relation to the official code (github.com/Godz-z/DCFT, docs/method_notes.md §1). It stores
 lora_A (1, in/k), lora_B (out/k, 1) and builds D = deconv(Aᵀ Bᵀ; C_off) of shape
 (in, out), then y = x @ D · α/r. Since deconv(Mᵀ; C_off)ᵀ = deconv(M; C_offᵀ),
 that is the same function as ours with ``lora_C = C_offᵀ``: a relabelling, not
@@ -69,7 +69,7 @@ from .config import DCFTConfig, check_impl
 
 # --------------------------------------------------------------------------- sizes
 def subspace_size(d: int, kernel_size: int, stride: int) -> int:
-    """h(d): how many subspace cells a layer dimension d needs (NOTES §2).
+    """h(d): how many subspace cells a layer dimension d needs (docs/method_notes.md §2).
 
     h(d) = ceil((d − k)/s) + 1, which is (d − k)/s + 1 when that is whole and
     d/k when s = k. E.g. ``subspace_size(768, 8, 8) == 96``.
@@ -88,7 +88,7 @@ def dcft_num_params(d_in: int, d_out: int, kernel_size: int, stride: int, r: int
     """Trainable parameters of one DCFT-adapted (d_in → d_out) matrix.
 
     r·(h(in) + h(out)) + k², e.g. 96 + 384 + 64 = 544 for 768 → 3072 with k = s = 8.
-    Summed over DeBERTa-v3-base's 72 matrices this gives NOTES §2's table.
+    Summed over DeBERTa-v3-base's 72 matrices this gives docs/method_notes.md §2's table.
 
     Taught in: ``02_dcft_deconvolution_in_subspace``.
     """
@@ -139,7 +139,7 @@ def coverage_map(kernel_size: int, stride: int, shape: tuple[int, int]) -> torch
 
 # --------------------------------------------------------------- matrix-free pieces
 def upsample_factor(v: torch.Tensor, kernel_size: int, stride: int, size: int) -> torch.Tensor:
-    """The U (from B) or V (from Aᵀ) factor of ΔW = Σ_r U_r C V_rᵀ (NOTES §3).
+    """The U (from B) or V (from Aᵀ) factor of ΔW = Σ_r U_r C V_rᵀ (docs/method_notes.md §3).
 
     v: (h, r), a subspace factor (``lora_B``, or ``lora_A.T``). Returns U of
     shape (size, k, r) with ``U[a, p, r] = v[i, r]`` iff ``a = i·s + p``, else 0:
@@ -336,7 +336,7 @@ class DCFTLinear(AdapterLayer):
     def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This layer's ΔW as an exact rank-(r·k) LoRA: ``(lora_A (r·k, in), lora_B (out, r·k))``.
 
-        From the U·C·Vᵀ form (NOTES §3), for any stride and with the crop:
+        From the U·C·Vᵀ form (docs/method_notes.md §3), for any stride and with the crop:
         ΔW = (α/r) · B′ A′ with B′ = U and A′ = C Vᵀ, the rank index running over
         the pairs (p, r) in the same order in both. The scale α/r is NOT in the
         factors: as LoRA, use r′ = r·k and α′ = α·k, so α′/r′ = α/r. Built in

@@ -355,7 +355,7 @@ def merge_and_unload(model: nn.Module) -> nn.Module:
     for name, layer in _require_adapters(model):
         layer.merge()
         if isinstance(layer, DeltaLoRALinear):
-            # W was kept in float32 for the updates (NOTES §4): give it back in the model's dtype
+            # W was kept in float32 for the updates (docs/method_notes.md §4): give it back in the model's dtype
             layer.base_layer.to(layer.base_dtype)
         _set_submodule(model, name, layer.base_layer)
     if hasattr(model, "adapter_config"):

@@ -6,7 +6,7 @@ The official code adds to the task loss
 
 with P Pᵀ = A Aᵀ (r×r) for A of shape (r, in) and P Pᵀ = Bᵀ B (r×r) for B of
 shape (out, r). The Frobenius norm is **not** squared, and the kernel C is left
-out (NOTES §1). With the paper's rank 1 the Gram matrix is 1×1, so R only pulls
+out (docs/method_notes.md §1). With the paper's rank 1 the Gram matrix is 1×1, so R only pulls
 ‖a‖² and ‖b‖² toward 1: it cannot make anything "more orthogonal". For r > 1 it
 pushes the r rows of A (columns of B) toward an orthonormal set.
 

@@ -42,7 +42,7 @@ class TaskSpec:
     """Everything the package needs to know about one GLUE task.
 
     ``max_length`` is the default truncation length in tokens: the official
-    DCFT scripts' values capped at 256 (NOTES §1; ``tokenize_glue`` and the
+    DCFT scripts' values capped at 256 (docs/method_notes.md §1; ``tokenize_glue`` and the
     presets take an override): CoLA 64, SST-2 128, MRPC 256, STS-B 128,
     RTE 256, QNLI 256.
     ``num_rows`` are GLUE's official split sizes (QNLI train is not shipped

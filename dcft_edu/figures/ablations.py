@@ -59,7 +59,8 @@ PAPER_TABLE4 = pd.DataFrame(
      (12, "0.023M", 67.87, 89.46, 91.73, 84.12)],
     columns=["k", "params (paper)", "cola", "mrpc", "stsb", "rte"]).set_index("k")
 #: DCFT paper, Table 5 (stride s at k = 8), DeBERTa-v3-base, one seed. The text lost the stride
-#: column; the printed parameter counts identify s = 1, 2, 4, 8 (NOTES §2 reproduces them). No s = 6 row.
+#: column; the printed parameter counts identify s = 1, 2, 4, 8 (docs/method_notes.md §2 reproduces them).
+#: No s = 6 row.
 PAPER_TABLE5 = pd.DataFrame(
     [(1, "165.5K", 70.96, 90.69, 91.48, 88.45), (2, "85K", 70.04, 90.44, 91.37, 88.09),
      (4, "44.9k", 65.97, 88.97, 90.73, 87.36), (8, "24.6k", 71.07, 90.93, 91.50, 88.45)],

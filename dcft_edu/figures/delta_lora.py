@@ -7,7 +7,7 @@ Each figure is a zero-argument function registered in ``dcft_edu.figures.FIGURES
   task's default start step K) and vs K as a fraction of all optimizer steps (at λ = 0.5),
   per task, with LoRA r = 8 as the reference (Delta-LoRA Tables 7 and 8).
 - ``delta_lora_twin``: per-epoch dev curves of Delta-LoRA(λ), its "twin" (LoRA whose scale
-  jumps from s to (1+λ)·s at step K, NOTES §4) and LoRA, for the seeds that exist.
+  jumps from s to (1+λ)·s at step K, docs/method_notes.md §4) and LoRA, for the seeds that exist.
 
 The sweeps (``dcft_edu.experiments.sweep.GRIDS``): ``delta_lambda`` (λ ∈ {0, 0.5, 1, 2, 3, 5}; its λ = 0.5
 runs are ``main``'s Delta-LoRA, reused), ``delta_k`` (K ∈ {0, 10, 25, 50 %} of all optimizer
@@ -137,7 +137,7 @@ def k_runs(delta_k: Optional[pd.DataFrame] = None, delta_lambda: Optional[pd.Dat
 
 
 #: Label statistics of GLUE's full train and dev splits, on which every committed run trained and was scored
-#: (the files of ``../shared/data/SOURCES.md``; ``tests/test_figures_delta.py`` recomputes them from the data when
+#: (the files of ``docs/data.md``, section 3; ``tests/test_figures_delta.py`` recomputes them from the data when
 #: ``DCFT_EDU_DATA`` holds the full sets): the count of each class id, or for STS-B the score's mean and variance.
 #: ``constant_predictor`` reads these, not the data folder, so the collapse check of committed runs is the same
 #: with the full data, with the tests' small sample, or with no data at all.
@@ -410,8 +410,8 @@ def delta_lora_identity_gap(model: nn.Module, pretrained: dict[str, torch.Tensor
     ``pretrained`` (e.g. ``pretrained_weights``), P_t from the current (A, B) and P_K from the
     (A_K, B_K) the layer recorded at step K (``lora_A_start``, ``lora_B_start``). Past K the two agree
     up to float rounding: Delta-LoRA's effective weight IS that of LoRA whose scale jumped from s to
-    (1+λ)·s at K, with the constant −λ·s·P_K folded into W (NOTES §4). Columns: layer, num_steps, K, gap,
-    scale (max |W_eff − W₀|, for reference).
+    (1+λ)·s at K, with the constant −λ·s·P_K folded into W (docs/method_notes.md §4). Columns: layer,
+    num_steps, K, gap, scale (max |W_eff − W₀|, for reference).
 
     Taught in: ``14_delta_lora_k_and_twin``.
     """
