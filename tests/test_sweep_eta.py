@@ -64,5 +64,6 @@ def test_dry_run_cli_prints_totals_and_an_estimate(tmp_path, capsys, monkeypatch
     _record(tmp_path / "committed" / "main", make_run("rte", "lora", scale="quick", seed=0), 30.0, "cpu")
     monkeypatch.setattr("torch.cuda.is_available", lambda: False)
     assert sweep.main(["smoke", "--dry-run", "--results", str(tmp_path / "results")]) == 0
-    out = capsys.readouterr().out
-    assert "\ntotal: " in out and " to train" in out and "estimate, the sum of recorded wall times" in out
+    out, err = capsys.readouterr()
+    assert all(line.startswith(("todo", "done")) for line in out.splitlines())  # stdout: one line per run
+    assert "\ntotal: " in err and " to train" in err and "estimate, the sum of recorded wall times" in err

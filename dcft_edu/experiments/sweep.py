@@ -550,17 +550,18 @@ def _parse_value(text: str) -> Any:
 
 
 def _print_dry_run_totals(sweeps: list, todo: list[RunConfig], results: Path, workers: int) -> None:
-    """``--dry-run``'s closing lines: the totals, and a time estimate from the recorded wall times of the
-    committed results (and of those already in ``results``)."""
+    """``--dry-run``'s closing lines, on stderr (stdout stays one line per run, for scripts that count them):
+    the totals, and a time estimate from the recorded wall times of the committed results (and of ``results``)."""
     import torch
 
     from .runinfo import committed_results_dir
     from .sweep_eta import dry_run_estimate
 
     total = sum(len(runs) for _, runs in sweeps)
-    print(f"\ntotal: {total} runs in {len(sweeps)} sweep(s), {total - len(todo)} done (or shared), {len(todo)} to train")
+    print(f"\ntotal: {total} runs in {len(sweeps)} sweep(s), {total - len(todo)} done (or shared), {len(todo)} to train",
+          file=sys.stderr)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    print(dry_run_estimate(todo, [committed_results_dir(), results], device, workers))
+    print(dry_run_estimate(todo, [committed_results_dir(), results], device, workers), file=sys.stderr)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
