@@ -127,11 +127,16 @@ def collect() -> dict:
     return {"glue": glue(), "e2e": e2e(), "bench": bench(), "probe": probe()}
 
 
+ADDED: list = []
+
+
 def diff(a, b, where=""):
     if type(a) is not type(b):
         return [f"{where}: {a!r} != {b!r}"]
     if isinstance(a, dict):
-        out = [f"{where}.{k}: only in {'baseline' if k in a else 'this run'}" for k in set(a) ^ set(b)]
+        # a key only in this run is a new field (reported, not a difference); one the baseline has must stay
+        ADDED.extend(f"{where}.{k}" for k in set(b) - set(a))
+        out = [f"{where}.{k}: only in the baseline" for k in set(a) - set(b)]
         for k in sorted(set(a) & set(b)):
             out += diff(a[k], b[k], f"{where}.{k}")
         return out
@@ -159,6 +164,8 @@ def main(argv=None) -> int:
     base = json.loads(path.read_text())
     got = json.loads(json.dumps(got, sort_keys=True))
     bad = diff(base, got)
+    if ADDED:
+        print(f"new fields (not in the baseline, not compared): {', '.join(sorted(ADDED))}")
     for line in bad[:60]:
         print("DIFF", line)
     print("BIT-IDENTICAL" if not bad else f"{len(bad)} differences")

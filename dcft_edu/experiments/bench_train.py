@@ -94,7 +94,7 @@ def build(method: str, task: str, seed: int, device: torch.device, backbone: str
     from transformers import set_seed
 
     from ..inject import find_target_modules
-    from .trainer import make_optimizer, prepare_model
+    from .fit import prepare, prepare_model
 
     set_seed(seed)
     run = bench_run(method, task, seed)
@@ -113,11 +113,8 @@ def build(method: str, task: str, seed: int, device: torch.device, backbone: str
     else:
         model = prepare_model(model, run)
     model.to(device).train()
-    optimizer = make_optimizer(model, run)
-    if method == "delta_lora":  # the W update runs inside optimizer.step(), as in training
-        from ..delta_lora import register_delta_lora_hook
-
-        register_delta_lora_hook(optimizer, model)
+    # the optimizer and step hooks of training (Delta-LoRA's W update runs inside optimizer.step()); no schedule
+    optimizer = prepare(model, run).optimizer
     if compile:
         model = torch.compile(model)
     return model, optimizer

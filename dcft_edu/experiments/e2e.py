@@ -44,12 +44,12 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import get_linear_schedule_with_warmup, set_seed
+from transformers import set_seed
 
 from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
 from .presets import KEY_EXCLUDED, RunConfig, _sha12
 from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_device
-from .trainer import make_optimizer, prepare_model
+from .fit import autocast_for, fit_epoch, prepare, prepare_model
 
 E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
 #: the scores of a result, in the papers' order and units (BLEU, METEOR and ROUGE-L ×100; NIST and CIDEr as they are)
@@ -317,36 +317,26 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
     loader = DataLoader(rows, batch_size=run.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(run.seed), collate_fn=RightPadCollator(tokenizer.pad_token_id))
     total = len(loader) * run.epochs
-    optimizer = make_optimizer(model, run)
-    scheduler = get_linear_schedule_with_warmup(optimizer, run.warmup_steps, total)
-    if run.method == "delta_lora":  # W ← W + λ·(α/r)·Δ(BA) after each optimizer step (NOTES §4)
-        from ..delta_lora import register_delta_lora_hook
+    wiring = prepare(model, run, total)  # the GLUE trainer's: optimizer, schedule, γ·R, Delta-LoRA's W update
+    autocast = autocast_for(device)
 
-        register_delta_lora_hook(optimizer, model)
-    orth = None
-    if run.method == "dcft" and run.orth_gamma > 0:
-        from ..regularizers import orthogonal_penalty as orth
-    losses, step, t0 = [], 0, time.perf_counter()
+    def on_step(step: int, task_loss: float) -> None:
+        if step % 50 == 0:
+            log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  task loss={task_loss:.4f}  "
+                f"({time.perf_counter() - t0:.0f} s)")
+
+    # the task loss alone, per optimizer step, for every method (the penalty is not in it)
+    losses, step, diverged, t0 = [], 0, None, time.perf_counter()
     for epoch in range(run.epochs):
         model.train()
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            task_loss = model(**batch).loss  # mean cross-entropy over the target tokens (labels != -100)
-            loss = task_loss
-            if orth is not None:
-                # L = L_task + γ · R(A, B)   (DCFT Eq. 4, NOTES §1)
-                loss = loss + run.orth_gamma * orth(model)
-            loss.backward()
-            if run.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], run.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            losses.append(task_loss.item())  # the task loss alone, for every method (the penalty is not in it)
-            if step % 50 == 0:
-                log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  task loss={task_loss.item():.4f}  "
-                    f"({time.perf_counter() - t0:.0f} s)")
+        ep = fit_epoch(model, model, loader, wiring, epoch=epoch + 1, step=step, max_grad_norm=run.max_grad_norm,
+                       device=device, autocast=autocast, on_step=on_step)
+        step, diverged = ep.step, ep.diverged
+        losses += ep.batch_losses
+        if diverged:
+            log(f"[e2e {run.method} seed={run.seed}] diverged at epoch {epoch + 1}, optimizer step "
+                f"{diverged['step']}: {diverged['what']}; stopped (lower the learning rate, now {run.lr:g})")
+            break
         log(f"[e2e {run.method} seed={run.seed}] epoch {epoch + 1}/{run.epochs}  step {step}/{total}  "
             f"train_loss(last 20)={sum(losses[-20:]) / len(losses[-20:]):.4f}")
     train_s = time.perf_counter() - t0
@@ -365,6 +355,8 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
         "scores": scores,
         "initial": initial,
         "train_loss_curve": losses,
+        "status": "diverged" if diverged else "ok",
+        "diverged_at": diverged,  # {"epoch", "step" (from 1), "what"}: the first non-finite loss or gradient norm
         "optimizer_steps": step,
         "train_examples": len(rows),
         "adapter_params": count_adapter_parameters(model) if run.method != "full" else 0,
