@@ -140,10 +140,15 @@ class DeltaLoRALinear(LoRALinear):
 
     @torch.no_grad()
     def delta_step(self) -> None:
-        """Call once after each REAL optimizer step (n = 1, 2, ...); ``register_delta_lora_hook`` does.
+        """The readable one-layer update; call once after each REAL optimizer step (n = 1, 2, ...).
 
         If n > K:  W ← W + λ·s·(B_n A_n − B_{n−1} A_{n−1}); then snapshot ← (A_n, B_n).
         At n == K: record (A_K, B_K).
+
+        ``register_delta_lora_hook`` does not call this: its hook runs ``grouped_delta_step``, the same update
+        batched over same-shape layers for speed, and this method is that one's test oracle
+        (``tests/test_delta_lora.py::test_grouped_hook_step_equals_the_one_layer_rule``). A loop of your own
+        may call it per layer.
         """
         if self._count_step():
             w = self.base_weight()  # (out, in) view of the base weight
@@ -183,6 +188,9 @@ class DeltaLoRALinear(LoRALinear):
             self._record_start()
 
     # ---------------------------------------------------- export / recovery
+    #: the export is a rank-2r LoRA with α′ = 2α (``exported_lora_factors``)
+    export_rank_multiple = 2
+
     @torch.no_grad()
     def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(lora_A (2r, in), lora_B (out, 2r)) of the equivalent LoRA on W_0, same scaling s.
@@ -273,9 +281,9 @@ def _check_hook_arguments(optimizer, model, named: list[tuple[str, DeltaLoRALine
 def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module) -> RemovableHandle:
     """Apply the Delta-LoRA W update after every ``optimizer.step()``; returns the hook's handle.
 
-    Registers a torch step post-hook that calls ``delta_step()`` on every
-    Delta-LoRA layer of ``model`` (paper Algorithm 1: the optimizer step on A, B,
-    then W ← W + λ·s·Δ(BA)). The hook fires once per REAL optimizer step, so:
+    Registers a torch step post-hook that runs ``grouped_delta_step`` over the
+    Delta-LoRA layers of ``model``: ``delta_step()``'s update for every layer, batched
+    per shape (paper Algorithm 1: the optimizer step on A, B, then W ← W + λ·s·Δ(BA)). The hook fires once per REAL optimizer step, so:
 
     - gradient accumulation: only on the micro-batches where you call ``step()``;
     - an AMP ``GradScaler`` that skips a step (inf/NaN gradients) never calls
@@ -331,6 +339,9 @@ def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module)
 @torch.no_grad()
 def grouped_delta_step(layers: list[DeltaLoRALinear]) -> None:
     """``layer.delta_step()`` for every layer, with one batched product per group of same-shape layers.
+
+    What the hook of ``register_delta_lora_hook`` runs. ``delta_step`` is the readable form and its test
+    oracle: the two must give the same W, snapshots and counters (tests/test_delta_lora.py).
 
     The same update as the one-layer rule, W ← W + λ·s·[B_n | −B_{n−1}] @ [A_n ; A_{n−1}],
     but with a few kernels per group instead of six per layer: stack the factors of the
