@@ -124,6 +124,11 @@ class DeltaLoRALinear(LoRALinear):
 
     # ------------------------------------------------------------- the update
     @property
+    def steps_taken(self) -> int:
+        """n: the real optimizer steps this layer has counted (the host-side copy of the ``num_steps`` buffer)."""
+        return self._n
+
+    @property
     def updates_started(self) -> bool:
         """True once step K has been reached (so (A_K, B_K) are recorded)."""
         return self._n >= self.start_steps
@@ -225,6 +230,23 @@ class DeltaLoRALinear(LoRALinear):
             # W_0 = W_T − λ·s·[B_T | −B_K] @ [A_T ; A_K] :  (out, 2r) @ (2r, in) -> (out, in)
             w.addmm_(b_cat.to(w.dtype), a_cat.to(w.dtype), alpha=-self.update_ratio * self.scaling)
         return w
+
+    @torch.no_grad()
+    def twin_gap(self, w0: torch.Tensor) -> float:
+        """max |W_eff − (W₀ + s·((1+λ)·P_t − λ·P_K))|, P = B·A, for this layer's pretrained weight ``w0`` (out, in).
+
+        Past K it is float rounding: Delta-LoRA's effective weight IS that of the LoRA whose scale jumped from
+        s to (1+λ)·s at K, with the constant −λ·s·P_K folded into W (the telescoping sum above).
+        """
+        if not self.updates_started:
+            raise ValueError(f"only {self._n} steps, K = {self.start_steps}: train past K first")
+        lam, s = self.update_ratio, self.scaling
+        # P_t = B_t A_t,  P_K = B_K A_K :  (out, r) @ (r, in) -> (out, in)
+        p_t = self.lora_B.double() @ self.lora_A.double()
+        p_k = self.lora_B_start.double() @ self.lora_A_start.double()
+        # the twin's effective weight:  W₀ + s·((1+λ)·P_t − λ·P_K)
+        twin = w0.to(torch.float64) + s * ((1 + lam) * p_t - lam * p_k)
+        return (self.effective_weight().double() - twin).abs().max().item()
 
     def extra_repr(self) -> str:
         return (

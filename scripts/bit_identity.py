@@ -111,7 +111,7 @@ def bench() -> dict:
     out = {}
     for m in ("lora", "dcft_fast", "delta_lora"):
         model, opt = bench_train.build(m, "rte", 0, device)
-        bench_train._steps(model, opt, data)
+        bench_train.train_steps(model, opt, data)
         out[m] = state_sha(model)
         print(f"bench {m}: {out[m]}", flush=True)
     return out
