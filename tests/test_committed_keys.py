@@ -34,9 +34,11 @@ COMMITTED = {
     "cpu/stride": [("stride", "gpu")],
     "cpu/dcft_lr": [("dcft_lr_cpu.json", "cpu"), ("dcft_lr_cpu_sst2.json", "cpu"), ("dcft_lr_cpu_stsb.json", "cpu")],
     "cpu/dcft_init": [("dcft_init_cpu_stsb.json", "cpu"), ("dcft_init_cpu_sst2.json", "cpu")],
+    "cpu/dcft_lr_budget": [(f"dcft_lr_budget_{t}{edge}.json", "gpu") for t in ("cola", "mrpc", "rte", "stsb")
+                           for edge in ("", "_edge_dcft", "_edge_lokr", "_edge_lora")],
 }
 #: folders of figures/data that are not GLUE sweeps (E2E has its own key test in test_e2e.py; benchmarks)
-NOT_SWEEPS = {"e2e", "efficiency", "engine_cpu", "cpu", "cpu/dcft_lr_budget"}
+NOT_SWEEPS = {"e2e", "efficiency", "engine_cpu", "cpu"}
 
 
 def _grid(spec: str):
