@@ -82,3 +82,11 @@ def test_every_adapter_layer_class_answers_exported_lora_factors():
         assert layer.export_rank_multiple == m and a.shape == (m * layer.r, 8) and b.shape == (8, m * layer.r)
         # ΔW = (α/r) · B′ A′: the scale stays out of the factors
         torch.testing.assert_close(layer.scaling * (b @ a), layer.get_delta_weight().detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_bench_adapter_table_is_a_frame_not_printed_text(capsys):
+    from dcft_edu.experiments import bench
+
+    table = bench.adapter_table(shapes="minilm", tokens=8, repeats=1, warmup=0)
+    assert list(table.index) == list(bench.ADAPTER_METHODS) and list(table.columns) == ["384→384", "384→1536", "1536→384"]
+    assert (table > 0).all().all() and capsys.readouterr().out == ""
