@@ -62,7 +62,7 @@ from dcft_edu.experiments import lab
 from dcft_edu.experiments.models import load_model
 from dcft_edu.experiments.presets import make_run
 from dcft_edu.experiments.runinfo import notebook_setup
-from dcft_edu.experiments.trainer import prepare_model
+from dcft_edu.experiments.fit import prepare_model
 from dcft_edu.figures.main_results import (convergence_table, draw_glue_main_results, main_means, main_runs,
                                            main_table, overlay_main_results, paper_table, similarity_frame)
 from dcft_edu.figures.plotting import set_theme

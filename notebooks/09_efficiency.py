@@ -70,8 +70,6 @@ from dcft_edu.experiments.runinfo import notebook_setup
 DEVICE, QUICK = notebook_setup()  # prints the device, and whether DCFT_EDU_QUICK=1 (the tiny CI scale)
 
 # %%
-import contextlib
-import io
 import json
 
 import datasets
@@ -104,10 +102,8 @@ pd.set_option("display.max_columns", 20)
 
 # %%
 if QUICK:
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        bench.main(["adapters", "--tokens", "256", "--repeats", "1", "--device", "cpu"])
-    tiny_layer = parse_bench_adapters(buf.getvalue())
+    # the table `python -m dcft_edu.experiments.bench adapters --tokens 256 --repeats 1` prints, as a DataFrame
+    tiny_layer = bench.adapter_table(tokens=256, repeats=1, device="cpu")  # ms per forward + backward
     print(tiny_layer)
     ratios = tiny_layer.loc["DCFT fast (k=8, s=8)"] / tiny_layer.loc["LoRA r=8"]
     print("DCFT fast / LoRA r=8 (tiny, CPU):", ratios.round(2).to_dict())

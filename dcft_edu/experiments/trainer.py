@@ -27,7 +27,7 @@ and result record:
   result equals the single-process one; every rank returns it, only rank 0 should write it
   (``is_main_process``).
 
-Used in: notebooks 04, 07, 08, 13, 14.
+Used in: notebooks 04, 08, 13, 14.
 """
 from __future__ import annotations
 
