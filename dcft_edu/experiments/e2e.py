@@ -214,6 +214,9 @@ class E2ERun:
             raise ValueError(f"unknown E2E method {self.method!r}: expected one of {', '.join(E2E_METHODS)}")
         if not isinstance(self.target_modules, str):
             self.target_modules = list(self.target_modules)
+        from .validate import check_fields
+
+        check_fields(self.to_dict())  # the GLUE runs' checks: lr, weight decay, clipping, warmup, γ, device, ...
         self.adapter_config()
 
     def key(self) -> str:
