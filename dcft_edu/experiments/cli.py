@@ -21,6 +21,7 @@ tested in ``tests/test_validation_engine.py``.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Callable, Optional, Sequence
@@ -91,3 +92,29 @@ def run_cli(main: Callable[[Optional[list[str]]], Optional[int]], argv: Optional
         print(f"error: {_one_line(e)}", file=sys.stderr)
         return EXIT_USER_ERROR
 
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type: an integer >= ``low`` (``--steps 0`` would time nothing and still print a result)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small: give an integer >= {low}")
+        return value
+
+    return parse
+
+
+def device_arg(text: str) -> str:
+    """argparse type: a device this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``), refused up front."""
+    from .validate import check_device
+
+    try:
+        check_device(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text

@@ -446,3 +446,28 @@ class RunClaim:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
+
+
+# ----------------------------------------------------------------------------------------------- results
+def existing_result(path: Path, key: str, fields: Sequence[str] = ("config",),
+                    log: Callable[[str], Any] = print) -> Optional[dict]:
+    """The whole result record at ``path`` (a dict holding ``fields`` and this ``key``), or None if there is none.
+
+    A file that is there but is not such a record (truncated by a kill, edited, another run's) does not count as
+    done: it is moved aside to ``<name>.bad``, reported through ``log``, and None is returned, so the run is
+    trained again. Used by ``e2e.train_and_save`` (the GLUE sweeps do the same in ``sweep._check_done``).
+    """
+    if not path.exists():
+        return None
+    try:
+        rec = json.loads(path.read_text())
+        problem = (None if isinstance(rec, dict) and all(f in rec for f in fields) and rec.get("key") == key else
+                   f"not a whole result of key {key} (fields {', '.join(fields)})")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        rec, problem = None, f"unreadable ({type(e).__name__}: {e})"
+    if problem is None:
+        return rec
+    bad = path.with_name(path.name + ".bad")
+    path.replace(bad)
+    log(f"{path}: {problem}; moved to {bad.name}, the run is trained again")
+    return None
