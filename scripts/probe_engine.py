@@ -107,7 +107,9 @@ CASES: list[tuple[str, str, str]] = [
     ("E2E: a truncated result counts as done", "silent: E2E guards",
      f"{PY} -c \"from pathlib import Path; from dcft_edu.experiments import e2e; r = e2e.make_e2e_run('lora', 'quick', 0); "
      "p = Path('{S}/e2e2') / f'{r.scale}_{r.method}_s{r.seed}_{r.key()}.json'; p.parent.mkdir(parents=True); "
-     "p.write_text('{\\\"trunc'); e2e.train_and_save(r, p.parent, ('m', 't'), log=lambda s: print('SILENT:', s))\""),
+     "p.write_text('{\\\"trunc'); log = lambda s: print('SILENT:' if s.startswith('skip') else 'log:', s)\n"
+     "try: e2e.train_and_save(r, p.parent, ('m', 't'), log=log)\nexcept Exception as e: print('stopped:', type(e).__name__)\n"
+     "print('OK: moved aside, not counted as done' if p.with_name(p.name + '.bad').exists() else 'SILENT: kept')\""),
     ("E2E: the default --out is the committed figures/data/e2e", "silent: E2E guards",
      "grep -n 'add_argument(\"--out\", default=\"figures/data/e2e\")' dcft_edu/experiments/e2e.py && echo SILENT"),
     # ---- sweeps together, lost work
@@ -124,16 +126,20 @@ CASES: list[tuple[str, str, str]] = [
 ]
 
 
-def classify(name: str, rc: int, out: str, seconds: float) -> str:
+#: what an API call (``python -c``) raises to refuse: a user's error, named (the CLIs print it as one line)
+API_REFUSALS = r"^(\w+\.)*(ValueError|TypeError|FileNotFoundError|FileExistsError|ConnectionError|UserError|RunFailed)\b"
+
+
+def classify(name: str, rc: int, out: str, seconds: float, cmd: str = "") -> str:
     last = (out.strip().splitlines() or [""])[-1]
-    if name.startswith("make_run") and rc != 0 and last.startswith(("ValueError", "TypeError")):
+    if f'{PY} -c "' in cmd and rc != 0 and re.match(API_REFUSALS, last) and not re.search(r"^SILENT", out, re.M):
         return "OK"  # the API refuses by raising
     if "Traceback (most recent call last)" in out:
         return "TRACEBACK" if seconds < 60 or "save_delta" not in name else "LATE"
     if re.search(r"^SILENT", out, re.M):
         return "SILENT"
     if "save_delta" in name and rc != 0:
-        return "LATE"  # it trained first
+        return "LATE" if "train_loss=" in out else "OK"  # LATE: it trained first (an epoch's log line)
     if rc == 0 and "--dry-run" in name:
         return "SILENT" if re.search(r"^todo", out, re.M) else "WRONG-EXIT"
     if rc == 0 and re.search(r"^OK", out, re.M):
@@ -190,7 +196,7 @@ def main() -> int:
                 rc, out = p.returncode, p.stdout + p.stderr
             except subprocess.TimeoutExpired:
                 rc, out = -1, "TIMEOUT"
-            cls = classify(name, rc, out, time.time() - t0)
+            cls = classify(name, rc, out, time.time() - t0, cmd)
             rows.append((name, cls, f"exit {rc}, {time.time() - t0:.0f} s: " + (out.strip().splitlines() or [""])[-1][:160]))
             print(f"{cls:10s} {name}  [{klass}]\n           {rows[-1][2]}", flush=True)
             if args.show:

@@ -247,8 +247,10 @@ def check_set_overrides(items: Sequence[str], fields: Iterable[str],
         if k in SET_REFUSED:
             raise ValueError(f"--set {k}: not settable for every run ({SET_REFUSED[k]})")
         if k not in fields and k not in GRID_EXTRAS:
-            close = [f for f in sorted(fields | set(GRID_EXTRAS)) if f.startswith(k[:3])]
-            raise ValueError(f"--set {k}: not a run field" + (f" (did you mean {', '.join(close)}?)" if close else "")
+            import difflib
+
+            close = difflib.get_close_matches(k, sorted(fields | set(GRID_EXTRAS)), n=2, cutoff=0.6)
+            raise ValueError(f"--set {k}: not a RunConfig field" + (f" (did you mean {', '.join(close)}?)" if close else "")
                              + f"; the fields: {', '.join(sorted(fields | set(GRID_EXTRAS)))}")
         if k in out:
             raise ValueError(f"--set {k} is given twice ({out[k]!r} and {v!r}); keep one")
