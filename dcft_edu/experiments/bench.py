@@ -173,7 +173,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "out", None) and not getattr(args, "child", None):  # the numbers must be writable before timing
+        from pathlib import Path
+
+        from .runinfo import writable_dir
+
+        try:
+            if Path(args.out).is_dir():
+                raise ValueError(f"--out {args.out} is a folder: give a file name, e.g. {Path(args.out) / 'bench.json'}")
+            writable_dir(Path(args.out).parent, "--out")
+        except ValueError as e:
+            parser.error(str(e))
     return args.func(args)
 
 

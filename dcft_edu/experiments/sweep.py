@@ -276,6 +276,7 @@ def _worker_init(threads: int, parent: int, gpus: Optional[list[str]] = None, st
         threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to report (one line); it stops us
     if gpus:
         with started.get_lock():
             i, started.value = started.value, started.value + 1
