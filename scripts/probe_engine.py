@@ -162,11 +162,16 @@ def two_sweeps(scratch: Path) -> tuple[str, str, str]:
 
 def sigint(scratch: Path) -> tuple[str, str, str]:
     cmd = f"{PY} -m dcft_edu.experiments.train --task rte --method lora --limit-train 256 --max-length 64 --no-progress"
+    # SIGINT as a terminal's Ctrl-C delivers it (a probe started in the background inherits SIGINT ignored)
     p = subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(25)
     os.killpg(p.pid, signal.SIGINT)
-    out = p.communicate(timeout=120)[0]
+    try:
+        out = p.communicate(timeout=120)[0]
+    except subprocess.TimeoutExpired:  # SIGINT did nothing: stop it, and say so
+        os.killpg(p.pid, signal.SIGKILL)
+        return "SIGINT during train", "SILENT", f"still running 120 s after SIGINT; {cmd} then Ctrl-C"
     tb = "Traceback (most recent call last)" in out
     cls = "TRACEBACK" if tb else ("OK" if p.returncode == 130 else "WRONG-EXIT")
     return "SIGINT during train", cls, f"exit {p.returncode}, {len(out.splitlines())} lines; {cmd} then Ctrl-C"
