@@ -278,6 +278,7 @@ init_verdict[SHOW].round(3)
 # ## Exercises
 #
 # Solutions: `notebooks/solutions/15_does_dcft_match_lora_solutions.ipynb`.
+# Below, one starter cell per exercise: fill in its `TODO`s.
 #
 # 1. **Predict, then measure.** With `dcft_init="zero"` ($B = 0$, $A, C \sim \mathcal N(0, 0.125^2)$:
 #    `first_step_probe("mrpc", "dcft", dcft_init="zero", dcft_init_std=0.125)`), will DCFT's $B$ gradient be closer
@@ -290,3 +291,24 @@ init_verdict[SHOW].round(3)
 #    (m·k)-row Kronecker product, and check with a random $M$ (6 × 2) and $C$ (3 × 3) that
 #    `kron(C, M) == kron(M, C)[shuffle(6, 3)][:, shuffle(2, 3)]`. Then use it on a LoKr layer: can every DCFT ΔW of a
 #    384 → 384 layer be written as a LoKr ΔW of the *same* layer? (Hint: what happens to $W$'s rows?)
+
+# %%
+# Exercise 1 · Predict, then measure: a starter. Fill in the TODOs, run, then compare with the solution.
+prediction = None  # TODO: closer to LoRA's B gradient with dcft_init="zero"? a larger first ΔW step?
+# TODO: zero = first_step_probe("mrpc", "dcft", dcft_init="zero", dcft_init_std=0.125); compare with `start`
+
+# %%
+# Exercise 2 · Why held out?: a starter. Fill in the TODOs, run, then compare with the solution.
+# TODO: per task and label, the lr whose mean best_metric (dev) over seeds is highest, on lr_runs
+# TODO: the DCFT − LoRA gap at those lrs, beside the held-out-tuned gap of `verdict`
+
+# %%
+# Exercise 3 · Holm by hand: a starter. Fill in the TODOs, run, then compare with the solution.
+p_values = None  # TODO: verdict["p"], sorted
+# TODO: Holm's step-down by hand, then compare with verdict["p_holm"]
+
+# %%
+# Exercise 4 · The other order: a starter. Fill in the TODOs, run, then compare with the solution.
+def shuffle(m, k):
+    raise NotImplementedError  # TODO: the index vector `rows` of section 2 for an (m·k)-row Kronecker product
+# TODO: check kron(C, M) == kron(M, C)[shuffle(6, 3)][:, shuffle(2, 3)] for a random M (6 × 2) and C (3 × 3)

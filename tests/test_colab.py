@@ -42,6 +42,17 @@ def tree_repo(tmp_path_factory) -> Path:
     return repo
 
 
+@pytest.fixture(autouse=True)
+def _restore_environ():
+    """The whole environment restored after each test, last (autouse: torn down after monkeypatch): bootstrap()
+    sets variables such as $DCFT_EDU_CAUSAL_LM, which would otherwise leak into every later test and into every
+    notebook kernel started after it (lesson 16 would then ask the offline hub for GPT-2 Medium)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 @pytest.fixture
 def local_repo(monkeypatch, tmp_path, tree_repo):
     """$DCFT_EDU_REPO_URL -> file:// URL of ``tree_repo``; a CPU-only machine; cwd and sys.path restored."""

@@ -95,6 +95,9 @@ def test_two_task_lr_rule(runs):
     assert b2["mean"] == pytest.approx(14.46, abs=0.01) and b2["same sign"] == 1.0 and b2["tasks agree"]
     assert b2["p_holm"] == pytest.approx(0.0054, abs=0.0005) and b2["verdict"] == "> 0"
     assert b1["verdict"] == "inconclusive" and abs(b1["mean"]) < 0.5 and not b1["tasks agree"]
+    # the exact sign-flip test beside the t-test: 6 of 6 positive pairs is the most extreme of 2^6 patterns
+    assert b2["p_signflip"] == pytest.approx(2 / 64) and b2["p_signflip_holm"] == pytest.approx(0.0625)
+    assert b2["holds under"] == "t-test only"  # README, lesson 15 and REPORT §15 say so
 
 
 C_NAMES = ("c: B = 0 init − paper init (recipe γ)", "c: γ = 0 − recipe γ (paper init)",
@@ -144,6 +147,8 @@ def test_init_and_penalty_on_two_tasks(init):
     assert c3["mean"] == pytest.approx(6.01, abs=0.01) and c3["p_holm"] == pytest.approx(0.0097, abs=0.0005)
     assert c1["verdict"] == c3["verdict"] == "> 0" and c1["same sign"] == c3["same sign"] == 1.0
     assert c2["verdict"] == "inconclusive" and abs(c2["mean"]) < 0.1
+    assert c1["p_signflip"] == pytest.approx(2 / 64) and c1["p_signflip_holm"] > 0.05
+    assert c1["holds under"] == c3["holds under"] == "t-test only"
     # the robustness check of the rule: final_metric gives the same verdicts
     assert list(dcft_question(None, None, None, init, metric="final_metric")["verdict"]) == list(v["verdict"])
     # SST-2 alone: B = 0 helps in every seed (+3.5) but Holm over its 3 comparisons does not call it

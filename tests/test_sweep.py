@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dcft_edu.experiments.presets import RESULT_SCHEMA, RunConfig, make_run
+from dcft_edu.experiments.presets import METHODS, RESULT_SCHEMA, RunConfig, make_run
 from dcft_edu.experiments.sweep import (SweepFailed, expand_grid, grid_runs, load_results, main, run_sweep,
                                         run_sweeps)
 
@@ -81,7 +81,7 @@ def test_killed_sweep_resumes(tmp_path):
 def test_sweep_cli_dry_run_and_errors(tmp_path, capsys):
     assert main(["smoke", "--results", str(tmp_path), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert out.count("todo") == 5
+    assert out.count("todo") == len(METHODS)  # the smoke grid: one run per method
     with pytest.raises(SystemExit):
         main(["no-such-grid"])
     assert "neither a named grid" in capsys.readouterr().err
@@ -291,7 +291,7 @@ def test_cli_exits_non_zero_and_lists_failures(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert "1 run(s) failed" in err and "rte dcft seed=0" in err and "ValueError: bad kernel" in err
     assert '"kernel_size": 8' in err  # the failed run's config
-    assert len(list((tmp_path / "smoke").glob("*.json"))) == 4
+    assert len(list((tmp_path / "smoke").glob("*.json"))) == len(METHODS) - 1  # all but the failed DCFT run
 
 
 def test_bad_result_files_are_reported_moved_aside_and_retrained(tmp_path):

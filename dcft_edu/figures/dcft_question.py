@@ -80,7 +80,7 @@ def _draw_lr(d: pd.DataFrame, preset: str, lokr_note: bool = False) -> Figure:
     the factor the held-out rows choose."""
     tuned = lr_study_runs(holdout_tuned(d))  # the held-out choice, with the same rounded lr_factor
     tasks = [t for t in TASK_LABELS if t in set(d["task"])]
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks) + (1.2 if lokr_note else 0), 3.8),
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks) + (2.6 if lokr_note else 0), 3.8),
                              squeeze=False)
     for ax, task in zip(axes[0], tasks):
         dt = d[d["task"] == task]
@@ -101,22 +101,30 @@ def _draw_lr(d: pd.DataFrame, preset: str, lokr_note: bool = False) -> Figure:
         ax.set_xticks(factors, [("⅓" if np.isclose(f, 1 / 3, atol=1e-3) else f"{f:g}") + "×" for f in factors])
         ax.minorticks_off()
         ax.set_xlabel("learning rate ÷ the task recipe's")
-        _finish_panel(ax, task, dt)
-    if lokr_note:
-        fig.text(0.99, 0.02, "LoKr: PEFT's Kronecker adapter,\nr = 1, W₁ 8 × 8: DCFT k = 8's\nparameter count, "
+        _finish_panel(ax, task, dt, legend_outside=lokr_note)
+    if lokr_note:  # under the legend, beside the last panel
+        fig.text(0.98, 0.16, "LoKr: PEFT's Kronecker adapter,\nr = 1, W₁ 8 × 8: DCFT k = 8's\nparameter count, "
                  "ΔW = 0 at init,\nno penalty", ha="right", va="bottom", fontsize=7.5, color=LR_METHODS["LoKr k=8"])
     return _finish_figure(fig, "Learning rate, tuned on held-out train rows (ring: the choice)", d, preset,
-                          right=0.8 if lokr_note else 1.0)
+                          right=1.0)
 
 
-def _finish_panel(ax, task: str, dt: pd.DataFrame, epoch: str = "") -> None:
-    """What every panel here has: the majority class's dev accuracy (none for STS-B), the axis, title, legend."""
-    floor = constant_predictor(task)["accuracy"]
-    if np.isfinite(floor):
-        ax.axhline(100 * floor, color="grey", ls=":", lw=1.2, label="majority class")
-    ax.set_ylabel(METRIC_AXIS.get(dt["main_metric"].iloc[0], "dev metric ×100") + epoch)
+def _finish_panel(ax, task: str, dt: pd.DataFrame, epoch: str = "", legend_outside: bool = False) -> None:
+    """What every panel here has: the majority class's dev score on the panel's metric (its accuracy; MCC 0 on
+    CoLA; none for STS-B), the axis, title, legend (inside, or beside the panel with ``legend_outside``)."""
+    metric = dt["main_metric"].iloc[0]
+    if metric == "matthews_correlation":  # a constant prediction has MCC 0 (sklearn's convention)
+        ax.axhline(0.0, color="grey", ls=":", lw=1.2, label="majority class (MCC 0)")
+    else:
+        floor = constant_predictor(task)["accuracy"]
+        if np.isfinite(floor):
+            ax.axhline(100 * floor, color="grey", ls=":", lw=1.2, label="majority class")
+    ax.set_ylabel(METRIC_AXIS.get(metric, "dev metric ×100") + epoch)
     ax.set_title(TASK_LABELS[task])
-    ax.legend(fontsize=8, loc="lower right")
+    if legend_outside:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    else:
+        ax.legend(fontsize=8, loc="lower right")
 
 
 def _finish_figure(fig: Figure, what: str, d: pd.DataFrame,
