@@ -163,12 +163,18 @@ def two_sweeps(scratch: Path) -> tuple[str, str, str]:
 def sigint(scratch: Path) -> tuple[str, str, str]:
     cmd = f"{PY} -m dcft_edu.experiments.train --task rte --method lora --limit-train 256 --max-length 64 --no-progress"
     # SIGINT as a terminal's Ctrl-C delivers it (a probe started in the background inherits SIGINT ignored)
-    p = subprocess.Popen(cmd, shell=True, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    time.sleep(25)
+    p = subprocess.Popen(cmd.split(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    head = []  # wait for the model to be loaded (imports take 5 s idle, a minute on a busy machine), then Ctrl-C
+    for line in p.stdout:
+        head.append(line)
+        if line.startswith("dcft_edu: loaded"):
+            break
+    time.sleep(5)
     os.killpg(p.pid, signal.SIGINT)
     try:
-        out = p.communicate(timeout=120)[0]
+        out = "".join(head) + p.communicate(timeout=120)[0]
     except subprocess.TimeoutExpired:  # SIGINT did nothing: stop it, and say so
         os.killpg(p.pid, signal.SIGKILL)
         return "SIGINT during train", "SILENT", f"still running 120 s after SIGINT; {cmd} then Ctrl-C"
