@@ -645,7 +645,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                     check_device(device)
             sweeps.append((name, runs))
         except (ValueError, TypeError) as e:
-            ap.error(f"{g}: {e}")
+            ap.error(str(e) if str(e).startswith(g) else f"{g}: {e}")  # named once
     if args.dry_run:
         for name, runs in sweeps:
             for run in runs:
