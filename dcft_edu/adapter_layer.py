@@ -13,19 +13,16 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-try:  # GPT-2's "Conv1D" is a linear layer with a transposed weight.
-    from transformers.pytorch_utils import Conv1D
-except Exception:  # pragma: no cover - transformers always ships it today
-    Conv1D = ()  # type: ignore[assignment]
+from transformers.pytorch_utils import Conv1D  # GPT-2's "Conv1D": a linear layer with a transposed weight
 
-SUPPORTED_BASE_LAYERS = (nn.Linear,) + ((Conv1D,) if isinstance(Conv1D, type) else ())
+SUPPORTED_BASE_LAYERS = (nn.Linear, Conv1D)
 
 
 def linear_shape(layer: nn.Module) -> tuple[int, int]:
     """(out_features, in_features) of an nn.Linear or a GPT-2 Conv1D."""
     if isinstance(layer, nn.Linear):
         return layer.out_features, layer.in_features
-    if isinstance(Conv1D, type) and isinstance(layer, Conv1D):
+    if isinstance(layer, Conv1D):
         # Conv1D.weight: (in, out)
         d_in, d_out = layer.weight.shape
         return d_out, d_in
@@ -79,6 +76,15 @@ class AdapterLayer(nn.Module):
         """ΔW x for x of shape (..., in), without necessarily building ΔW."""
         raise NotImplementedError
 
+    #: the exported LoRA's rank and α as multiples of this layer's r and α (r′ = m·r, α′ = m·α keep α′/r′ = α/r)
+    export_rank_multiple: int = 1
+
+    def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """This layer's ΔW as an exact LoRA on the ORIGINAL base weight: ``(lora_A (r′, in), lora_B (out, r′))``
+        with ΔW = (α/r) · lora_B lora_A, r′ = ``export_rank_multiple`` · r (the scale is not in the factors).
+        What ``export_peft`` writes; every adapter layer class answers it."""
+        raise NotImplementedError(f"{type(self).__name__} does not define exported_lora_factors()")
+
     def adapter_parameters(self) -> list[nn.Parameter]:
         return [getattr(self, n) for n in self.adapter_param_names]
 
@@ -114,6 +120,23 @@ class AdapterLayer(nn.Module):
         """What this layer multiplies x by, (out, in): W + ΔW, or W alone once merged (ΔW is in it)."""
         w = self.base_weight()
         return w if self.merged else w + self.get_delta_weight().to(w.dtype)
+
+    @torch.no_grad()
+    def jump_scale(self, ratio: float) -> None:
+        """s ← (1+λ)·s with ``ratio`` = λ, the layer's output unchanged at this moment (Delta-LoRA's twin).
+
+        From now on  W_eff = W₀ + s·((1+λ)·P_t − λ·P_K)  with P = the factors' product at the jump (P_K):
+        the constant −λ·s·P_K = −λ·ΔW goes into W, so the forward is the same before and after the jump and
+        only the factors' later moves count (1+λ)-fold.
+        """
+        if self.merged:
+            raise RuntimeError("jump_scale on a merged adapter layer: unmerge_adapters(model) first "
+                               "(merged, W already holds ΔW and the jump would count it twice)")
+        w = self.base_weight()
+        # W ← W − λ·ΔW  (ΔW = s·P_K, this layer's delta at the jump)
+        w -= ratio * self.get_delta_weight().to(w.dtype)
+        # s ← (1 + λ)·s
+        self.scaling *= 1 + ratio
 
     # ------------------------------------------------------------ merge/unmerge
     @torch.no_grad()

@@ -19,11 +19,6 @@ from collections.abc import Sequence as _Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Optional, Sequence, Union
 
-#: The six matrices of a BERT-style block that the official DCFT code adapts
-#: (NOTES §1): what ``target_modules="all-linear"`` finds in BERT, RoBERTa and
-#: DeBERTa-v2/v3. Spelled out for tools that need the names (PEFT's LoRA in the bench).
-BERT_ALL_LINEAR = ("query", "key", "value", "attention.output.dense", "intermediate.dense", "output.dense")
-
 #: Heads trained in full next to the adapters (never counted as adapter
 #: parameters, as in both papers), and never adapted: the sequence-classification
 #: heads of BERT/DeBERTa (``classifier``, ``pooler``), RoBERTa (``classifier.dense``

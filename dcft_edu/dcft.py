@@ -332,6 +332,11 @@ class DCFTLinear(AdapterLayer):
             x, self.lora_A, self.lora_B, self.lora_C, self.stride, self.out_features, self.scaling
         )
 
+    @property
+    def export_rank_multiple(self) -> int:
+        """k: the exported LoRA has rank r′ = r·k and α′ = α·k (``exported_lora_factors``)."""
+        return self.kernel_size
+
     @torch.no_grad()
     def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """This layer's ΔW as an exact rank-(r·k) LoRA: ``(lora_A (r·k, in), lora_B (out, r·k))``.

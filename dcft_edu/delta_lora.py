@@ -124,6 +124,11 @@ class DeltaLoRALinear(LoRALinear):
 
     # ------------------------------------------------------------- the update
     @property
+    def steps_taken(self) -> int:
+        """n: the real optimizer steps this layer has counted (the host-side copy of the ``num_steps`` buffer)."""
+        return self._n
+
+    @property
     def updates_started(self) -> bool:
         """True once step K has been reached (so (A_K, B_K) are recorded)."""
         return self._n >= self.start_steps
@@ -140,10 +145,15 @@ class DeltaLoRALinear(LoRALinear):
 
     @torch.no_grad()
     def delta_step(self) -> None:
-        """Call once after each REAL optimizer step (n = 1, 2, ...); ``register_delta_lora_hook`` does.
+        """The readable one-layer update; call once after each REAL optimizer step (n = 1, 2, ...).
 
         If n > K:  W ← W + λ·s·(B_n A_n − B_{n−1} A_{n−1}); then snapshot ← (A_n, B_n).
         At n == K: record (A_K, B_K).
+
+        ``register_delta_lora_hook`` does not call this: its hook runs ``grouped_delta_step``, the same update
+        batched over same-shape layers for speed, and this method is that one's test oracle
+        (``tests/test_delta_lora.py::test_grouped_hook_step_equals_the_one_layer_rule``). A loop of your own
+        may call it per layer.
         """
         if self._count_step():
             w = self.base_weight()  # (out, in) view of the base weight
@@ -183,6 +193,9 @@ class DeltaLoRALinear(LoRALinear):
             self._record_start()
 
     # ---------------------------------------------------- export / recovery
+    #: the export is a rank-2r LoRA with α′ = 2α (``exported_lora_factors``)
+    export_rank_multiple = 2
+
     @torch.no_grad()
     def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(lora_A (2r, in), lora_B (out, 2r)) of the equivalent LoRA on W_0, same scaling s.
@@ -217,6 +230,23 @@ class DeltaLoRALinear(LoRALinear):
             # W_0 = W_T − λ·s·[B_T | −B_K] @ [A_T ; A_K] :  (out, 2r) @ (2r, in) -> (out, in)
             w.addmm_(b_cat.to(w.dtype), a_cat.to(w.dtype), alpha=-self.update_ratio * self.scaling)
         return w
+
+    @torch.no_grad()
+    def twin_gap(self, w0: torch.Tensor) -> float:
+        """max |W_eff − (W₀ + s·((1+λ)·P_t − λ·P_K))|, P = B·A, for this layer's pretrained weight ``w0`` (out, in).
+
+        Past K it is float rounding: Delta-LoRA's effective weight IS that of the LoRA whose scale jumped from
+        s to (1+λ)·s at K, with the constant −λ·s·P_K folded into W (the telescoping sum above).
+        """
+        if not self.updates_started:
+            raise ValueError(f"only {self._n} steps, K = {self.start_steps}: train past K first")
+        lam, s = self.update_ratio, self.scaling
+        # P_t = B_t A_t,  P_K = B_K A_K :  (out, r) @ (r, in) -> (out, in)
+        p_t = self.lora_B.double() @ self.lora_A.double()
+        p_k = self.lora_B_start.double() @ self.lora_A_start.double()
+        # the twin's effective weight:  W₀ + s·((1+λ)·P_t − λ·P_K)
+        twin = w0.to(torch.float64) + s * ((1 + lam) * p_t - lam * p_k)
+        return (self.effective_weight().double() - twin).abs().max().item()
 
     def extra_repr(self) -> str:
         return (
@@ -273,9 +303,9 @@ def _check_hook_arguments(optimizer, model, named: list[tuple[str, DeltaLoRALine
 def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module) -> RemovableHandle:
     """Apply the Delta-LoRA W update after every ``optimizer.step()``; returns the hook's handle.
 
-    Registers a torch step post-hook that calls ``delta_step()`` on every
-    Delta-LoRA layer of ``model`` (paper Algorithm 1: the optimizer step on A, B,
-    then W ← W + λ·s·Δ(BA)). The hook fires once per REAL optimizer step, so:
+    Registers a torch step post-hook that runs ``grouped_delta_step`` over the
+    Delta-LoRA layers of ``model``: ``delta_step()``'s update for every layer, batched
+    per shape (paper Algorithm 1: the optimizer step on A, B, then W ← W + λ·s·Δ(BA)). The hook fires once per REAL optimizer step, so:
 
     - gradient accumulation: only on the micro-batches where you call ``step()``;
     - an AMP ``GradScaler`` that skips a step (inf/NaN gradients) never calls
@@ -331,6 +361,9 @@ def register_delta_lora_hook(optimizer: torch.optim.Optimizer, model: nn.Module)
 @torch.no_grad()
 def grouped_delta_step(layers: list[DeltaLoRALinear]) -> None:
     """``layer.delta_step()`` for every layer, with one batched product per group of same-shape layers.
+
+    What the hook of ``register_delta_lora_hook`` runs. ``delta_step`` is the readable form and its test
+    oracle: the two must give the same W, snapshots and counters (tests/test_delta_lora.py).
 
     The same update as the one-layer rule, W ← W + λ·s·[B_n | −B_{n−1}] @ [A_n ; A_{n−1}],
     but with a few kernels per group instead of six per layer: stack the factors of the

@@ -52,6 +52,11 @@ class LoRALinear(AdapterLayer):
         # ΔW = (α/r) · B A :  (out, r) @ (r, in) -> (out, in)
         return self.scaling * (self.lora_B @ self.lora_A)
 
+    @torch.no_grad()
+    def exported_lora_factors(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lora_A (r, in), lora_B (out, r))``: a LoRA layer is its own export (r′ = r, α′ = α)."""
+        return self.lora_A.detach(), self.lora_B.detach()
+
     def adapter_forward(self, x: torch.Tensor) -> torch.Tensor:
         # ΔW x = B (A · dropout(x)) · (α/r);  the scale goes on B, the smallest tensor that can take it
         # (..., in) @ (in, r) -> (..., r);  (..., r) @ (r, out) -> (..., out)

@@ -160,3 +160,56 @@ def test_init_and_penalty_on_two_tasks(init):
     gap = 100 * (paper - lora)
     assert (gap < 0).all() and gap.mean() == pytest.approx(-10.93, abs=0.01)
     assert (v2["mean"] < abs(gap.mean()) / 3).all()
+
+
+# --- (b) at the budgeted scale on CoLA, with PEFT's LoKr (amendment 6: figures/data/cpu/dcft_lr_budget) ---------
+
+L_NAMES = ("b: LoKr − LoRA r=1, both tuned", "b: DCFT − LoKr, both tuned")
+
+
+@pytest.fixture(scope="module")
+def cola():
+    from dcft_edu.figures.dcft_question import BUDGET_LR_SWEEP
+
+    runs = lr_study_runs(sweep=BUDGET_LR_SWEEP)
+    return runs[runs["task"] == "cola"]  # MRPC's runs, when they land in the same sweep, are their own family
+
+
+def test_cola_coverage_one_cpu_one_commit(cola):
+    """36 runs: 3 arms × lr {⅓, 1, 3, 10} × seeds 0–2, the gpu preset, one CPU, all at the amendment's commit."""
+    cells = cola.groupby(["label", "lr_factor"])["seed"].apply(sorted)
+    assert len(cola) == 36 and len(cells) == 3 * 4 and all(s == [0, 1, 2] for s in cells)
+    assert set(cola["task"]) == {"cola"} and (cola["scale"] == "gpu").all()
+    assert set(cola["device"].map(short_device)) == {"cpu"} and set(cola["git_commit"]) == {"a0988c4fa4fa54f2837c4eb825b0869c22f12016"}
+    assert set(cola["lr_factor"]) == {0.333, 1.0, 3.0, 10.0}  # no arm chose 10×: the edge rule added no 30× runs
+    for col in ("versions", "wall_time_s", "model", "holdout"):
+        assert cola[col].notna().all()
+    assert (cola.loc[cola["method"] == "lokr", "adapter_params"] == cola.loc[cola["method"] == "dcft", "adapter_params"].iloc[0]).all()
+
+
+def test_cola_held_out_choices_and_collapse(cola):
+    tuned = lr_study_runs(holdout_tuned(cola.drop(columns=["label", "lr_factor"])))
+    chosen = tuned.groupby("label")["lr_factor"].first()
+    assert chosen.to_dict() == {"DCFT k=8": 3.0, "LoKr k=8": 3.0, "LoRA r=1": 1.0}
+    means = 100 * tuned.groupby("label")["selected_metric"].mean()
+    assert means.round(1).to_dict() == {"DCFT k=8": 14.1, "LoKr k=8": 6.2, "LoRA r=1": 17.0}
+    # MCC 0 is a constant prediction: every arm at 10×, LoRA already at 3×
+    hi = cola[(cola["lr_factor"] == 10.0) | ((cola["label"] == "LoRA r=1") & (cola["lr_factor"] == 3.0))]
+    assert (hi["selected_metric"] == 0).all()
+    assert (100 * cola["selected_metric"]).max() > 5  # the floor guard passes: verdicts are drawn
+
+
+def test_cola_decision_rule(cola):
+    """Amendment 6's rule on CoLA (3 pairs, Holm over 4): only L1 is called, and under the t-test only."""
+    v = dcft_question(None, None, cola.drop(columns=["label", "lr_factor"]), None)
+    assert list(v.index) == list(B_NAMES) + list(L_NAMES) and (v["n"] == 3).all()
+    b1, b2, l1, l2 = (v.loc[k] for k in list(B_NAMES) + list(L_NAMES))
+    assert b1["mean"] == pytest.approx(-2.84, abs=0.01) and b1["p_holm"] == pytest.approx(0.164, abs=0.001)
+    assert b2["mean"] == pytest.approx(12.76, abs=0.01) and b2["p"] == pytest.approx(0.051, abs=0.001)
+    assert b2["p_holm"] == pytest.approx(0.153, abs=0.001) and b2["same sign"] == 1.0
+    assert l1["mean"] == pytest.approx(-10.84, abs=0.01) and l1["p_holm"] == pytest.approx(0.021, abs=0.001)
+    assert l2["mean"] == pytest.approx(8.00, abs=0.01) and l2["p_holm"] == pytest.approx(0.153, abs=0.001)
+    assert list(v["verdict"]) == ["inconclusive", "inconclusive", "< 0", "inconclusive"]
+    assert l1["holds under"] == "t-test only"
+    # with 3 pairs the exact sign-flip p sits at its floor 2/8 for every comparison (all 3 pairs share a sign)
+    assert (v["p_signflip"] == 0.25).all() and (v["p_signflip_holm"] == 1.0).all() and (v["same sign"] == 1.0).all()

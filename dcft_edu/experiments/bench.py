@@ -76,38 +76,57 @@ def time_step(layer: nn.Module, x: torch.Tensor, grad_out: torch.Tensor) -> floa
     return time.perf_counter() - t0
 
 
+def time_adapters(dims, tokens: int, warmup: int, repeats: int, device: torch.device) -> dict[tuple[str, str], float]:
+    """Median milliseconds of one forward + backward of each ``ADAPTER_METHODS`` layer at each (in, out) of
+    ``dims``: ``{(method, "in→out"): ms}``. The methods take turns in interleaved rounds (``warmup`` untimed)."""
+    torch.manual_seed(0)
+    shapes = [f"{i}→{o}" for i, o in dims]
+    # one frozen base per shape, shared by every method's wrapper (none of them merges)
+    cells = {}  # (method, shape) -> (layer, x, grad_out)
+    for (d_in, d_out), shape in zip(dims, shapes):
+        base = nn.Linear(d_in, d_out, device=device).requires_grad_(False)
+        x = torch.randn(tokens, d_in, device=device)  # no grad: only the adapter trains
+        grad_out = torch.randn(tokens, d_out, device=device)
+        for method, wrap in ADAPTER_METHODS.items():
+            cells[method, shape] = (base if wrap is None else wrap(base), x, grad_out)
+    times: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
+    for rnd in range(warmup + repeats):
+        for key, (layer, x, grad_out) in cells.items():
+            t = time_step(layer, x, grad_out)
+            if rnd >= warmup:
+                times[key].append(t)
+    return {key: 1e3 * statistics.median(ts) for key, ts in times.items()}
+
+
+def adapter_table(shapes: str = "deberta-v3-base", tokens: int = 256, repeats: int = 1, warmup: int = 1,
+                  device: str = "cpu") -> "pd.DataFrame":  # noqa: F821
+    """``bench adapters``' timing table as a DataFrame, ms per forward + backward: one row per method
+    (``ADAPTER_METHODS``), one column per shape of ``SHAPE_SETS[shapes]`` ("in→out"). Nothing printed.
+
+    Taught in: ``09_efficiency`` (the same numbers ``python -m dcft_edu.experiments.bench adapters`` prints).
+    """
+    import pandas as pd
+
+    dims = SHAPE_SETS[shapes]
+    ms = time_adapters(dims, tokens, warmup, repeats, torch.device(device))
+    cols = [f"{i}→{o}" for i, o in dims]
+    return pd.DataFrame([[ms[m, c] for c in cols] for m in ADAPTER_METHODS], index=list(ADAPTER_METHODS), columns=cols)
+
+
 def run_adapters(args: argparse.Namespace) -> int:
     """``adapters`` subcommand: time one adapted layer per method and shape, print a table."""
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     t_start = time.perf_counter()
-    torch.manual_seed(0)
     dims = SHAPE_SETS[args.shapes]
     shapes = [f"{i}→{o}" for i, o in dims]
-
-    # one frozen base per shape, shared by every method's wrapper (none of them merges)
-    cells = {}  # (method, shape) -> (layer, x, grad_out)
-    for (d_in, d_out), shape in zip(dims, shapes):
-        base = nn.Linear(d_in, d_out, device=device).requires_grad_(False)
-        x = torch.randn(args.tokens, d_in, device=device)  # no grad: only the adapter trains
-        grad_out = torch.randn(args.tokens, d_out, device=device)
-        for method, wrap in ADAPTER_METHODS.items():
-            cells[method, shape] = (base if wrap is None else wrap(base), x, grad_out)
-
     print(f"dcft_edu.experiments.bench adapters: one layer, forward + backward, {args.tokens} tokens, float32")
     print(f"torch {torch.__version__} | threads {torch.get_num_threads()} | device {device_name(device)}"
           + timing_env_text())
     print(f"{args.warmup} warm-up + {args.repeats} interleaved rounds, median | load average before: "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
-
-    times: dict[tuple[str, str], list[float]] = {key: [] for key in cells}
-    for rnd in range(args.warmup + args.repeats):
-        for key, (layer, x, grad_out) in cells.items():
-            t = time_step(layer, x, grad_out)
-            if rnd >= args.warmup:
-                times[key].append(t)
-    ms = {key: 1e3 * statistics.median(ts) for key, ts in times.items()}
+    ms = time_adapters(dims, args.tokens, args.warmup, args.repeats, device)
 
     w = max(len(m) for m in ADAPTER_METHODS) + 2
     print()

@@ -225,7 +225,7 @@ def run_ops(args: argparse.Namespace) -> int:
         counts[m] = count_step(model, optimizer, batch, gamma, warmup=args.warmup,
                                foreach=None if args.cpu_defaults else True, autocast=args.autocast)
         if m == "delta_lora":  # the W update must be in the counted step
-            assert all(layer._n > layer.start_steps for _, layer in delta_lora_layers(model)), \
+            assert all(layer.steps_taken > layer.start_steps for _, layer in delta_lora_layers(model)), \
                 "Delta-LoRA had not started its W updates: raise --warmup"
         del model, optimizer
     ref = counts["lora"]

@@ -94,7 +94,7 @@ def build(method: str, task: str, seed: int, device: torch.device, backbone: str
     from transformers import set_seed
 
     from ..inject import find_target_modules
-    from .trainer import make_optimizer, prepare_model
+    from .fit import prepare, prepare_model
 
     set_seed(seed)
     run = bench_run(method, task, seed)
@@ -113,11 +113,8 @@ def build(method: str, task: str, seed: int, device: torch.device, backbone: str
     else:
         model = prepare_model(model, run)
     model.to(device).train()
-    optimizer = make_optimizer(model, run)
-    if method == "delta_lora":  # the W update runs inside optimizer.step(), as in training
-        from ..delta_lora import register_delta_lora_hook
-
-        register_delta_lora_hook(optimizer, model)
+    # the optimizer and step hooks of training (Delta-LoRA's W update runs inside optimizer.step()); no schedule
+    optimizer = prepare(model, run).optimizer
     if compile:
         model = torch.compile(model)
     return model, optimizer
@@ -161,7 +158,9 @@ def batches(task: str, n: int, batch_size: int, max_length: int, device: torch.d
     return out
 
 
-def _steps(model, opt, data: list[dict]) -> float:
+def train_steps(model, opt, data: list[dict]) -> float:
+    """Seconds for one optimizer step per batch of ``data`` on ``(model, opt)`` from ``build`` (the public timing
+    step of the benchmark; ``figures.main_results.measure_train_speed`` runs it too)."""
     cuda = data[0]["input_ids"].is_cuda
     t0 = time.perf_counter()
     for b in data:
@@ -201,7 +200,7 @@ def memory_child(args: argparse.Namespace) -> dict:
     gc.collect()
     _reset_peak_rss()
     base = _status_mb("VmRSS")
-    _steps(model, opt, data)
+    train_steps(model, opt, data)
     peak = _status_mb("VmHWM")
     return {"method": args.child, "rss_after_load_mb": base, "peak_rss_mb": peak, "train_growth_mb": peak - base}
 
@@ -229,13 +228,13 @@ def run_train(args: argparse.Namespace) -> int:
     if device.type == "cuda":
         for m in methods:
             torch.cuda.reset_peak_memory_stats(device)
-            _steps(*built[m], data[:2])
+            train_steps(*built[m], data[:2])
             mem[m] = torch.cuda.max_memory_allocated(device) / 2**20
-    warmup_s = {m: sum(_steps(*built[m], data[:1]) for _ in range(args.warmup)) for m in methods}  # compiles, if asked
+    warmup_s = {m: sum(train_steps(*built[m], data[:1]) for _ in range(args.warmup)) for m in methods}  # compiles, if asked
     times: dict[str, list[float]] = {m: [] for m in methods}
     for _ in range(args.rounds):
         for m in methods:
-            times[m].append(_steps(*built[m], data))
+            times[m].append(train_steps(*built[m], data))
     del built
     if device.type != "cuda" and not args.no_memory:
         for m in methods:

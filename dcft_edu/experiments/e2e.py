@@ -46,18 +46,18 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch.utils.data import DataLoader
-from transformers import get_linear_schedule_with_warmup, set_seed
+from transformers import set_seed
 
 from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
 from .presets import KEY_EXCLUDED, RunConfig, _sha12
 from .runinfo import RESULTS_ENV, atomic_write_json, peak_memory_mb, provenance, resolve_device, user_results_dir, writable_dir
-from .trainer import make_optimizer, prepare_model
+from .fit import autocast_for, fit_epoch, prepare, prepare_model
+# the E2E scales and method settings are data, with the other recipes
+from .recipes import E2E_METHOD_DEFAULTS, E2E_PRESETS, PAPER_K_FRAC, E2EPreset  # noqa: F401
 
 E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
 #: the scores of a result, in the papers' order and units (BLEU, METEOR and ROUGE-L ×100; NIST and CIDEr as they are)
 E2E_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider")
-#: Delta-LoRA's E2E start step as a fraction of its run: K 500 of 42,061 / 8 × 5 = 26,290 optimizer steps
-PAPER_K_FRAC = 500 / 26_290
 
 
 def e2e_prompt(mr: str) -> str:
@@ -130,48 +130,6 @@ def e2e_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], meteor: Optio
 
 
 # ---- runs ------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class E2EPreset:
-    """How big an E2E run is."""
-
-    name: str
-    limit_train: Optional[int]  # training rows, a fixed random sample of trainset.csv (None: all 42,061)
-    eval_split: str  # "dev" or "test"
-    eval_mrs: Optional[int]  # distinct MRs scored, a fixed random sample (None: all)
-    epochs: int
-    batch_size: int
-    lr: float
-    warmup_steps: Union[int, float]  # steps, or a fraction of all steps
-    max_length: int
-    num_beams: int
-    max_new_tokens: int
-    generate_kw: tuple = ()  # extra (name, value) pairs for model.generate
-    full_lr: Optional[float] = None  # full fine-tuning's lr, where it differs from the adapters' ``lr``
-
-
-E2E_PRESETS: dict[str, E2EPreset] = {
-    "quick": E2EPreset("quick", limit_train=32, eval_split="dev", eval_mrs=4, epochs=1, batch_size=8, lr=1e-3,
-                       warmup_steps=0.1, max_length=96, num_beams=1, max_new_tokens=16),
-    # SmolLM2-135M, one thread of a loaded 2-core CPU: ~18 s per optimizer step of 8 rows (~85 tokens each),
-    # ~2.5 s per 4 MRs × 10 greedy tokens: 160 rows seen once (20 steps, ~6 min), 50 dev MRs greedy (~3 min)
-    # full FT at 1e-4: 1e-3 on every weight of a 135M model is far above the usual range (docs/e2e_protocol.md)
-    "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
-                     warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64, full_lr=1e-4),
-    # Delta-LoRA's recipe (NOTES §4) with LoRA's E2E beam search, on all 630 test MRs
-    "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
-                     warmup_steps=500, max_length=512, num_beams=10, max_new_tokens=64,
-                     generate_kw=(("length_penalty", 0.9), ("no_repeat_ngram_size", 4))),
-}
-
-#: Delta-LoRA's E2E settings (r 4, α 32, λ 2, on Wq and Wv) for every adapter; DCFT keeps its own r 1, α 16, k 8
-E2E_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "full": dict(),
-    "lora": dict(r=4, lora_alpha=32.0),
-    "delta_lora": dict(r=4, lora_alpha=32.0, update_ratio=2.0),
-    "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, orth_gamma=0.1),
-}
-
 
 @dataclass
 class E2ERun:
@@ -322,46 +280,25 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
     loader = DataLoader(rows, batch_size=run.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(run.seed), collate_fn=RightPadCollator(tokenizer.pad_token_id))
     total = len(loader) * run.epochs
-    optimizer = make_optimizer(model, run)
-    scheduler = get_linear_schedule_with_warmup(optimizer, run.warmup_steps, total)
-    if run.method == "delta_lora":  # W ← W + λ·(α/r)·Δ(BA) after each optimizer step (NOTES §4)
-        from ..delta_lora import register_delta_lora_hook
+    wiring = prepare(model, run, total)  # the GLUE trainer's: optimizer, schedule, γ·R, Delta-LoRA's W update
+    autocast = autocast_for(device)
 
-        register_delta_lora_hook(optimizer, model)
-    orth = None
-    if run.method == "dcft" and run.orth_gamma > 0:
-        from ..regularizers import orthogonal_penalty as orth
-    losses, step, t0, diverged = [], 0, time.perf_counter(), None
+    def on_step(step: int, task_loss: float) -> None:
+        if step % 50 == 0:
+            log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  task loss={task_loss:.4f}  "
+                f"({time.perf_counter() - t0:.0f} s)")
+
+    # the task loss alone, per optimizer step, for every method (the penalty is not in it)
+    losses, step, diverged, t0 = [], 0, None, time.perf_counter()
     for epoch in range(run.epochs):
         model.train()
-        for batch in loader:
-            batch = {k: v.to(device) for k, v in batch.items()}
-            task_loss = model(**batch).loss  # mean cross-entropy over the target tokens (labels != -100)
-            loss = task_loss
-            if orth is not None:
-                # L = L_task + γ · R(A, B)   (DCFT Eq. 4, NOTES §1)
-                loss = loss + run.orth_gamma * orth(model)
-            if not math.isfinite(loss.item()):  # the GLUE trainer's guard: stop before a NaN/inf reaches W
-                diverged = {"epoch": epoch + 1, "step": step + 1, "what": f"training loss {loss.item()}"}
-                break
-            loss.backward()
-            if run.max_grad_norm:
-                norm = torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad],
-                                                      run.max_grad_norm)
-                if not torch.isfinite(norm):
-                    diverged = {"epoch": epoch + 1, "step": step + 1, "what": f"gradient norm {norm.item()}"}
-                    break
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            step += 1
-            losses.append(task_loss.item())  # the task loss alone, for every method (the penalty is not in it)
-            if step % 50 == 0:
-                log(f"[e2e {run.method} seed={run.seed}] step {step}/{total}  task loss={task_loss.item():.4f}  "
-                    f"({time.perf_counter() - t0:.0f} s)")
+        ep = fit_epoch(model, model, loader, wiring, epoch=epoch + 1, step=step, max_grad_norm=run.max_grad_norm,
+                       device=device, autocast=autocast, on_step=on_step)
+        step, diverged = ep.step, ep.diverged
+        losses += ep.batch_losses
         if diverged:
-            log(f"[e2e {run.method} seed={run.seed}] diverged at step {diverged['step']}: {diverged['what']}; "
-                f"stopped (lower the learning rate, now {run.lr:g})")
+            log(f"[e2e {run.method} seed={run.seed}] diverged at epoch {epoch + 1}, optimizer step "
+                f"{diverged['step']}: {diverged['what']}; stopped (lower the learning rate, now {run.lr:g})")
             break
         log(f"[e2e {run.method} seed={run.seed}] epoch {epoch + 1}/{run.epochs}  step {step}/{total}  "
             f"train_loss(last 20)={sum(losses[-20:]) / len(losses[-20:]):.4f}")
@@ -379,11 +316,11 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
         "task": "e2e",
         "method": run.method,
         "model_name": model_name or resolve_causal_lm_name(run.model),
-        "status": "diverged" if diverged else "ok",  # a diverged run has no scores: not a result
-        "diverged_at": diverged,
-        "scores": scores,
+        "scores": scores,  # None for a diverged run: no generation from NaN weights, not a result
         "initial": initial,
         "train_loss_curve": losses,
+        "status": "diverged" if diverged else "ok",
+        "diverged_at": diverged,  # {"epoch", "step" (from 1), "what"}: the first non-finite loss or gradient norm
         "optimizer_steps": step,
         "train_examples": len(rows),
         "adapter_params": count_adapter_parameters(model) if run.method != "full" else 0,

@@ -54,7 +54,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -62,7 +61,8 @@ import pandas as pd
 
 from .presets import RunConfig
 from .runinfo import RESULTS_ENV, is_quick, user_results_dir
-from .sweep import LR_FACTORS, STRIDE_DELTA_MODULE, Grid, grid_runs, load_results, run_sweep, run_sweeps
+from .recipes import LAB_GRIDS, LabGrid  # noqa: F401  (the lab grids are data, with the papers' grids)
+from .sweep import Grid, grid_runs, load_results, run_sweep, run_sweeps
 
 TRAIN_ENV = "DCFT_EDU_TRAIN"
 #: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay
@@ -89,78 +89,6 @@ def train_switch(verbose: bool = True) -> bool:
     if verbose:
         print(f"TRAIN = {train}: {why}")
     return train
-
-
-@dataclass(frozen=True)
-class LabGrid:
-    """One notebook's lab sweeps: for each committed sweep it shows, a sub-grid of ``GRIDS[sweep]``.
-
-    ``gpu`` runs at scale ``lab``; ``cpu``, the reduced form (fewer runs), at scale ``lab_cpu``.
-    The sweep names are the committed ones, so a config two notebooks share is trained once.
-    """
-
-    notebook: str
-    gpu: dict[str, Grid]
-    cpu: dict[str, Grid]
-
-
-_QV, _QKVO = ["query", "value"], ["query", "key", "value", "attention.output.dense"]
-
-#: Per experiment notebook, its lab grids (every point is a point of the committed ``GRIDS``; a test checks).
-#: STS-B is the lab task: short pairs (cheap), and every method moves its Pearson r within a few hundred rows.
-LAB_GRIDS: dict[str, LabGrid] = {
-    "main": LabGrid("07_glue_main_results", gpu={"main": [
-        {"task": ["stsb", "mrpc"], "method": ["head", "full", "delta_lora"], "seed": [0]},
-        {"task": ["stsb", "mrpc"], "method": ["lora"], "r": [1, 8], "seed": [0]},
-        {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [2, 8], "seed": [0]},
-    ]}, cpu={"main": [
-        {"task": ["stsb"], "method": ["head", "full", "delta_lora"], "seed": [0]},
-        {"task": ["stsb"], "method": ["lora"], "r": [8], "seed": [0]},
-        {"task": ["stsb"], "method": ["dcft"], "kernel_size": [8], "seed": [0]},
-    ]}),
-    "kernel": LabGrid("10_kernel_ablation", gpu={
-        "kernel": {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [2, 4, 6, 8, 12], "seed": [0]},
-    }, cpu={
-        "kernel": {"task": ["stsb"], "method": ["dcft"], "kernel_size": [2, 4, 8, 12], "seed": [0]},
-    }),
-    "stride": LabGrid("11_stride_ablation", gpu={
-        "stride": {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [8], "stride": [2, 4, 6, 8],
-                   "seed": [0], "save_delta": [STRIDE_DELTA_MODULE]},
-    }, cpu={
-        "stride": {"task": ["stsb"], "method": ["dcft"], "kernel_size": [8], "stride": [2, 4, 8], "seed": [0],
-                   "save_delta": [STRIDE_DELTA_MODULE]},
-    }),
-    "layers": LabGrid("12_layer_ablation", gpu={"layers": [
-        {"task": ["stsb", "mrpc"], "method": ["lora", "dcft"], "seed": [0], "target_modules": [_QV, "all-linear"]},
-        {"task": ["stsb"], "method": ["lora", "dcft"], "seed": [0], "target_modules": ["all-linear"],
-         "layers": [[0, 1, 2], [3, 4, 5]]},
-    ]}, cpu={"layers": [
-        {"task": ["stsb"], "method": ["lora", "dcft"], "seed": [0], "target_modules": [_QV, "all-linear"]},
-        {"task": ["stsb"], "method": ["lora"], "seed": [0], "target_modules": ["all-linear"],
-         "layers": [[0, 1, 2], [3, 4, 5]]},
-    ]}),
-    "delta": LabGrid("13_delta_lora_lambda, 14_delta_lora_k_and_twin", gpu={
-        "delta_lambda": {"task": ["stsb", "mrpc"], "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 2.0, 5.0],
-                         "seed": [0]},
-        "delta_k": {"task": ["stsb", "mrpc"], "method": ["delta_lora"], "start_frac": [0.0, 0.25, 0.5], "seed": [0]},
-    }, cpu={
-        "delta_lambda": {"task": ["stsb"], "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 2.0], "seed": [0]},
-        "delta_k": {"task": ["stsb"], "method": ["delta_lora"], "start_frac": [0.0, 0.5], "seed": [0]},
-    }),
-    # the learning-rate part (b) of the DCFT question: both methods at 1× and 10× the recipe lr (CPU), or all four
-    # factors (GPU), the epoch chosen on held-out training rows
-    "dcft_question": LabGrid("15_does_dcft_match_lora", gpu={"dcft_lr": [
-        {"task": ["stsb", "mrpc"], "method": ["dcft"], "kernel_size": [8], "lr_factor": LR_FACTORS,
-         "select_on": ["train_holdout"], "seed": [0]},
-        {"task": ["stsb", "mrpc"], "method": ["lora"], "r": [1], "lr_factor": LR_FACTORS,
-         "select_on": ["train_holdout"], "seed": [0]},
-    ]}, cpu={"dcft_lr": [
-        {"task": ["stsb"], "method": ["dcft"], "kernel_size": [8], "lr_factor": [1, 10], "select_on": ["train_holdout"],
-         "seed": [0]},
-        {"task": ["stsb"], "method": ["lora"], "r": [1], "lr_factor": [1, 10], "select_on": ["train_holdout"],
-         "seed": [0]},
-    ]}),
-}
 
 
 def lab_runs(name: str, reduced: Optional[bool] = None) -> tuple[str, dict[str, list[RunConfig]]]:

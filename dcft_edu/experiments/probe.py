@@ -14,11 +14,10 @@ from typing import Any
 import torch
 
 from ..inject import adapter_layers
-from ..regularizers import orthogonal_penalty
 from .data import make_dataloaders
 from .models import load_model
 from .presets import make_run
-from .trainer import make_optimizer, prepare_model
+from .fit import prepare, prepare_model
 
 #: the adapter factors probed, where a layer has them (LoRA: A, B; DCFT: A, B and the kernel C)
 FACTORS = ("lora_A", "lora_B", "lora_C")
@@ -56,7 +55,8 @@ def first_step_probe(task: str, method: str, scale: str = "cpu", batch_size: int
     flat = [p for ps in factors.values() for p in ps]
 
     task_loss = model(**batch).loss
-    penalty = run.orth_gamma * orthogonal_penalty(model) if method == "dcft" else torch.zeros(())
+    wiring = prepare(model, run)  # the training optimizer and γ·R (0 for methods without it)
+    penalty = wiring.penalty()
     g_task = torch.autograd.grad(task_loss, flat, retain_graph=True)
     g_pen = (torch.autograd.grad(penalty, flat, retain_graph=True, allow_unused=True) if penalty.requires_grad
              else [None] * len(flat))
@@ -69,9 +69,8 @@ def first_step_probe(task: str, method: str, scale: str = "cpu", batch_size: int
 
     # one AdamW step on task loss + γ·R: how far does ΔW move?
     dw0 = [layer.get_delta_weight().detach().clone() for layer in layers]  # each (d_out, d_in)
-    opt = make_optimizer(model, run)
     (task_loss + penalty).backward()
-    opt.step()
+    wiring.optimizer.step()
     row["ΔW₀"] = float(sum(d.norm() ** 2 for d in dw0) ** 0.5)
     row["ΔW step"] = float(sum((layer.get_delta_weight().detach() - d).norm() ** 2
                                for layer, d in zip(layers, dw0)) ** 0.5)

@@ -25,6 +25,8 @@ machine, round-robin; ``executor=`` (``--launcher submitit``) submits each run a
 SLURM cluster through ``submitit``. Either way a run writes its own result file, so a
 rerun skips every finished run.
 
+The grids live in ``recipes``, the result files in ``store`` (both re-exported here).
+
 Used in: notebooks 12–14.
 """
 from __future__ import annotations
@@ -37,85 +39,17 @@ import shutil
 import signal
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
-from .presets import METHODS, RESULT_SCHEMA, SCALES, RunConfig, make_run
+from .presets import RESULT_SCHEMA, SCALES, RunConfig, make_run  # noqa: F401
 from .runinfo import RESULTS_ENV, atomic_write, atomic_write_json, user_results_dir, writable_dir
-
-Grid = Union[dict[str, Any], list[dict[str, Any]]]
-
-#: the four small GLUE tasks of the papers' ablations
-ABLATION_TASKS = ["cola", "mrpc", "stsb", "rte"]
-#: the module whose learned ΔW the stride ablation keeps (heatmaps in 11_stride_ablation)
-STRIDE_DELTA_MODULE = "layer.0.attention.self.query"
-
-#: The DCFT question's learning-rate factors (× the task recipe's lr), tasks of its init study, and the A/C std
-#: of its B = 0 init (1/k for k = 8: ‖C‖_F ≈ 1, ‖a‖ ≈ 0.9 on MiniLM's 384-wide inputs)
-LR_FACTORS = [1 / 3, 1, 3, 10]
-INIT_TASKS = ["mrpc", "rte"]
-ZERO_INIT_STD = 0.125
-
-#: Named grids for the papers' experiments (``seed`` lists give mean ± std). A run whose
-#: exact config already finished in another sweep is copied, not retrained (e.g. DCFT k = 8
-#: of ``main`` is also ``kernel``'s k = 8 and ``stride``'s s = 8).
-GRIDS: dict[str, Grid] = {
-    "smoke": {"task": ["rte"], "method": list(METHODS), "seed": [0]},
-    # 07_glue_main_results (DCFT Table 1, Delta-LoRA Table 4); 08 and 09 read it too
-    "main": [
-        {"task": ["rte", "mrpc", "stsb", "cola", "sst2"], "method": ["head", "full", "delta_lora"], "seed": [0, 1, 2]},
-        {"task": ["rte", "mrpc", "stsb", "cola", "sst2"], "method": ["lora"], "r": [1, 8], "seed": [0, 1, 2]},
-        {"task": ["rte", "mrpc", "stsb", "cola", "sst2"], "method": ["dcft"], "kernel_size": [2, 8], "seed": [0, 1, 2]},
-    ],
-    # 10_kernel_ablation (DCFT Table 4)
-    "kernel": {"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [2, 4, 6, 8, 12], "seed": [0, 1, 2]},
-    # 11_stride_ablation (DCFT Table 5); seed 0 keeps one layer's learned ΔW
-    "stride": [
-        {"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "stride": [1, 2, 4, 6, 8], "seed": [0],
-         "save_delta": [STRIDE_DELTA_MODULE]},
-        {"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "stride": [1, 2, 4, 6, 8], "seed": [1, 2]},
-    ],
-    # 12_layer_ablation: which matrices, which blocks (MiniLM has blocks 0–5)
-    "layers": [
-        {"task": ["mrpc", "stsb"], "method": ["lora", "dcft"], "seed": [0, 1, 2],
-         "target_modules": [["query", "value"], ["query", "key", "value", "attention.output.dense"], "all-linear"]},
-        {"task": ["mrpc", "stsb"], "method": ["lora", "dcft"], "seed": [0, 1, 2], "target_modules": ["all-linear"],
-         "layers": [[0, 1, 2], [3, 4, 5]]},
-    ],
-    # 13_delta_lora_lambda and 14_delta_lora_k_and_twin (Delta-LoRA Tables 7 and 8): λ at the task's K ...
-    "delta_lambda": {"task": ABLATION_TASKS, "method": ["delta_lora"], "update_ratio": [0.0, 0.5, 1.0, 2.0, 3.0, 5.0],
-                     "seed": [0, 1, 2]},
-    # ... K as a fraction of all optimizer steps (run it with --set update_ratio=<best λ>) ...
-    "delta_k": {"task": ABLATION_TASKS, "method": ["delta_lora"], "start_frac": [0.0, 0.1, 0.25, 0.5],
-                "seed": [0, 1, 2]},
-    # ... and LoRA whose scale jumps from s to (1+λ)·s at step K, Delta-LoRA's twin (NOTES §4)
-    "scale_jump": {"task": ABLATION_TASKS, "method": ["lora"], "lora_scale_jump": [True], "update_ratio": [0.5, 2.0],
-                   "seed": [0, 1, 2]},
-    # The DCFT question (docs/dcft_question_protocol.md, issue 18), on one device, into a results folder of its own.
-    # dcft_ref: the budgeted reference cells (the main grid's DCFT k=8, LoRA r=1 and r=8), retrained on the study's device
-    "dcft_ref": [{"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "seed": [0, 1, 2]},
-                 {"task": ABLATION_TASKS, "method": ["lora"], "r": [1, 8], "seed": [0, 1, 2]}],
-    # (a) budget: the same cells with --scale paper (the official scripts in full)
-    "dcft_paper": [{"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "seed": [0, 1, 2]},
-                   {"task": ABLATION_TASKS, "method": ["lora"], "r": [1, 8], "seed": [0, 1, 2]}],
-    # (b) learning rate, budgeted scale: lr = factor × recipe, chosen on 10 % of train held out (not on dev)
-    "dcft_lr": [{"task": ABLATION_TASKS, "method": ["dcft"], "kernel_size": [8], "lr_factor": LR_FACTORS,
-                 "select_on": ["train_holdout"], "seed": [0, 1, 2]},
-                {"task": ABLATION_TASKS, "method": ["lora"], "r": [1], "lr_factor": LR_FACTORS,
-                 "select_on": ["train_holdout"], "seed": [0, 1, 2]}],
-    # (c) init and penalty, budgeted scale: paper init (A, B, C ~ N(0, 0.02²)) vs B = 0 with A, C ~ N(0, 0.125²),
-    # each with the recipe's γ and γ = 0; LoRA r=1 as the reference
-    "dcft_init": [{"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["paper"], "seed": [0, 1, 2]},
-                  {"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["paper"], "orth_gamma": [0.0],
-                   "seed": [0, 1, 2]},
-                  {"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["zero"],
-                   "dcft_init_std": [ZERO_INIT_STD], "seed": [0, 1, 2]},
-                  {"task": INIT_TASKS, "method": ["dcft"], "kernel_size": [8], "dcft_init": ["zero"],
-                   "dcft_init_std": [ZERO_INIT_STD], "orth_gamma": [0.0], "seed": [0, 1, 2]},
-                  {"task": INIT_TASKS, "method": ["lora"], "r": [1], "seed": [0, 1, 2]}],
-}
+# the grids are data (``recipes``), the result files the store's (``store``); sweep runs the one into the other
+from .recipes import (ABLATION_TASKS, GRIDS, INIT_TASKS, LR_FACTORS, STRIDE_DELTA_MODULE,  # noqa: F401
+                      ZERO_INIT_STD, Grid)
+from .store import (RESULT_FIELDS, _check_done, _find_elsewhere, _problem, _save_result, delta_path,  # noqa: F401
+                    done_path, load_results, read_result, result_path)
 
 
 def expand_grid(grid: Grid) -> list[dict[str, Any]]:
@@ -147,108 +81,6 @@ def grid_runs(grid: Grid, scale: str = "quick", **overrides: Any) -> list[RunCon
         runs.append(make_run(task, method, scale=scale, seed=seed, **point))
     check_unique_runs(points, [r.key() for r in runs], "grid", overrides)
     return runs
-
-
-def result_path(results_dir: Union[str, Path], name: str, run: RunConfig, key: Optional[str] = None) -> Path:
-    """Where ``run``'s result goes (``key``: another of its keys, e.g. ``run.legacy_key()``)."""
-    return Path(results_dir) / name / f"{run.task}-{run.method}-s{run.seed}-{key or run.key()}.json"
-
-
-#: what every result file holds for its readers (``load_results``, the figures); a sweep also checks ``key``
-RESULT_FIELDS = ("config", "best", "best_metric")
-
-
-def _problem(rec: Any) -> Optional[str]:
-    """What is wrong with a parsed result record, or None."""
-    if not isinstance(rec, dict):
-        return f"holds a JSON {type(rec).__name__}, not a result record"
-    missing = [f for f in RESULT_FIELDS if f not in rec]
-    if missing:
-        return f"lacks the result fields {missing}"
-    if rec.get("status") == "diverged":  # finished, but diverged: no best epoch, the record says where
-        return None if isinstance(rec.get("diverged_at"), dict) else "is marked diverged but lacks 'diverged_at'"
-    if not isinstance(rec["best"], dict) or "epoch" not in rec["best"]:
-        return "its 'best' record lacks 'epoch'"
-    return None
-
-
-def read_result(p: Union[str, Path]) -> dict:
-    """One result file's record; ``ValueError`` naming the file if it does not parse or lacks ``RESULT_FIELDS``."""
-    try:
-        rec = json.loads(Path(p).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{p}: unreadable result file ({type(e).__name__}: {e})") from e
-    problem = _problem(rec)
-    if problem:
-        raise ValueError(f"{p}: not a whole result file: it {problem}")
-    return rec
-
-
-def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[Path], list[tuple[Path, str]]]:
-    """(the valid result file of ``run`` in sweep ``name``, or None; the bad files found on the way, with why).
-
-    A file counts only if it reads as a whole result of this very key (the schema-2 key, or the
-    schema-1 ``legacy_key``).
-    """
-    bad = []
-    for key in (run.key(), run.legacy_key()):
-        p = result_path(results_dir, name, run, key) if key else None
-        if p is None or not p.exists():
-            continue
-        try:
-            rec = read_result(p)
-        except ValueError as e:
-            bad.append((p, str(e)))
-            continue
-        if rec.get("key") != key:
-            bad.append((p, f"{p}: holds key {rec.get('key')!r}, not the {key!r} its name says"))
-            continue
-        return p, bad
-    return None, bad
-
-
-def done_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Optional[Path]:
-    """``run``'s finished result file in sweep ``name`` (under either of its keys), or None. Read-only.
-
-    Used by: ``dcft_edu.experiments.analysis.coverage``, ``dcft_edu.figures.ablations.grid_coverage``.
-    """
-    return _check_done(Path(results_dir), name, run)[0]
-
-
-def _save_result(p: Path, name: str, run: RunConfig, result: dict) -> None:
-    """Write one run's result atomically; a kept ΔW goes beside it as ``<stem>.delta.safetensors``."""
-    delta = result.get("_delta")
-    result = {k: v for k, v in result.items() if not k.startswith("_")}
-    result["sweep"], result["schema"], result["key"] = name, RESULT_SCHEMA, run.key()
-    if delta:
-        import torch
-        from safetensors.torch import save_file
-
-        atomic_write(delta_path(p), lambda tmp: save_file(
-            {k: v.to(torch.float16).contiguous() for k, v in delta.items()}, tmp, metadata={"key": run.key()}))
-    atomic_write_json(p, result)  # last: the JSON's presence means the run is complete
-
-
-def delta_path(p: Path) -> Path:
-    """Where a run's kept ΔW (``RunConfig.save_delta``) lives: beside its result file."""
-    return p.with_name(p.stem + ".delta.safetensors")
-
-
-def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Path]:
-    """A finished result of the very same config in another sweep folder (so it need not be trained twice).
-
-    Bad files there are skipped (their own sweep reports and retrains them).
-    """
-    for key in (run.key(), run.legacy_key()):
-        for f in sorted(Path(results_dir).glob(f"*/*-{key}.json") if key else ()):
-            if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
-                continue
-            try:
-                if read_result(f).get("key") == key:
-                    return f
-            except ValueError:
-                continue
-    return None
 
 
 def _worker_init(threads: int, parent: int, gpus: Optional[list[str]] = None, started=None) -> None:
@@ -521,53 +353,6 @@ def _run_parallel(queue: list, workers: int, deadline: Optional[float], threads:
             proc.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
     return failures
-
-
-def load_results(path: Union[str, Path], on_error: str = "raise") -> "pandas.DataFrame":  # noqa: F821
-    """All result files under ``path`` (a sweep folder, or a folder of sweeps) as one DataFrame.
-
-    One row per run: the config fields, the best/final metric, parameter counts,
-    timing, memory and provenance columns (``schema`` 1 for files that predate it);
-    per-epoch records stay in ``epochs``. JSON files without ``config`` and ``key``
-    (benchmarks) are not results and are passed over. A result file that does not
-    parse or lacks ``RESULT_FIELDS`` raises a ``ValueError`` naming it
-    (``on_error="raise"``) or is skipped with a warning naming it (``"skip"``).
-    ``status`` is ``"ok"`` or ``"diverged"`` (no metric; files older than the column are ``"ok"``):
-    ``analysis.finished_runs`` drops the diverged ones before any table or figure.
-    """
-    import pandas as pd
-
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"load_results(on_error={on_error!r}): expected 'raise' or 'skip'")
-    if not Path(path).is_dir():
-        raise FileNotFoundError(f"load_results: no folder {path} ({'a file' if Path(path).exists() else 'missing'}); "
-                                "give the results folder a sweep wrote (--results, default results/) or one sweep in it")
-    rows = []
-    for f in sorted(Path(path).rglob("*.json")):
-        if f.name.startswith("."):
-            continue
-        try:
-            r = json.loads(f.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            r = None
-        if isinstance(r, dict) and "config" not in r and "key" not in r:
-            continue  # another JSON file (a benchmark), not a run's result
-        try:
-            r = read_result(f)
-        except ValueError as e:
-            if on_error == "raise":
-                raise ValueError(f"{e}. Rerun its sweep (which moves it aside and retrains the run), delete it, "
-                                 "or pass on_error='skip'") from None
-            warnings.warn(f"load_results: skipping {e}", stacklevel=2)
-            continue
-        row = {"schema": 1, **r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
-        row.setdefault("status", "ok")
-        best = r["best"] or {"epoch": None}  # None: the run diverged
-        row.update({f"best_{k}": v for k, v in best.items() if k != "epoch"})
-        row["best_epoch"] = best["epoch"]
-        row["file"] = str(f)
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def _parse_value(text: str) -> Any:

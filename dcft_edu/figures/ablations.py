@@ -64,10 +64,6 @@ PAPER_TABLE5 = pd.DataFrame(
     [(1, "165.5K", 70.96, 90.69, 91.48, 88.45), (2, "85K", 70.04, 90.44, 91.37, 88.09),
      (4, "44.9k", 65.97, 88.97, 90.73, 87.36), (8, "24.6k", 71.07, 90.93, 91.50, 88.45)],
     columns=["s", "params (paper)", "cola", "mrpc", "stsb", "rte"]).set_index("s")
-#: DCFT paper, Table 5's training times in hours (the paper's hardware), same rows and columns.
-PAPER_TABLE5_HOURS = pd.DataFrame(
-    [(1, 1.99, 1.22, 1.71, 1.62), (2, 0.89, 0.99, 0.89, 1.14), (4, 1.03, 0.99, 0.86, 1.11), (8, 0.54, 0.98, 0.63, 1.08)],
-    columns=["s", "cola", "mrpc", "stsb", "rte"]).set_index("s")
 #: DCFT paper, Table 6 (which matrices DCFT adapts, all 12 blocks), DeBERTa-v3-base, one seed.
 PAPER_TABLE6 = pd.DataFrame(
     [("q,k", "6k", 64.99, 87.25, 90.55, 83.03), ("q,v", "6k", 64.50, 89.95, 91.43, 83.03),
@@ -309,26 +305,6 @@ def load_learned_delta(json_path: Union[str, Path]) -> np.ndarray:
     if len(tensors) != 1:
         raise ValueError(f"expected one tensor in {delta_path(Path(json_path))}, found {list(tensors)}")
     return next(iter(tensors.values())).float().numpy()
-
-
-def delta_weight_at_init(run, module_suffix: str) -> np.ndarray:
-    """ΔW of the adapter layer whose name ends in ``module_suffix`` right after injection, as ``train(run)``
-    starts it: same seed, same model loading, same adapter init (DCFT's "paper" init makes it tiny but ≠ 0).
-
-    So a kept ΔW (``RunConfig.save_delta``) should equal ``layer.get_delta_weight()`` after training
-    minus this. Float32 numpy array (out, in).
-
-    (No notebook uses it since 11 became a lesson; it checked that a kept ΔW is W_eff after − this.)
-    """
-    from ..inject import adapter_layers
-    from ..experiments.models import load_model
-    from ..experiments.trainer import prepare_model
-    from transformers import set_seed
-
-    set_seed(run.seed)  # train(): set_seed → load_model → prepare_model, in this order
-    model = prepare_model(load_model(run.task, run.model)[0], run)
-    layer = next(m for n, m in adapter_layers(model) if n.endswith(module_suffix))
-    return layer.get_delta_weight().detach().float().numpy()
 
 
 def rms_by_coverage(delta: np.ndarray, kernel_size: int, stride: int) -> pd.Series:

@@ -420,17 +420,11 @@ def delta_lora_identity_gap(model: nn.Module, pretrained: dict[str, torch.Tensor
     rows = []
     for name, layer in delta_lora_layers(model):
         if not layer.updates_started:
-            raise ValueError(f"{name}: only {layer._n} steps, K = {layer.start_steps}: train past K first")
-        lam, s = layer.update_ratio, layer.scaling
-        w0 = pretrained[name].to(torch.float64)
-        # P_t = B_t A_t,  P_K = B_K A_K :  (out, r) @ (r, in) -> (out, in)
-        p_t = layer.lora_B.double() @ layer.lora_A.double()
-        p_k = layer.lora_B_start.double() @ layer.lora_A_start.double()
-        # the twin's effective weight:  W₀ + s·((1+λ)·P_t − λ·P_K)
-        twin = w0 + s * ((1 + lam) * p_t - lam * p_k)
-        w_eff = effective_weight(layer).double()
-        rows.append({"layer": name, "num_steps": layer._n, "K": layer.start_steps,
-                     "gap": (w_eff - twin).abs().max().item(), "scale": (w_eff - w0).abs().max().item()})
+            raise ValueError(f"{name}: only {layer.steps_taken} steps, K = {layer.start_steps}: train past K first")
+        w0 = pretrained[name]
+        rows.append({"layer": name, "num_steps": layer.steps_taken, "K": layer.start_steps,
+                     "gap": layer.twin_gap(w0),  # DeltaLoRALinear.twin_gap: the computation, in the core
+                     "scale": (effective_weight(layer).double() - w0.double()).abs().max().item()})
     return pd.DataFrame(rows)
 
 

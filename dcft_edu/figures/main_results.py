@@ -388,15 +388,15 @@ def measure_train_speed(methods: Sequence[str] = ("lora", "dcft_fast"), task: st
     """
     import torch
 
-    from ..experiments.bench_train import _steps, batches, build
+    from ..experiments.bench_train import batches, build, train_steps
 
     dev = torch.device(device)
     data = batches(task, steps, batch_size, max_length, dev)
     out = []
     for m in methods:
         model, opt = build(m, task, 0, dev)  # Delta-LoRA's W update hook is registered on opt
-        _steps(model, opt, data[:1])  # warm-up
-        t = _steps(model, opt, data)
+        train_steps(model, opt, data[:1])  # warm-up
+        t = train_steps(model, opt, data)
         out.append({"method": m, "samples/s": steps * batch_size / t})
     res = pd.DataFrame(out)
     res["ratio to " + methods[0]] = res["samples/s"] / res["samples/s"].iloc[0]

@@ -1,0 +1,164 @@
+"""The result store of GLUE sweeps: one JSON file per finished run, named by its key, written atomically.
+
+``result_path`` names a run's file, ``read_result`` reads one back whole (or says why not), ``done_path`` finds
+a run's finished file under its schema-2 key or its schema-1 ``legacy_key``, ``load_results`` reads a sweep
+folder as a DataFrame. ``sweep`` writes through it; analysis and the figures read through it.
+"""
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any, Optional, Union
+
+from .presets import RESULT_SCHEMA, RunConfig
+from .runinfo import atomic_write, atomic_write_json
+
+
+def result_path(results_dir: Union[str, Path], name: str, run: RunConfig, key: Optional[str] = None) -> Path:
+    """Where ``run``'s result goes (``key``: another of its keys, e.g. ``run.legacy_key()``)."""
+    return Path(results_dir) / name / f"{run.task}-{run.method}-s{run.seed}-{key or run.key()}.json"
+
+
+#: what every result file holds for its readers (``load_results``, the figures); a sweep also checks ``key``
+RESULT_FIELDS = ("config", "best", "best_metric")
+
+
+def _problem(rec: Any) -> Optional[str]:
+    """What is wrong with a parsed result record, or None."""
+    if not isinstance(rec, dict):
+        return f"holds a JSON {type(rec).__name__}, not a result record"
+    missing = [f for f in RESULT_FIELDS if f not in rec]
+    if missing:
+        return f"lacks the result fields {missing}"
+    if rec.get("status") == "diverged":  # finished, but diverged: no best epoch, the record says where
+        return None if isinstance(rec.get("diverged_at"), dict) else "is marked diverged but lacks 'diverged_at'"
+    if not isinstance(rec["best"], dict) or "epoch" not in rec["best"]:
+        return "its 'best' record lacks 'epoch'"
+    return None
+
+
+def read_result(p: Union[str, Path]) -> dict:
+    """One result file's record; ``ValueError`` naming the file if it does not parse or lacks ``RESULT_FIELDS``."""
+    try:
+        rec = json.loads(Path(p).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{p}: unreadable result file ({type(e).__name__}: {e})") from e
+    problem = _problem(rec)
+    if problem:
+        raise ValueError(f"{p}: not a whole result file: it {problem}")
+    return rec
+
+
+def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[Path], list[tuple[Path, str]]]:
+    """(the valid result file of ``run`` in sweep ``name``, or None; the bad files found on the way, with why).
+
+    A file counts only if it reads as a whole result of this very key (the schema-2 key, or the
+    schema-1 ``legacy_key``).
+    """
+    bad = []
+    for key in (run.key(), run.legacy_key()):
+        p = result_path(results_dir, name, run, key) if key else None
+        if p is None or not p.exists():
+            continue
+        try:
+            rec = read_result(p)
+        except ValueError as e:
+            bad.append((p, str(e)))
+            continue
+        if rec.get("key") != key:
+            bad.append((p, f"{p}: holds key {rec.get('key')!r}, not the {key!r} its name says"))
+            continue
+        return p, bad
+    return None, bad
+
+
+def done_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Optional[Path]:
+    """``run``'s finished result file in sweep ``name`` (under either of its keys), or None. Read-only.
+
+    Used by: ``dcft_edu.experiments.analysis.coverage``, ``dcft_edu.figures.ablations.grid_coverage``.
+    """
+    return _check_done(Path(results_dir), name, run)[0]
+
+
+def _save_result(p: Path, name: str, run: RunConfig, result: dict) -> None:
+    """Write one run's result atomically; a kept ΔW goes beside it as ``<stem>.delta.safetensors``."""
+    delta = result.get("_delta")
+    result = {k: v for k, v in result.items() if not k.startswith("_")}
+    result["sweep"], result["schema"], result["key"] = name, RESULT_SCHEMA, run.key()
+    if delta:
+        import torch
+        from safetensors.torch import save_file
+
+        atomic_write(delta_path(p), lambda tmp: save_file(
+            {k: v.to(torch.float16).contiguous() for k, v in delta.items()}, tmp, metadata={"key": run.key()}))
+    atomic_write_json(p, result)  # last: the JSON's presence means the run is complete
+
+
+def delta_path(p: Path) -> Path:
+    """Where a run's kept ΔW (``RunConfig.save_delta``) lives: beside its result file."""
+    return p.with_name(p.stem + ".delta.safetensors")
+
+
+def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Path]:
+    """A finished result of the very same config in another sweep folder (so it need not be trained twice).
+
+    Bad files there are skipped (their own sweep reports and retrains them).
+    """
+    for key in (run.key(), run.legacy_key()):
+        for f in sorted(Path(results_dir).glob(f"*/*-{key}.json") if key else ()):
+            if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
+                continue
+            try:
+                if read_result(f).get("key") == key:
+                    return f
+            except ValueError:
+                continue
+    return None
+
+
+def load_results(path: Union[str, Path], on_error: str = "raise") -> "pandas.DataFrame":  # noqa: F821
+    """All result files under ``path`` (a sweep folder, or a folder of sweeps) as one DataFrame.
+
+    One row per run: the config fields, the best/final metric, parameter counts,
+    timing, memory and provenance columns (``schema`` 1 for files that predate it);
+    per-epoch records stay in ``epochs``. JSON files without ``config`` and ``key``
+    (benchmarks) are not results and are passed over. A result file that does not
+    parse or lacks ``RESULT_FIELDS`` raises a ``ValueError`` naming it
+    (``on_error="raise"``) or is skipped with a warning naming it (``"skip"``).
+    ``status`` is ``"ok"`` or ``"diverged"`` (no metric; files older than the column are ``"ok"``):
+    ``analysis.finished_runs`` drops the diverged ones before any table or figure.
+    """
+    import pandas as pd
+
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"load_results(on_error={on_error!r}): expected 'raise' or 'skip'")
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"load_results: no folder {path} ({'a file' if Path(path).exists() else 'missing'}); "
+                                "give the results folder a sweep wrote (--results, default results/) or one sweep in it")
+    rows = []
+    for f in sorted(Path(path).rglob("*.json")):
+        if f.name.startswith("."):
+            continue
+        try:
+            r = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            r = None
+        if isinstance(r, dict) and "config" not in r and "key" not in r:
+            continue  # another JSON file (a benchmark), not a run's result
+        try:
+            r = read_result(f)
+        except ValueError as e:
+            if on_error == "raise":
+                raise ValueError(f"{e}. Rerun its sweep (which moves it aside and retrains the run), delete it, "
+                                 "or pass on_error='skip'") from None
+            warnings.warn(f"load_results: skipping {e}", stacklevel=2)
+            continue
+        row = {"schema": 1, **r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
+        row.setdefault("status", "ok")
+        best = r["best"] or {"epoch": None}  # None: the run diverged
+        row.update({f"best_{k}": v for k, v in best.items() if k != "epoch"})
+        row["best_epoch"] = best["epoch"]
+        row["file"] = str(f)
+        rows.append(row)
+    return pd.DataFrame(rows)
