@@ -45,6 +45,8 @@ import hashlib
 import json
 import math
 import os
+import platform
+import re
 import tempfile
 from pathlib import Path
 
@@ -70,11 +72,17 @@ PROBES = 4
 FINGERPRINT_RTOL = 1e-2
 
 
+def host_tag() -> str:
+    """This machine's name as a file-name-safe word (temporary files and run claims record it with the pid)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", platform.node().split(".")[0]) or "host"
+
+
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` then rename tmp → ``path``: a killed writer leaves nothing half-written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # .<name>.pid<PID>@<host>.<random>.tmp: a cleaner can tell a dead writer's temp from a live one's
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.pid{os.getpid()}@{host_tag()}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)

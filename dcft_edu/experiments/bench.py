@@ -37,6 +37,7 @@ from torch import nn
 from ..config import DCFTConfig, LoRAConfig
 from ..dcft import DCFTLinear
 from ..lora import LoRALinear
+from .cli import device_arg, int_at_least, run_cli  # noqa: F401  (int_at_least: bench's parsers use it)
 from .runinfo import atomic_write_json, device_name, provenance, timing_env, timing_env_text
 
 #: DeBERTa-v3-base's adapted matrices, (in, out): attention (q, k, v, o), FFN in, FFN out
@@ -167,21 +168,6 @@ def run_adapters(args: argparse.Namespace) -> int:
     return 0
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """argparse type: an integer >= ``low`` (``--tokens 0`` would time nothing and still print PASS)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"{value} is too small: give an integer >= {low}")
-        return value
-
-    return parse
-
-
 def build_parser() -> argparse.ArgumentParser:
     from .helptext import DefaultsHelpFormatter
 
@@ -196,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int_at_least(1), default=5, help="timed rounds; the median is reported (default 5)")
     p.add_argument("--warmup", type=int_at_least(0), default=1, help="untimed rounds first (default 1)")
     p.add_argument("--threads", type=int_at_least(1), default=None, help="torch.set_num_threads (default: torch's choice)")
-    p.add_argument("--device", default="cpu", help="cpu (default) or cuda")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu (default) or cuda")
     p.add_argument("--out", help="also write the numbers and their provenance as JSON here")
     p.set_defaults(func=run_adapters)
 
@@ -209,9 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "out", None) and not getattr(args, "child", None):  # the numbers must be writable before timing
+        from pathlib import Path
+
+        from .runinfo import writable_dir
+
+        try:
+            if Path(args.out).is_dir():
+                raise ValueError(f"--out {args.out} is a folder: give a file name, e.g. {Path(args.out) / 'bench.json'}")
+            writable_dir(Path(args.out).parent, "--out")
+        except ValueError as e:
+            parser.error(str(e))
     return args.func(args)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run_cli(main))

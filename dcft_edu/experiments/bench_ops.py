@@ -269,20 +269,21 @@ def run_ops(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from .cli import device_arg, int_at_least  # noqa: F401
     from .helptext import RawDefaultsHelpFormatter
 
     p = sub.add_parser("ops", help="aten ops per training step of every method (a CPU proxy for GPU launch cost)",
                        description=__doc__, formatter_class=RawDefaultsHelpFormatter)
     p.add_argument("--methods", nargs="+", choices=METHODS, help="a subset (LoRA r=8 always runs: the reference)")
     p.add_argument("--task", default="rte", help="GLUE task whose run settings (labels, γ) are used (default rte)")
-    p.add_argument("--batch-size", type=int, default=8, help="the count does not depend on it (default 8)")
-    p.add_argument("--max-length", type=int, default=64, help="tokens per row (default 64)")
-    p.add_argument("--warmup", type=int, default=2, help="uncounted steps first (default 2)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=8, help="the count does not depend on it (default 8)")
+    p.add_argument("--max-length", type=int_at_least(1), default=64, help="tokens per row (default 64)")
+    p.add_argument("--warmup", type=int_at_least(0), default=2, help="uncounted steps first (default 2)")
     p.add_argument("--cpu-defaults", action="store_true",
                    help="count torch's CPU defaults (per-tensor AdamW and clipping) instead of the foreach form")
     p.add_argument("--autocast", action="store_true", help="count under CPU bf16 autocast, as a GPU trains")
     p.add_argument("--show-ops", nargs="+", choices=METHODS, default=[], help="also list these methods' ops by name")
     p.add_argument("--seed", type=int, default=0, help="random seed")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--threads", type=int_at_least(0), default=0, help="torch threads (0: torch's default)")
     p.add_argument("--out", help="also write the counts and their provenance as JSON here")
     p.set_defaults(func=run_ops)

@@ -291,6 +291,7 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from .cli import device_arg, int_at_least  # noqa: F401
     from .helptext import RawDefaultsHelpFormatter
 
     p = sub.add_parser("train", help="training samples/s and memory of every method (MiniLM or a paper backbone)",
@@ -299,16 +300,16 @@ def add_parser(sub) -> None:
                    help="minilm: pretrained, real batches (default); the others: random weights and token ids")
     p.add_argument("--methods", nargs="+", choices=METHODS, help="a subset of the methods (LoRA r=8 always runs)")
     p.add_argument("--task", default="rte", help="GLUE task whose first batches (or label count) are used")
-    p.add_argument("--steps", type=int, default=4, help="optimizer steps per method per round")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (median reported)")
-    p.add_argument("--warmup", type=int, default=1, help="untimed warm-up steps per method (default 1)")
-    p.add_argument("--batch-size", type=int, default=16, help="rows per optimizer step")
-    p.add_argument("--max-length", type=int, default=128, help="tokens per row")
+    p.add_argument("--steps", type=int_at_least(1), default=4, help="optimizer steps per method per round")
+    p.add_argument("--rounds", type=int_at_least(1), default=3, help="interleaved rounds (median reported)")
+    p.add_argument("--warmup", type=int_at_least(0), default=1, help="untimed warm-up steps per method (default 1)")
+    p.add_argument("--batch-size", type=int_at_least(1), default=16, help="rows per optimizer step")
+    p.add_argument("--max-length", type=int_at_least(1), default=128, help="tokens per row")
     p.add_argument("--compile", action="store_true", help="torch.compile every model (compiled in the warm-up)")
     p.add_argument("--no-memory", action="store_true", help="CPU: skip the per-method memory subprocesses")
     p.add_argument("--seed", type=int, default=0, help="random seed (weights of the random backbones, adapters)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--threads", type=int_at_least(0), default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", type=device_arg, default="auto", help="auto, cpu or cuda")
     p.add_argument("--out", help="also write the numbers as JSON here")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.set_defaults(func=run_train)

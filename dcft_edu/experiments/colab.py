@@ -146,7 +146,15 @@ def bootstrap(notebook: Optional[str] = None, clone_dir: Union[str, Path, None] 
         if clone.exists() and any(clone.iterdir()):
             raise FileExistsError(f"{clone} exists but holds no dcft_edu checkout (no pyproject.toml): "
                                   f"remove it or pass another clone_dir")
-        run(["git", "clone", "-q", "--depth", "1", "--branch", REPO_BRANCH, repo_url(), str(clone)], check=True)
+        try:
+            run(["git", "clone", "-q", "--depth", "1", "--branch", REPO_BRANCH, repo_url(), str(clone)], check=True,
+                capture_output=True, text=True)
+        except subprocess.CalledProcessError as e:  # one line naming the URL, not a subprocess traceback
+            said = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+            said = " ".join(said.strip().splitlines()[-1:]) or f"exit status {e.returncode}"
+            raise ConnectionError(f"could not clone {repo_url()} (branch {REPO_BRANCH}) into {clone}: git said "
+                                  f"{said!r}; check that the repository is public and the URL right (${REPO_URL_ENV} or "
+                                  "python -m dcft_edu.experiments.colab retarget URL), and that you are online") from None
     needs = needs_of(notebook)
     cmd = install_command(clone, notebook)
     print(f"dcft_edu: installing {repo_url()} ({clone}): {' '.join(cmd[2:])}")
@@ -343,4 +351,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from .cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -171,6 +171,21 @@ def _read_glue_tsv(spec: TaskSpec, path: Path, limit: Optional[int]) -> datasets
     """
     has_header, label_col, text_cols = _TSV_LAYOUT[spec.name]
     columns: dict[str, list] = {c: [] for c in (*spec.text_columns, "label", "idx")}
+    try:
+        return _parse_glue_tsv(spec, path, limit, has_header, label_col, text_cols, columns)
+    except UnicodeDecodeError as e:  # named with the file and line, not a codec traceback
+        from .validate import not_utf8
+
+        raw = path.read_bytes()
+        try:
+            raw.decode("utf-8-sig")
+        except UnicodeDecodeError as whole:
+            e = whole
+        raise ValueError(not_utf8(path, raw, e)) from None
+
+
+def _parse_glue_tsv(spec: TaskSpec, path: Path, limit: Optional[int], has_header: bool, label_col, text_cols,
+                    columns: dict[str, list]) -> datasets.Dataset:
     with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: MRPC has a BOM
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         if has_header:
@@ -197,6 +212,10 @@ def _read_glue_tsv(spec: TaskSpec, path: Path, limit: Optional[int]) -> datasets
                 columns[col].append(row[i].strip())  # SST-2: trailing space before the tab
             columns["label"].append(label)
             columns["idx"].append(n)
+    if not columns["label"] and limit != 0:  # a header alone: an empty split can neither train nor be evaluated
+        raise ValueError(f"{path}: no data rows (only {'a header' if has_header else 'nothing'}); "
+                         f"an empty {path.stem} split can neither train nor be evaluated: restore the file "
+                         "(python -m dcft_edu.experiments.fetch_data)")
     return datasets.Dataset.from_dict(columns, features=_glue_features(spec))
 
 
@@ -256,12 +275,29 @@ def load_e2e(split: str, root: Optional[PathLike] = None, limit: Optional[int] =
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found. {_LAYOUT_HINT}.")
         mrs, refs = [], []
-        with open(path, encoding="utf-8", newline="") as f:
-            for n, row in enumerate(csv.DictReader(f)):
-                if limit is not None and n >= limit:
-                    break
-                mrs.append(row["mr"])
-                refs.append(row["ref"])
+        try:
+            with open(path, encoding="utf-8", newline="") as f:
+                reader = csv.DictReader(f)
+                for n, row in enumerate(reader):
+                    if n == 0 and not {"mr", "ref"} <= set(row):
+                        raise ValueError(f"{path}:1: the header has no 'mr' and 'ref' columns (it has "
+                                         f"{', '.join(reader.fieldnames or [])}); E2E needs the challenge's csv")
+                    if limit is not None and n >= limit:
+                        break
+                    mrs.append(row["mr"])
+                    refs.append(row["ref"])
+        except UnicodeDecodeError:
+            from .validate import not_utf8
+
+            raw = path.read_bytes()
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(not_utf8(path, raw, e)) from None
+            raise
+        if not mrs and limit != 0:
+            raise ValueError(f"{path}: no data rows; an empty E2E {split} split can neither train nor be evaluated: "
+                             "restore the file (python -m dcft_edu.experiments.fetch_data)")
         return datasets.Dataset.from_dict({"mr": mrs, "ref": refs})
     try:
         hf_split = {"train": "train", "dev": "validation", "test": "test"}[split]

@@ -25,9 +25,10 @@ cores, SmolLM2-135M), and ``gpu``: Delta-LoRA's recipe (GPT-2 Medium, r 4, α 32
 λ 2, K 500, lr 2e-4, batch 8, 5 epochs, wd 0.01, warmup 500, linear schedule;
 NOTES §4) with LoRA's E2E decoding (beam 10, length penalty 0.9, no repeated 4-grams) on the test MRs.
 
-CLI: ``python -m dcft_edu.experiments.e2e --scale cpu --methods lora delta_lora dcft --seeds 0``.
+CLI: ``python -m dcft_edu.experiments.e2e --scale cpu --methods lora delta_lora dcft --seeds 0`` (into
+``results/e2e``; ``--out figures/data/e2e`` regenerates the committed results).
 
-Used by: ``tests/test_e2e.py``; writes ``figures/data/e2e/``.
+Used by: ``tests/test_e2e.py``; its committed results are ``figures/data/e2e/``.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import dataclasses
 import math
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,7 +50,7 @@ from transformers import set_seed
 
 from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
 from .presets import KEY_EXCLUDED, RunConfig, _sha12
-from .runinfo import atomic_write_json, peak_memory_mb, provenance, resolve_device
+from .runinfo import RESULTS_ENV, atomic_write_json, peak_memory_mb, provenance, resolve_device, user_results_dir, writable_dir
 from .fit import autocast_for, fit_epoch, prepare, prepare_model
 # the E2E scales and method settings are data, with the other recipes
 from .recipes import E2E_METHOD_DEFAULTS, E2E_PRESETS, PAPER_K_FRAC, E2EPreset  # noqa: F401
@@ -172,6 +174,9 @@ class E2ERun:
             raise ValueError(f"unknown E2E method {self.method!r}: expected one of {', '.join(E2E_METHODS)}")
         if not isinstance(self.target_modules, str):
             self.target_modules = list(self.target_modules)
+        from .validate import check_fields
+
+        check_fields(self.to_dict())  # the GLUE runs' checks: lr, weight decay, clipping, warmup, γ, device, ...
         self.adapter_config()
 
     def key(self) -> str:
@@ -298,9 +303,10 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
         log(f"[e2e {run.method} seed={run.seed}] epoch {epoch + 1}/{run.epochs}  step {step}/{total}  "
             f"train_loss(last 20)={sum(losses[-20:]) / len(losses[-20:]):.4f}")
     train_s = time.perf_counter() - t0
-    scores, hyps = evaluate_e2e(model, tokenizer, run, mrs, refs, meteor)
-    log(f"[e2e {run.method} seed={run.seed}] " + "  ".join(
-        f"{k}={scores[k]:.2f}" for k in ("bleu", "nist", "meteor", "rouge_l", "cider") if k in scores))
+    scores, hyps = (None, []) if diverged else evaluate_e2e(model, tokenizer, run, mrs, refs, meteor)
+    if scores is not None:
+        log(f"[e2e {run.method} seed={run.seed}] " + "  ".join(
+            f"{k}={scores[k]:.2f}" for k in ("bleu", "nist", "meteor", "rouge_l", "cider") if k in scores))
     from ..inject import count_adapter_parameters, count_trainable_parameters
 
     peak, peak_kind = peak_memory_mb(device)
@@ -310,7 +316,7 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
         "task": "e2e",
         "method": run.method,
         "model_name": model_name or resolve_causal_lm_name(run.model),
-        "scores": scores,
+        "scores": scores,  # None for a diverged run: no generation from NaN weights, not a result
         "initial": initial,
         "train_loss_curve": losses,
         "status": "diverged" if diverged else "ok",
@@ -353,6 +359,8 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
             r = json.loads(f.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"{f}: not a valid result file ({e}); move it aside and rerun its run") from e
+        if r.get("status") == "diverged":  # its failure is on record, but it has no scores: not a result
+            continue
         c = r["config"]
         lk = {k: c[k] for k in ("update_ratio", "start_steps") if r["method"] == "delta_lora"}
         recipe = make_e2e_run(r["method"], c["scale"], c["seed"], model=c["model"], **lk).key() == r["key"]
@@ -400,8 +408,9 @@ def split_e2e_runs(runs: "pd.DataFrame") -> dict[str, "pd.DataFrame"]:  # noqa: 
     }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> None:
-    """Train and score E2E runs; one JSON per run under ``--out`` (skipped if it exists)."""
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Train and score E2E runs; one JSON per run under ``--out`` (skipped if it exists). Returns the exit status:
+    1 if a run diverged (its record is kept, marked), 0 otherwise."""
     from .helptext import DefaultsHelpFormatter
 
     ap = argparse.ArgumentParser(prog="python -m dcft_edu.experiments.e2e", description=__doc__.split("\n")[0],
@@ -420,23 +429,43 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     ap.add_argument("--lora-alpha", type=float, default=None, help="α for every adapter run (default: the method's)")
     ap.add_argument("--no-meteor", action="store_true", help="skip METEOR (Java)")
     ap.add_argument("--eval-at-start", action="store_true", help="also score the model before fine-tuning")
-    ap.add_argument("--out", default="figures/data/e2e", help="results folder, one JSON per run")
+    ap.add_argument("--out", type=Path, default=user_results_dir() / "e2e",
+                    help=f"where each run's JSON goes: ${RESULTS_ENV}/e2e or results/e2e, git-ignored "
+                         "(the committed results: --out figures/data/e2e)")
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
     args = ap.parse_args(argv)
-    out = Path(args.out)
+    from .cli import RunFailed
+    from .validate import check_device
+
+    try:
+        check_device(args.device)
+        out = writable_dir(args.out, "--out")  # now, not after the first run
+        common = {k: v for k, v in (("lr", args.lr), ("lora_alpha", args.lora_alpha)) if v is not None}
+        runs = []
+        for seed in args.seeds:
+            for method in args.methods:
+                if method == "delta_lora":
+                    for lam in args.update_ratios or [None]:
+                        for k in args.start_steps or [None]:
+                            extra = {k_: v for k_, v in (("update_ratio", lam), ("start_steps", k)) if v is not None}
+                            runs.append(make_e2e_run(method, args.scale, seed, model=args.model, device=args.device,
+                                                     **extra, **common))
+                else:
+                    runs.append(make_e2e_run(method, args.scale, seed, model=args.model, device=args.device, **common))
+    except ValueError as e:
+        ap.error(str(e))
     base = load_causal_lm(args.model)
-    common = {k: v for k, v in (("lr", args.lr), ("lora_alpha", args.lora_alpha)) if v is not None}
-    runs = []
-    for seed in args.seeds:
-        for method in args.methods:
-            if method == "delta_lora":
-                for lam in args.update_ratios or [None]:
-                    for k in args.start_steps or [None]:
-                        extra = {k_: v for k_, v in (("update_ratio", lam), ("start_steps", k)) if v is not None}
-                        runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **extra, **common))
-            else:
-                runs.append(make_e2e_run(method, args.scale, seed, model=args.model, **common))
+    failed = []
     for run in runs:
-        train_and_save(run, out, base, meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
+        try:
+            train_and_save(run, out, base, meteor=False if args.no_meteor else None, eval_at_start=args.eval_at_start)
+        except RunFailed as e:  # one diverged run does not stop the others; listed at the end
+            print(f"error: {e}", file=sys.stderr, flush=True)
+            failed.append(run)
+    if failed:
+        print(f"{len(failed)} of {len(runs)} E2E runs failed (above); the others are in {out}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def train_and_save(run: E2ERun, out: Union[str, Path], base=None, log: Callable[[str], Any] = print,
@@ -448,16 +477,33 @@ def train_and_save(run: E2ERun, out: Union[str, Path], base=None, log: Callable[
 
     Taught in: ``16_e2e_generation``.
     """
+    from .validate import existing_result
+
     path = Path(out) / f"{run.scale}_{run.method}_s{run.seed}_{run.key()}.json"
-    if path.exists():
+    rec = existing_result(path, run.key(), ("config", "scores"), log)  # a truncated file is moved aside, not done
+    if rec is not None:
+        if rec.get("status") == "diverged":
+            raise _diverged(run, path, rec["diverged_at"])
         log(f"skip {path} (exists)")
         return path
     base = base or load_causal_lm(run.model)
     result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), log=log, **kwargs)
-    atomic_write_json(path, result)
+    atomic_write_json(path, result)  # a diverged run too, marked: its failure is on record (no scores)
+    if result["status"] == "diverged":
+        raise _diverged(run, path, result["diverged_at"])
     log(f"wrote {path}  ({result['wall_time_s']:.0f} s)")
     return path
 
 
+def _diverged(run: E2ERun, path: Path, at: dict) -> Exception:
+    from .cli import RunFailed
+
+    return RunFailed(f"E2E {run.method} seed={run.seed} diverged at epoch {at['epoch']}, step {at['step']} "
+                     f"({at['what']}) with lr={run.lr:g}: no scores; marked diverged in {path} (delete it to retry). "
+                     f"Lower the learning rate (e.g. --lr {run.lr / 10:g})")
+
+
 if __name__ == "__main__":
-    main()
+    from .cli import run_cli
+
+    raise SystemExit(run_cli(main))

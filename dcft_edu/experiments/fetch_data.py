@@ -224,4 +224,6 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from .cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -380,4 +380,6 @@ def _git_commit() -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -234,22 +234,17 @@ class RunConfig:
             self.layers = list(self.layers)
         if self.stride is not None and self.stride == self.kernel_size:
             self.stride = None  # s = k is the default: one spelling, one key
-        # every numeric field checked here, once, before anything loads: the field, the value, the fix
-        if not 0 <= self.seed < 2**32:
-            raise ValueError(f"seed={self.seed}: a seed must be in [0, 2**32 - 1] (numpy's range); use e.g. 0, 1, 2")
-        for name in ("epochs", "batch_size", "grad_accum", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: must be >= 1")
-        for name in ("limit_train", "limit_dev"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)}: an empty split can neither train nor be evaluated; "
-                                 "give a number >= 1, or None for the whole split")
+        # every numeric field and the device checked here, once, before anything loads: the field, the value, the fix
+        from .validate import check_fields, check_save_delta
+
+        check_fields(self.to_dict())
         if self.select_on not in SELECT_ON:
             raise ValueError(f"select_on={self.select_on!r}: expected one of {', '.join(SELECT_ON)}")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout < 1.0:
             raise ValueError(f"classifier_dropout={self.classifier_dropout}: must be in [0, 1), or None for the "
                              "model's own")
         self.adapter_config()  # validates the adapter fields now, with the config's clear messages
+        check_save_delta(self.model, self.save_delta)  # the layer it names exists, once (read from the config)
         if self.method == "lokr":  # PEFT's LoKr has no config of ours: check its fields the same way
             from ..config import AdapterConfig
 

@@ -133,6 +133,9 @@ def load_results(path: Union[str, Path], on_error: str = "raise") -> "pandas.Dat
 
     if on_error not in ("raise", "skip"):
         raise ValueError(f"load_results(on_error={on_error!r}): expected 'raise' or 'skip'")
+    if not Path(path).is_dir():
+        raise FileNotFoundError(f"load_results: no folder {path} ({'a file' if Path(path).exists() else 'missing'}); "
+                                "give the results folder a sweep wrote (--results, default results/) or one sweep in it")
     rows = []
     for f in sorted(Path(path).rglob("*.json")):
         if f.name.startswith("."):

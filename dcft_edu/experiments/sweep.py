@@ -64,15 +64,22 @@ def expand_grid(grid: Grid) -> list[dict[str, Any]]:
 
 
 def grid_runs(grid: Grid, scale: str = "quick", **overrides: Any) -> list[RunConfig]:
-    """The RunConfigs of a grid at a scale (``overrides`` apply to every run)."""
-    runs = []
+    """The RunConfigs of a grid at a scale (``overrides`` apply to every run).
+
+    Refused (``ValueError``, ``validate.check_grid`` / ``check_unique_runs``): a grid that is not a dict or a
+    list of dicts, has no runs or an unknown key, and two points that make the same run (a repeated seed, or an
+    override such as ``seed=5`` that erases what the points differ in).
+    """
+    from .validate import check_grid, check_unique_runs
+
+    check_grid(grid, "grid", fields=RunConfig.__dataclass_fields__, given=overrides)
+    runs, points = [], []
     for point in expand_grid(grid):
+        points.append(point)
         point = {**point, **overrides}
-        missing = [k for k in ("task", "method") if k not in point]
-        if missing:
-            raise ValueError(f"every grid point needs {missing}: got {point}")
         task, method, seed = point.pop("task"), point.pop("method"), point.pop("seed", 0)
         runs.append(make_run(task, method, scale=scale, seed=seed, **point))
+    check_unique_runs(points, [r.key() for r in runs], "grid", overrides)
     return runs
 
 
@@ -101,6 +108,7 @@ def _worker_init(threads: int, parent: int, gpus: Optional[list[str]] = None, st
         threading.Thread(target=watch, daemon=True).start()
     if os.getppid() != parent:  # the parent died before the line above took effect
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to report (one line); it stops us
     if gpus:
         with started.get_lock():
             i, started.value = started.value, started.value + 1
@@ -115,12 +123,31 @@ def _train_one(run: RunConfig, p: Path, name: str, train_fn: Optional[Callable[.
     if train_fn is None:
         from .trainer import train as train_fn
 
+    claim, why = _claim(run, p, name)
+    if claim is None:
+        return why
     t0 = time.perf_counter()
-    result = train_fn(run, progress=False, log=lambda m: None)
-    _save_result(p, name, run, result)
+    with claim:
+        result = train_fn(run, progress=False, log=lambda m: None)
+        _save_result(p, name, run, result)
     if result.get("status") == "diverged":
         return f"DIVERGED {p.name} ({time.perf_counter() - t0:.0f} s, at {result['diverged_at']}): lower its lr"
     return f"done {p.name} ({time.perf_counter() - t0:.0f} s, {result['main_metric']}={result['best_metric']:.4f})"
+
+
+def _claim(run: RunConfig, p: Path, name: str):
+    """``(claim, "")`` with this process holding ``run``'s claim (``validate.RunClaim``) in ``p``'s results folder,
+    or ``(None, why)``: another live sweep is training it, or finished it since the queue was made."""
+    from .validate import RunClaim
+
+    results_dir = p.parent.parent
+    claim = RunClaim(results_dir, run.key())
+    if not claim.acquire():
+        return None, f"skipped {p.name}: another sweep ({claim.holder()}) is training it; a rerun picks up its result"
+    if _check_done(results_dir, name, run)[0] is not None or _find_elsewhere(results_dir, name, run) is not None:
+        claim.release()
+        return None, f"skipped {p.name}: another sweep finished it meanwhile"
+    return claim, ""
 
 
 def _pending(name: str, runs: list[RunConfig], results_dir: Path,
@@ -129,8 +156,11 @@ def _pending(name: str, runs: list[RunConfig], results_dir: Path,
 
     A bad result file (``_check_done``) is reported by path and moved aside to ``<name>.json.bad``.
     """
-    for stale in Path(results_dir, name).glob(".*.tmp"):  # left by a run killed mid-write
-        stale.unlink()
+    from .validate import stale_temp
+
+    for tmp in Path(results_dir, name).glob(".*.tmp"):  # left by a run killed mid-write; not another sweep's live one
+        if stale_temp(tmp):
+            tmp.unlink(missing_ok=True)
     paths, todo = [], []
     for run in runs:
         done, bad = _check_done(results_dir, name, run)
@@ -232,10 +262,15 @@ def run_sweeps(sweeps: list[tuple[str, Union[Grid, Iterable[RunConfig]]]], resul
             if deadline is not None and time.time() > deadline:
                 log(f"deadline reached: {len(queue) - i + 1} runs left for a rerun")
                 break
+            claim, why = _claim(run, p, name)  # two sweeps on one folder: one trains each run
+            if claim is None:
+                log(f"[{i}/{len(queue)}] {why}")
+                continue
             log(f"[{i}/{len(queue)}] {name}: {run.task} {run.method} seed={run.seed} key={run.key()}"
                 + eta_text(i - 1, len(queue), started))
             try:
-                _save_result(p, name, run, train_fn(run, progress=progress, log=log))
+                with claim:
+                    _save_result(p, name, run, train_fn(run, progress=progress, log=log))
             except Exception as e:  # one failed run must not sink the queue; it is listed at the end
                 failures.append(RunFailure(name, run, p, f"{type(e).__name__}: {e}"))
                 log(f"[{i}/{len(queue)}] FAILED {failures[-1]}")
@@ -399,26 +434,30 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error(f"--gpus {args.gpus!r}: expected GPU indices, e.g. --gpus 0,1")
     if gpus and args.launcher == "submitit":
         ap.error("--gpus spreads local workers; with --launcher submitit give --job-gpus (GPUs per job) instead")
-    overrides = {}
-    for item in args.set:
-        if "=" not in item:
-            ap.error(f"--set needs FIELD=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
-        if k not in RunConfig.__dataclass_fields__:
-            ap.error(f"--set {k}: not a RunConfig field (fields: {', '.join(RunConfig.__dataclass_fields__)})")
-        overrides[k] = _parse_value(v)
+    if args.deadline_min is not None and not args.deadline_min > 0:
+        ap.error(f"--deadline-min {args.deadline_min:g}: give a number of minutes > 0 (leave it out for no deadline)")
+    from .validate import check_device, check_set_overrides, load_grid_file
+
+    try:
+        overrides = check_set_overrides(args.set, RunConfig.__dataclass_fields__, _parse_value)
+    except ValueError as e:
+        ap.error(str(e))
     sweeps = []
     for g in args.grid:
-        if g in GRIDS:
-            grid, name = GRIDS[g], args.name or g
-        elif Path(g).is_file():
-            grid, name = json.loads(Path(g).read_text()), args.name or Path(g).stem
-        else:
-            ap.error(f"{g!r} is neither a named grid ({', '.join(GRIDS)}) nor a JSON file")
         try:
-            sweeps.append((name, grid_runs(grid, scale=args.scale, **overrides)))
+            if g in GRIDS:
+                grid, name = GRIDS[g], args.name or g
+            elif Path(g).is_file():
+                grid, name = load_grid_file(g), args.name or Path(g).stem
+            else:
+                raise ValueError(f"{g!r} is neither a named grid ({', '.join(GRIDS)}) nor a JSON file")
+            runs = grid_runs(grid, scale=args.scale, **overrides)
+            if args.launcher == "local" and not args.dry_run:  # a cluster job's device is the job's to check
+                for device in sorted({r.device for r in runs}):
+                    check_device(device)
+            sweeps.append((name, runs))
         except (ValueError, TypeError) as e:
-            ap.error(f"{g}: {e}")
+            ap.error(str(e) if str(e).startswith(g) else f"{g}: {e}")  # named once
     if args.dry_run:
         todo = {}
         for name, runs in sweeps:
@@ -433,9 +472,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 0
     try:
         writable_dir(args.results, "--results")  # now, not when the first run finishes
+        for name, _ in sweeps:
+            writable_dir(args.results / name, "--results")
     except ValueError as e:
         ap.error(str(e))
-    deadline = time.time() + 60 * args.deadline_min if args.deadline_min else None
+    deadline = time.time() + 60 * args.deadline_min if args.deadline_min is not None else None
     executor = None
     if args.launcher == "submitit":
         try:
@@ -459,4 +500,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import run_cli
+
+    raise SystemExit(run_cli(main))

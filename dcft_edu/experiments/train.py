@@ -18,6 +18,7 @@ from typing import Optional
 from .helptext import DefaultsHelpFormatter, preset_epilog, preset_help
 from .presets import METHODS, SCALES, make_run
 from .runinfo import atomic_write_json, writable_dir
+from .validate import check_device
 
 TASK_CHOICES = ("cola", "sst2", "mrpc", "stsb", "rte", "qnli")
 
@@ -73,6 +74,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         fields["target_modules"] = "all-linear"
     try:
         run = make_run(args.task, args.method, scale=args.scale, seed=args.seed, **fields)
+        check_device(run.device)  # --device cuda on a machine without CUDA: now, not after loading
         if args.out:
             if Path(args.out).is_dir():
                 raise ValueError(f"--out {args.out} is a folder: give a file name, e.g. {Path(args.out) / 'result.json'}")
@@ -101,4 +103,6 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from .cli import run_cli
+
+    raise SystemExit(run_cli(main))

@@ -160,6 +160,9 @@ def train(run: RunConfig, progress: Union[bool, Callable[[int], Any]] = True, lo
     head = {} if run.classifier_dropout is None else {"classifier_dropout": run.classifier_dropout}
     model, tokenizer = model_and_tokenizer or load_model(run.task, run.model, **head)
     model = prepare_model(model, run).to(device)
+    from .validate import check_save_delta_adapted
+
+    check_save_delta_adapted(model, run)  # the layer whose ΔW is kept exists and is adapted: before training
     net = model  # what the training forward runs: the model, or its DDP wrapper (gradients all-reduced)
     if world_size > 1:
         from torch.nn.parallel import DistributedDataParallel

@@ -33,4 +33,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ..experiments.cli import run_cli
+
+    sys.exit(run_cli(main))
