@@ -7,7 +7,7 @@ A saved adapter is a folder with
 - ``adapter_model.safetensors``: the adapter tensors, their persistent buffers,
   the ``modules_to_save`` (classifier head, pooler) and, for Delta-LoRA, the
   adapted base weights W too — Delta-LoRA moves W, so an A/B-only file would
-  silently lose part of the fine-tuning (NOTES §4). Its header also carries the
+  silently lose part of the fine-tuning (docs/method_notes.md §4). Its header also carries the
   *record* of the save: the same config and fingerprint, and a fingerprint of
   the base weights the adapter relies on (``base_fingerprint``).
 

@@ -1,6 +1,6 @@
 """Delta-LoRA (Zi et al., 2023): LoRA whose frozen W also moves, by the delta of B A.
 
-A Delta-LoRA layer is a LoRA layer without dropout (NOTES §4, paper Algorithm 1):
+A Delta-LoRA layer is a LoRA layer without dropout (docs/method_notes.md §4, paper Algorithm 1):
 
     h = W x + s · B A x,       s = α / r,   A ∈ R^{r×in} (Kaiming), B ∈ R^{out×r} (zeros)
 

@@ -1,5 +1,5 @@
 """DCFT layer checks: the scatter rule, the Kronecker and U·C·Vᵀ forms, fast == conv,
-gradients, init, merge/unmerge, parameter counts (NOTES §2, §3, §6). All on CPU, tiny sizes."""
+gradients, init, merge/unmerge, parameter counts (docs/method_notes.md §2, §3, §6). All on CPU, tiny sizes."""
 from __future__ import annotations
 
 
@@ -125,7 +125,7 @@ def test_rank_at_most_r_times_k(k, s, r):
 @pytest.mark.parametrize("k,s", KS)
 @pytest.mark.parametrize("r", [1, 2])
 def test_upsampled_factors_rebuild_the_deconvolution(k, s, r):
-    # ΔW = Σ_r U_r C V_rᵀ with U from B and V from Aᵀ (NOTES §3)
+    # ΔW = Σ_r U_r C V_rᵀ with U from B and V from Aᵀ (docs/method_notes.md §3)
     layer = make_layer(11, 7, k, s, r=r, dtype=torch.float64)
     A, B, C = layer.lora_A, layer.lora_B, layer.lora_C
     U = upsample_factor(B, k, s, 7)  # (out, k, r)
@@ -322,7 +322,7 @@ DEBERTA_BASE_MATRICES = [(768, 768)] * 4 + [(768, 3072), (3072, 768)]  # q, k, v
      (8, 1, 169_488), (8, 2, 87_120), (8, 4, 45_936)],
 )
 def test_parameter_table_deberta_v3_base(k, s, expected):
-    # NOTES §2: 12 layers × 6 matrices, rank-1 subspace
+    # docs/method_notes.md §2: 12 layers × 6 matrices, rank-1 subspace
     assert 12 * sum(dcft_num_params(d_in, d_out, k, s) for d_in, d_out in DEBERTA_BASE_MATRICES) == expected
 
 

@@ -1,6 +1,6 @@
 """Delta-LoRA: the W update rule, its telescoping sum, the rank-2r export, and training-loop plumbing.
 
-NOTES §4. Layer-level tests use a bare nn.Linear; model-level tests a tiny random BERT.
+docs/method_notes.md §4. Layer-level tests use a bare nn.Linear; model-level tests a tiny random BERT.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Model-level checks for every method on tiny random models of each architecture (NOTES §6)."""
+"""Model-level checks for every method on tiny random models of each architecture (docs/method_notes.md §6)."""
 from __future__ import annotations
 
 import copy
@@ -232,7 +232,7 @@ def test_orthogonal_penalty_official_formula():
     assert all(layer.lora_A.grad is not None for _, layer in adapter_layers(model))
 
 
-# ---- parameter counts (NOTES §2): DeBERTa-v3-base on the meta device, no weights
+# ---- parameter counts (docs/method_notes.md §2): DeBERTa-v3-base on the meta device, no weights
 @pytest.mark.parametrize(
     "k,s,expected",
     [(2, 2, 83_232), (4, 4, 42_624), (6, 6, 30_240), (8, 8, 25_344), (12, 12, 24_192),

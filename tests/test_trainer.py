@@ -125,7 +125,7 @@ def test_fields_added_later_keep_the_committed_keys():
 def test_paper_preset_and_gpu_deviations():
     from dcft_edu.experiments.presets import GPU_DEVIATIONS, gpu_deviations
 
-    # the official scripts (NOTES §1): DCFT scale α/r = 32/3 (CoLA), 16/2 (SST-2), 32/2; max length 320 on RTE
+    # the official scripts (docs/method_notes.md §1): DCFT scale α/r = 32/3 (CoLA), 16/2 (SST-2), 32/2; max length 320 on RTE
     cola, sst2, rte = (make_run(t, "dcft", scale="paper") for t in ("cola", "sst2", "rte"))
     assert cola.r == 1 and cola.lora_alpha / cola.r == 32 / 3 and sst2.lora_alpha == 8.0
     assert (rte.epochs, rte.limit_train, rte.max_length, rte.classifier_dropout, rte.warmup_steps) == (50, None, 320, 0.2, 200)

@@ -207,7 +207,7 @@ def memory_child(args: argparse.Namespace) -> dict:
 
 #: GLUE training-set sizes, the data of one epoch at the papers' scale (time per epoch = size ÷ samples/s)
 GLUE_TRAIN_SIZES = {"cola": 8551, "sst2": 67349, "mrpc": 3668, "stsb": 5749, "rte": 2490, "qnli": 104743}
-#: max_length of each task in DCFT's official DeBERTa-v3-base scripts (NOTES §1)
+#: max_length of each task in DCFT's official DeBERTa-v3-base scripts (docs/method_notes.md §1)
 PAPER_MAX_LENGTH = {"cola": 64, "sst2": 128, "mrpc": 320, "stsb": 128, "rte": 320, "qnli": 512}
 
 

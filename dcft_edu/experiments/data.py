@@ -5,7 +5,7 @@ Where the data comes from, in order:
 1. a ``root`` argument, or the ``DCFT_EDU_DATA`` environment variable: a
    folder laid out like GLUE's ``download_glue_data.py`` output
    (``<root>/RTE/train.tsv``, ``<root>/CoLA/dev.tsv``, ``<root>/E2E/devset.csv`` …).
-   The files are read as described in that folder's ``SOURCES.md``;
+   The files are read as ``docs/data.md`` §2 describes;
 2. otherwise ``datasets.load_dataset("nyu-mll/glue", ...)`` (online users, Colab).
 
 Either way a GLUE split comes back as a ``datasets.Dataset`` with exactly the
@@ -165,7 +165,7 @@ def _parse_label(spec: TaskSpec, raw: str, where: str) -> Union[int, float]:
 
 
 def _read_glue_tsv(spec: TaskSpec, path: Path, limit: Optional[int]) -> datasets.Dataset:
-    """Parse one GLUE tsv as SOURCES.md says: quoting off, BOM stripped, text stripped.
+    """Parse one GLUE tsv as docs/data.md §2 says: quoting off, BOM stripped, text stripped.
 
     A malformed row (too few fields, a label outside the task's) raises a ValueError naming ``file:line``.
     """

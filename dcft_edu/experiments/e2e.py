@@ -23,7 +23,7 @@ Metrics (``e2e_scores``), in the units of the papers' tables:
 Scales (``E2E_PRESETS``): ``quick`` for CI, ``cpu`` (minutes per run on 2
 cores, SmolLM2-135M), and ``gpu``: Delta-LoRA's recipe (GPT-2 Medium, r 4, α 32,
 λ 2, K 500, lr 2e-4, batch 8, 5 epochs, wd 0.01, warmup 500, linear schedule;
-NOTES §4) with LoRA's E2E decoding (beam 10, length penalty 0.9, no repeated 4-grams) on the test MRs.
+docs/method_notes.md §4) with LoRA's E2E decoding (beam 10, length penalty 0.9, no repeated 4-grams) on the test MRs.
 
 CLI: ``python -m dcft_edu.experiments.e2e --scale cpu --methods lora delta_lora dcft --seeds 0`` (into
 ``results/e2e``; ``--out figures/data/e2e`` regenerates the committed results).

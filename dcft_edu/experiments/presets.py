@@ -10,7 +10,7 @@ Six scales, each a ``Preset`` anyone can read:
   decay, batch 32, full dev sets, about 20k training examples per run. Every field where it
   departs from the official scripts is listed in ``GPU_DEVIATIONS`` (a test keeps the list
   true against ``paper``).
-- ``paper``: the official DCFT DeBERTa-v3-base scripts in full (NOTES §1): all training
+- ``paper``: the official DCFT DeBERTa-v3-base scripts in full (docs/method_notes.md §1): all training
   data, their epochs, warmup steps, γ, weight decay, max lengths, classifier dropout and
   DCFT scale α/r, batch 32. Only the model differs (MiniLM, not DeBERTa-v3-base).
 - ``lab`` and ``lab_cpu``: what a student trains in notebooks 07–14 (``dcft_edu.experiments.lab``):
@@ -41,14 +41,14 @@ SCALES = ("quick", "cpu", "gpu", "paper", "lab", "lab_cpu")
 
 @dataclass(frozen=True)
 class TaskRecipe:
-    """The official DCFT script's settings for one task (NOTES §1), plus Delta-LoRA's K."""
+    """The official DCFT script's settings for one task (docs/method_notes.md §1), plus Delta-LoRA's K."""
 
     lr: float
     epochs: int
     warmup: Union[int, float]  # steps (int) or a fraction of all steps (float)
     orth_gamma: float
     weight_decay: float
-    delta_start_frac: float  # Delta-LoRA's K / total steps in its paper (NOTES §4)
+    delta_start_frac: float  # Delta-LoRA's K / total steps in its paper (docs/method_notes.md §4)
     max_length: int  # the script's max_seq_length (``data.GLUE_TASKS`` caps it at 256 for the other presets)
     classifier_dropout: float  # the script's cls_dropout
     dcft_alpha: float  # the script's lora_alpha and lora_r: DCFT's scale is α/r (its subspace rank is 1)
@@ -205,7 +205,7 @@ class RunConfig:
     orth_gamma: float = 0.0
     update_ratio: float = 0.5
     start_steps: Optional[int] = None  # None: the task's K fraction × total optimizer steps
-    lora_scale_jump: bool = False  # LoRA whose scale jumps to (1+λ)·s at step K (the Delta-LoRA twin, NOTES §4)
+    lora_scale_jump: bool = False  # LoRA whose scale jumps to (1+λ)·s at step K (the Delta-LoRA twin, docs/method_notes.md §4)
     save_delta: Optional[str] = None  # a module-name suffix (e.g. "layer.0.attention.self.query"): keep its learned ΔW
     device: str = "auto"
     model_fingerprint: Optional[str] = None  # set from ``model`` (see ``model_fingerprint``)

@@ -58,7 +58,7 @@ GRIDS: dict[str, Grid] = {
     # ... K as a fraction of all optimizer steps (run it with --set update_ratio=<best λ>) ...
     "delta_k": {"task": ABLATION_TASKS, "method": ["delta_lora"], "start_frac": [0.0, 0.1, 0.25, 0.5],
                 "seed": [0, 1, 2]},
-    # ... and LoRA whose scale jumps from s to (1+λ)·s at step K, Delta-LoRA's twin (NOTES §4)
+    # ... and LoRA whose scale jumps from s to (1+λ)·s at step K, Delta-LoRA's twin (docs/method_notes.md §4)
     "scale_jump": {"task": ABLATION_TASKS, "method": ["lora"], "lora_scale_jump": [True], "update_ratio": [0.5, 2.0],
                    "seed": [0, 1, 2]},
     # The DCFT question (docs/dcft_question_protocol.md, issue 18), on one device, into a results folder of its own.
@@ -193,7 +193,7 @@ E2E_PRESETS: dict[str, E2EPreset] = {
     # full FT at 1e-4: 1e-3 on every weight of a 135M model is far above the usual range (docs/e2e_protocol.md)
     "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
                      warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64, full_lr=1e-4),
-    # Delta-LoRA's recipe (NOTES §4) with LoRA's E2E beam search, on all 630 test MRs
+    # Delta-LoRA's recipe (docs/method_notes.md §4) with LoRA's E2E beam search, on all 630 test MRs
     "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
                      warmup_steps=500, max_length=512, num_beams=10, max_new_tokens=64,
                      generate_kw=(("length_penalty", 0.9), ("no_repeat_ngram_size", 4))),
