@@ -91,8 +91,11 @@ def test_best_lambda(tmp_path):
             (folder / f"{task}-{lam}.json").write_text(json.dumps(rec))
     assert best_lambda(folder) == 0.5  # λ = 0 is plain LoRA: left out unless asked for
     assert best_lambda(folder, positive=False) == 0.0
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no results"):
         best_lambda(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError, match="no folder"):  # a folder that does not exist is refused, not empty
+        best_lambda(tmp_path / "missing")
     runs = load_results(folder)  # the same choice from runs already loaded (the λ/K figure's subtitle)
     assert best_lambda_of(runs) == 0.5 and best_lambda_of(runs, positive=False) == 0.0
     with pytest.raises(ValueError, match="no results in these runs"):

@@ -307,7 +307,10 @@ def test_run_cli_turns_errors_into_one_line_and_a_status(capsys):
 
 def test_sigint_and_a_closed_pipe_from_a_shell():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    code = ("import os, signal; from dcft_edu.experiments.cli import run_cli; "
+    # a shell's Ctrl-C meets Python's default SIGINT handler; restore it first, since a parent that ignores SIGINT
+    # (pytest-xdist's workers do) passes "ignore" on to its children
+    code = ("import os, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from dcft_edu.experiments.cli import run_cli; "
             "raise SystemExit(run_cli(lambda a: os.kill(os.getpid(), signal.SIGINT)))")
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode == 130 and p.stderr.strip().startswith("interrupted (Ctrl-C)") and "Traceback" not in p.stderr

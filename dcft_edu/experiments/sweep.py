@@ -387,7 +387,8 @@ def _print_dry_run_totals(sweeps: list, todo: list[RunConfig], results: Path, wo
     print(dry_run_estimate(todo, [committed_results_dir(), results], device, workers), file=sys.stderr)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The sweep command line's arguments."""
     from .helptext import DefaultsHelpFormatter, preset_epilog, preset_help
 
     ap = argparse.ArgumentParser(
@@ -424,7 +425,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--seed-major", action="store_true",
                     help="queue every grid's seed 0 first, then seed 1, … (a deadline then cuts seeds, not grids)")
     ap.add_argument("--dry-run", action="store_true", help="list the runs and whether each is done, then stop")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def _check_args(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Optional[list[str]]:
+    """Flags that argparse alone cannot check; returns the GPUs of --gpus (None: not given)."""
     if args.name and len(args.grid) > 1:
         ap.error("--name goes with a single grid")
     if args.workers < 1:
@@ -436,6 +441,11 @@ def main(argv: Optional[list[str]] = None) -> int:
         ap.error("--gpus spreads local workers; with --launcher submitit give --job-gpus (GPUs per job) instead")
     if args.deadline_min is not None and not args.deadline_min > 0:
         ap.error(f"--deadline-min {args.deadline_min:g}: give a number of minutes > 0 (leave it out for no deadline)")
+    return gpus
+
+
+def _load_sweeps(ap: argparse.ArgumentParser, args: argparse.Namespace) -> list:
+    """(name, runs) per grid argument, every run validated (and its device checked) before any work."""
     from .validate import check_device, check_set_overrides, load_grid_file
 
     try:
@@ -458,25 +468,26 @@ def main(argv: Optional[list[str]] = None) -> int:
             sweeps.append((name, runs))
         except (ValueError, TypeError) as e:
             ap.error(str(e) if str(e).startswith(g) else f"{g}: {e}")  # named once
-    if args.dry_run:
-        todo = {}
-        for name, runs in sweeps:
-            for run in runs:
-                done, bad = _check_done(Path(args.results), name, run)
-                for _, why in bad:
-                    print(f"bad   {why}")
-                print(f"{'done' if done else 'todo'}  {name:12s} {run.task:5s} {run.method:10s} seed={run.seed} key={run.key()}")
-                if not done:
-                    todo.setdefault(run.key(), run)  # a config in two sweeps trains once
-        _print_dry_run_totals(sweeps, list(todo.values()), args.results, args.workers)
-        return 0
-    try:
-        writable_dir(args.results, "--results")  # now, not when the first run finishes
-        for name, _ in sweeps:
-            writable_dir(args.results / name, "--results")
-    except ValueError as e:
-        ap.error(str(e))
-    deadline = time.time() + 60 * args.deadline_min if args.deadline_min is not None else None
+    return sweeps
+
+
+def _dry_run(sweeps: list, args: argparse.Namespace) -> int:
+    """List every run, done or todo, then the totals and a time estimate."""
+    todo = {}
+    for name, runs in sweeps:
+        for run in runs:
+            done, bad = _check_done(Path(args.results), name, run)
+            for _, why in bad:
+                print(f"bad   {why}")
+            print(f"{'done' if done else 'todo'}  {name:12s} {run.task:5s} {run.method:10s} seed={run.seed} key={run.key()}")
+            if not done:
+                todo.setdefault(run.key(), run)  # a config in two sweeps trains once
+    _print_dry_run_totals(sweeps, list(todo.values()), args.results, args.workers)
+    return 0
+
+
+def _executor(ap: argparse.ArgumentParser, args: argparse.Namespace):
+    """The submitit executor of --launcher submitit, else None (local worker processes)."""
     executor = None
     if args.launcher == "submitit":
         try:
@@ -487,6 +498,24 @@ def main(argv: Optional[list[str]] = None) -> int:
         executor.update_parameters(gpus_per_node=args.job_gpus, cpus_per_task=args.job_cpus, tasks_per_node=1,
                                    timeout_min=args.job_time_min, slurm_array_parallelism=args.max_jobs,
                                    **({"slurm_partition": args.slurm_partition} if args.slurm_partition else {}))
+    return executor
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = _parser()
+    args = ap.parse_args(argv)
+    gpus = _check_args(ap, args)
+    sweeps = _load_sweeps(ap, args)
+    if args.dry_run:
+        return _dry_run(sweeps, args)
+    try:
+        writable_dir(args.results, "--results")  # now, not when the first run finishes
+        for name, _ in sweeps:
+            writable_dir(args.results / name, "--results")
+    except ValueError as e:
+        ap.error(str(e))
+    deadline = time.time() + 60 * args.deadline_min if args.deadline_min is not None else None
+    executor = _executor(ap, args)
     try:
         run_sweeps(sweeps, args.results, progress=sys.stderr.isatty() and args.workers == 1, workers=args.workers,
                    deadline=deadline, threads_per_worker=args.threads_per_worker, seed_major=args.seed_major,

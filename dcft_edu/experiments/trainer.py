@@ -125,6 +125,46 @@ def evaluate(model: nn.Module, loader, task: str, device: torch.device, autocast
     return m
 
 
+def _join_world(run: RunConfig, device: torch.device) -> tuple[torch.device, int, int, bool]:
+    """Under ``torchrun`` / ``accelerate launch``: check the global batch splits evenly, join the process group.
+    Returns (device, rank, world size, whether this call created the group)."""
+    rank, world_size = world()
+    created_group = False
+    if world_size > 1:
+        if run.batch_size % world_size:
+            raise ValueError(f"batch_size {run.batch_size} is the global batch, split evenly over {world_size} processes: "
+                             f"it is not divisible by {world_size}; use a multiple of {world_size} "
+                             f"(e.g. --batch-size {world_size * max(1, run.batch_size // world_size)})")
+        device, created_group = init_distributed(device)
+    return device, rank, world_size, created_group
+
+
+def _build_model(run: RunConfig, model_and_tokenizer, device: torch.device, world_size: int):
+    """(model, tokenizer, net): the run's model with its method injected, on ``device``; ``net`` is what the
+    training forward runs: the model, or its DDP wrapper (gradients all-reduced) with several processes."""
+    from .models import load_model
+    from .validate import check_save_delta_adapted
+
+    head = {} if run.classifier_dropout is None else {"classifier_dropout": run.classifier_dropout}
+    model, tokenizer = model_and_tokenizer or load_model(run.task, run.model, **head)
+    model = prepare_model(model, run).to(device)
+    check_save_delta_adapted(model, run)  # the layer whose ΔW is kept exists and is adapted: before training
+    net = model
+    if world_size > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return model, tokenizer, net
+
+
+def _epoch_record(ep, epoch: int, step: int, metrics: dict, dev_penalty: float) -> dict[str, Any]:
+    """One epoch's entry of the result's ``epochs``: train losses (task and penalty apart), dev metrics."""
+    train_loss = ep.task_loss_sum / max(1, ep.batches)
+    return {"epoch": epoch, "train_loss": train_loss, "train_task_loss": train_loss,
+            "train_penalty": ep.penalty_sum / max(1, ep.batches), "step": step, **metrics,
+            "dev_task_loss": metrics["loss"], "dev_penalty": dev_penalty}
+
+
 def train(run: RunConfig, progress: Union[bool, Callable[[int], Any]] = True, log: Callable[[str], Any] = print,
           model_and_tokenizer=None, eval_at_start: bool = False) -> dict[str, Any]:
     """Fine-tune one model as ``run`` says; return the result record (JSON-ready).
@@ -140,34 +180,16 @@ def train(run: RunConfig, progress: Union[bool, Callable[[int], Any]] = True, lo
     Used in: notebooks 04, 08, 13, 14.
     """
     from .data import GLUE_TASKS, HOLDOUT_FRACTION, make_dataloaders
-    from .models import load_model
 
     t_start = time.perf_counter()
     set_seed(run.seed)  # Python, NumPy, torch (CPU and every CUDA device)
     device = resolve_device(run.device)
-    rank, world_size = world()
-    created_group = False
-    if world_size > 1:
-        if run.batch_size % world_size:
-            raise ValueError(f"batch_size {run.batch_size} is the global batch, split evenly over {world_size} processes: "
-                             f"it is not divisible by {world_size}; use a multiple of {world_size} "
-                             f"(e.g. --batch-size {world_size * max(1, run.batch_size // world_size)})")
-        device, created_group = init_distributed(device)
-        if rank:  # every rank trains; rank 0 speaks
-            progress, log = False, (lambda m: None)
+    device, rank, world_size, created_group = _join_world(run, device)
+    if rank:  # every rank trains; rank 0 speaks
+        progress, log = False, (lambda m: None)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    head = {} if run.classifier_dropout is None else {"classifier_dropout": run.classifier_dropout}
-    model, tokenizer = model_and_tokenizer or load_model(run.task, run.model, **head)
-    model = prepare_model(model, run).to(device)
-    from .validate import check_save_delta_adapted
-
-    check_save_delta_adapted(model, run)  # the layer whose ΔW is kept exists and is adapted: before training
-    net = model  # what the training forward runs: the model, or its DDP wrapper (gradients all-reduced)
-    if world_size > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model, tokenizer, net = _build_model(run, model_and_tokenizer, device, world_size)
     # query/value (and the module whose ΔW is kept) before training: W₀; for DCFT W₀ + its tiny init ΔW
     watched = SIMILARITY_MODULES + ((run.save_delta,) if run.save_delta else ())
     pretrained = effective_weights(model, suffixes=watched)
@@ -208,11 +230,7 @@ def train(run: RunConfig, progress: Union[bool, Callable[[int], Any]] = True, lo
             break
         with torch.no_grad():
             dev_penalty = wiring.penalty(device).item()  # R depends on the weights only: one value for the dev set
-        train_loss = ep.task_loss_sum / max(1, ep.batches)
-        rec = {"epoch": epoch, "train_loss": train_loss, "train_task_loss": train_loss,
-               "train_penalty": ep.penalty_sum / max(1, ep.batches), "step": step, **metrics,
-               "dev_task_loss": metrics["loss"], "dev_penalty": dev_penalty}
-        epochs.append(rec)
+        epochs.append(rec := _epoch_record(ep, epoch, step, metrics, dev_penalty))
         log(f"[{run.task} {run.method} seed={run.seed}] epoch {epoch}/{run.epochs}  "
             f"train_loss={rec['train_loss']:.4f}  penalty={rec['train_penalty']:.4f}  "
             f"dev_loss={metrics['loss']:.4f}  {main}={metrics[main]:.4f}")
