@@ -35,7 +35,8 @@
 # update); pandas `groupby`.
 #
 # **Time.** Reading the committed results: about 1 minute on a laptop CPU. The lab training (section 3):
-# CPU reduced form (STS-B only, 5 runs) about 4–5 minutes on one idle core, ≤ 15 minutes on a 2-core laptop;
+# CPU reduced form (STS-B only, 5 runs), the whole notebook measured on a 2-core machine: 2 min (idle) to 20 min
+# (while a second CPU-bound job, a test suite, ran beside it);
 # GPU form (STS-B and MRPC, 14 runs) about 5–6 minutes on a Colab T4 (an estimate; `dcft_edu/experiments/lab.py`
 # gives the basis); before it trains, the lab times a few batches and prints its own estimate for your machine. A
 # GPU is not needed, but it trains the larger lab grid.
