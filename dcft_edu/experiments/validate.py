@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence
 
 from ..adapter_io import host_tag  # the temp files' writer tags them with it; claims record it too
+from ..config import _is_int  # an int, not a bool: the core's own check of the adapter config
 
 #: grid / make_run keys that are not RunConfig fields but are understood by ``make_run``
 GRID_EXTRAS = ("lr_factor", "start_frac")
@@ -40,10 +41,6 @@ SET_REFUSED = {"task": "list tasks in the grid", "method": "list methods in the 
 
 def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _finite_at_least(low: float, fix: str, strict: bool = False) -> Callable[[Any], Optional[str]]:
