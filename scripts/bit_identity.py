@@ -97,6 +97,9 @@ def e2e() -> dict:
         res = e2e_mod.train_e2e(run, model_and_tokenizer=(model, tok), log=lambda s: None, meteor=False,
                                 model_name="tiny", data=data)
         rec = dict(res)
+        # E2E runs are RunConfigs since issue 27: the key recorded before is now their legacy_key (the committed
+        # E2E files keep it); the schema-2 key is a new field
+        rec["key"], rec["key_schema2"] = run.legacy_key(), run.key()
         rec["state_sha1"] = state_sha(model)
         out[method] = exact(rec)
         print(f"e2e {method}: loss {res['train_loss_curve']}", flush=True)

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from dcft_edu.experiments import e2e
+from dcft_edu.experiments.presets import RunConfig, make_run
+from dcft_edu.experiments.store import find_done, result_path
 from dcft_edu.experiments.causal_lm import RightPadCollator, encode_pair, generate, tiny_causal_lm
 from dcft_edu.inject import adapter_layers
 
@@ -132,8 +134,9 @@ def test_committed_e2e_results_keep_their_key():
     assert files, "no committed E2E results found"
     for f in files:
         cfg = json.loads(f.read_text())["config"]
-        run = e2e.E2ERun(**cfg)
-        assert f.stem.endswith(run.key()), f"{f.name}: its config now hashes to {run.key()}"
+        run = RunConfig(task="e2e", **cfg)  # a legacy file: its config has no task, model null = the packaged LM
+        assert f.stem.endswith(run.legacy_key()), f"{f.name}: its config now hashes to {run.legacy_key()}"
+        assert find_done(f.parent.parent, f.parent.name, run, log=pytest.fail) == f  # the store finds it
     # a field set away from its default makes a new key; at its default it leaves the key alone
     run = e2e.make_e2e_run("dcft", "cpu", 0)
     assert e2e.make_e2e_run("dcft", "cpu", 0, dcft_init_std=0.02).key() == run.key()
@@ -148,7 +151,8 @@ def test_train_and_save_writes_once_and_loads_back(tmp_path):
     logs = []
     path = e2e.train_and_save(run, tmp_path, (model, tok), log=logs.append, data=data, meteor=False,
                               model_name="tiny")
-    assert path.name == f"quick_delta_lora_s0_{run.key()}.json" and path.exists()
+    assert path.name == f"e2e-delta_lora-s0-{run.key()}.json" and path.exists()
+    assert path == result_path(tmp_path.parent, tmp_path.name, run)  # the one result store's name
     assert not adapter_layers(model)  # the base model was copied, not changed
     mtime = path.stat().st_mtime_ns
     assert e2e.train_and_save(run, tmp_path, (model, tok), log=logs.append, data=data) == path
@@ -164,3 +168,44 @@ def test_train_and_save_writes_once_and_loads_back(tmp_path):
 def test_committed_e2e_results_load():
     df = e2e.load_e2e_results()
     assert set(df["method"]) >= {"lora", "delta_lora", "dcft"} and df["bleu"].between(0, 100).all()
+
+
+def test_e2e_is_a_task_of_run_config():
+    run = make_run("e2e", "delta_lora", "cpu", 0)
+    assert isinstance(run, RunConfig) and run.task == "e2e" and run.model == "packaged:SmolLM2-135M-Instruct"
+    assert (run.r, run.lora_alpha, run.update_ratio, run.target_modules) == (4, 32.0, 2.0, ["query", "value"])
+    assert (run.eval_split, run.eval_mrs, run.limit_train) == ("dev", 50, 160)
+    assert e2e.make_e2e_run("delta_lora", "cpu", 0) == run
+    assert run.key() != run.legacy_key()  # a new file gets the schema-2 key; the store also looks under the old one
+    # a field the other kind of task reads is refused, not silently unused
+    with pytest.raises(ValueError, match="select_on='train_holdout' applies to GLUE tasks only"):
+        make_run("e2e", "lora", "quick", select_on="train_holdout")
+    with pytest.raises(ValueError, match="eval_mrs=5 applies to the e2e task"):
+        make_run("rte", "lora", "quick", eval_mrs=5)
+    with pytest.raises(ValueError, match="unknown method 'head' for task e2e"):
+        RunConfig(task="e2e", method="head", eval_split="dev")
+    with pytest.raises(ValueError, match="eval_split=None"):
+        RunConfig(task="e2e", method="lora")
+
+
+def test_a_sweep_trains_e2e_like_any_task(tmp_path, monkeypatch):
+    """An E2E run in a sweep: trained through ``trainer.train``, saved and found again by the one result store."""
+    from dcft_edu.experiments.causal_lm import tiny_causal_lm
+    from dcft_edu.experiments.sweep import run_sweep
+
+    model, tok = tiny_causal_lm()
+    model.save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    pairs = [("name[x] ||", " x is a pub."), ("name[y] ||", " y serves food.")] * 4
+    monkeypatch.setattr(e2e, "e2e_data", lambda run, root=None: (pairs, ["name[x]", "name[y]"],
+                                                                  [["x is a pub."], ["y serves food."]]))
+    monkeypatch.setattr(e2e, "e2e_scores", lambda hyps, refs, meteor=None: {"bleu": 1.0, "num_mrs": len(hyps)})
+    runs = [make_run("e2e", m, "quick", 0, model=str(tmp_path / "lm"), max_new_tokens=2) for m in ("lora", "dcft")]
+    logs = []
+    (p_lora, p_dcft) = run_sweep("e2e", runs, tmp_path / "results", log=logs.append)
+    rec = json.loads(p_lora.read_text())
+    assert rec["task"] == "e2e" and rec["key"] == runs[0].key() and rec["sweep"] == "e2e" and rec["schema"] == 2
+    assert rec["optimizer_steps"] == 1 and rec["best_metric"] == 1.0
+    assert [p.name for p in run_sweep("e2e", runs, tmp_path / "results", log=logs.append)] == [p_lora.name, p_dcft.name]
+    assert not any(line.startswith("done") for line in logs[len(logs) // 2:])  # the second pass trains nothing
+    assert len(e2e.load_e2e_results(tmp_path / "results" / "e2e")) == 2

@@ -90,3 +90,40 @@ def test_bench_adapter_table_is_a_frame_not_printed_text(capsys):
     table = bench.adapter_table(shapes="minilm", tokens=8, repeats=1, warmup=0)
     assert list(table.index) == list(bench.ADAPTER_METHODS) and list(table.columns) == ["384→384", "384→1536", "1536→384"]
     assert (table > 0).all().all() and capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("desc", [None, "with a bar"])
+def test_fit_epoch_draws_the_loaders_shuffle_once(desc):
+    """One epoch of fit_epoch is one plain pass over the loader: the same batches in the same order, the loader's
+    generator advanced exactly as much (a progress bar that called iter() on the loader a second time, as
+    tqdm.auto's class does when handed it, shuffled every later epoch differently: another run for one seed)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from torch.utils.data import DataLoader
+
+    from dcft_edu.experiments.fit import Wiring, fit_epoch
+
+    rows = [{"x": torch.tensor([float(i)]), "labels": torch.tensor(0.0)} for i in range(10)]
+
+    def loader():
+        return DataLoader(rows, batch_size=2, shuffle=True, generator=torch.Generator().manual_seed(0))
+
+    seen = []
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x, labels):
+            seen.append(x.flatten().tolist())
+            return SimpleNamespace(loss=(self.w * x).sum())
+
+    net, ours = Net(), loader()
+    for epoch in (1, 2):
+        fit_epoch(net, net, ours, Wiring(torch.optim.SGD(net.parameters(), lr=0.0)), epoch=epoch, step=0,
+                  device=torch.device("cpu"), autocast=nullcontext, desc=desc)
+    plain = loader()
+    assert seen == [b["x"].flatten().tolist() for _ in (1, 2) for b in plain]
+    assert torch.equal(ours.generator.get_state(), plain.generator.get_state())

@@ -201,7 +201,7 @@ def test_e2e_nan_loss_is_marked_diverged_not_a_result(tmp_path):
 
 def test_e2e_truncated_result_is_retrained(tmp_path, monkeypatch):
     run = e2e.make_e2e_run("lora", "quick", 0)
-    p = tmp_path / f"{run.scale}_{run.method}_s{run.seed}_{run.key()}.json"
+    p = result_path(tmp_path.parent, tmp_path.name, run)
     p.write_text('{"trunc')
     monkeypatch.setattr(e2e, "train_e2e", lambda run, **kw: {"key": run.key(), "config": run.to_dict(), "scores": {},
                                                               "status": "ok", "wall_time_s": 0.0})

@@ -55,9 +55,19 @@ def default_causal_lm_path() -> str:
     return str(path)
 
 
+#: what a run's config calls the packaged SmolLM2 (its path differs per machine; the package need not be installed)
+PACKAGED_CAUSAL_LM = "packaged:SmolLM2-135M-Instruct"
+
+
+def causal_lm_id(name: Optional[str] = None) -> str:
+    """The causal LM a run names: ``name``, else ``$DCFT_EDU_CAUSAL_LM``, else ``PACKAGED_CAUSAL_LM``."""
+    return name or os.environ.get(CAUSAL_LM_ENV) or PACKAGED_CAUSAL_LM
+
+
 def resolve_causal_lm_name(name: Optional[str] = None) -> str:
     """Which causal LM to load: ``name``, else ``$DCFT_EDU_CAUSAL_LM``, else the SmolLM2 GGUF file."""
-    return name or os.environ.get(CAUSAL_LM_ENV) or default_causal_lm_path()
+    name = causal_lm_id(name)
+    return default_causal_lm_path() if name == PACKAGED_CAUSAL_LM else name
 
 
 def load_causal_lm(name: Optional[str] = None, dtype: torch.dtype = torch.float32):

@@ -20,6 +20,11 @@ Metrics (``e2e_scores``), in the units of the papers' tables:
   jar and paraphrase table but runs in Java: only where ``java`` is on the PATH.
   (``nltk``'s METEOR needs WordNet, a separate download, so it is not used.)
 
+An E2E run is a ``RunConfig`` of task ``"e2e"`` (``make_run("e2e", method, scale)``; the E2E scales and method
+settings are in ``presets``): ``trainer.train`` hands it to ``train_e2e`` (the GLUE loop and wiring of ``fit``,
+then generation and scores), and its result goes through the one result store (``store``), so a sweep grid may
+hold ``"task": "e2e"`` like any GLUE task.
+
 Scales (``E2E_PRESETS``): ``quick`` for CI, ``cpu`` (minutes per run on 2
 cores, SmolLM2-135M), and ``gpu``: Delta-LoRA's recipe (GPT-2 Medium, r 4, α 32,
 λ 2, K 500, lr 2e-4, batch 8, 5 epochs, wd 0.01, warmup 500, linear schedule;
@@ -34,13 +39,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import math
 import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -48,14 +51,14 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import set_seed
 
-from .causal_lm import RightPadCollator, encode_pair, generate, load_causal_lm, resolve_causal_lm_name
-from .presets import KEY_EXCLUDED, RunConfig, _sha12
-from .runinfo import RESULTS_ENV, atomic_write_json, peak_memory_mb, provenance, resolve_device, user_results_dir, writable_dir
+from .causal_lm import (PACKAGED_CAUSAL_LM, RightPadCollator, encode_pair, generate, load_causal_lm,
+                        resolve_causal_lm_name)
+# the E2E scales and method settings are data, with the GLUE presets; an E2E run is a RunConfig of task "e2e"
+from .presets import (E2E_METHOD_DEFAULTS, E2E_METHODS, E2E_PRESETS, PAPER_K_FRAC, RESULT_SCHEMA,  # noqa: F401
+                      E2EPreset, RunConfig)
+from .presets import make_e2e_run as _make_e2e_run
+from .runinfo import RESULTS_ENV, peak_memory_mb, provenance, resolve_device, user_results_dir, writable_dir
 from .fit import autocast_for, fit_epoch, prepare, prepare_model
-# the E2E scales and method settings are data, with the other recipes
-from .recipes import E2E_METHOD_DEFAULTS, E2E_PRESETS, PAPER_K_FRAC, E2EPreset  # noqa: F401
-
-E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
 #: the scores of a result, in the papers' order and units (BLEU, METEOR and ROUGE-L ×100; NIST and CIDEr as they are)
 E2E_METRICS = ("bleu", "nist", "meteor", "rouge_l", "cider")
 
@@ -131,99 +134,11 @@ def e2e_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], meteor: Optio
 
 # ---- runs ------------------------------------------------------------------------
 
-@dataclass
-class E2ERun:
-    """One E2E run (the adapter fields have ``RunConfig``'s names and meaning)."""
-
-    method: str
-    seed: int = 0
-    scale: str = "quick"
-    model: Optional[str] = None  # None: $DCFT_EDU_CAUSAL_LM or SmolLM2-135M
-    lr: float = 2e-4
-    epochs: int = 1
-    batch_size: int = 8
-    warmup_steps: int = 0
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = 128
-    limit_train: Optional[int] = None
-    eval_split: str = "dev"
-    eval_mrs: Optional[int] = None
-    num_beams: int = 1
-    max_new_tokens: int = 64
-    generate_kw: dict = dataclasses.field(default_factory=dict)
-    r: int = 4
-    lora_alpha: float = 32.0
-    lora_dropout: float = 0.0
-    target_modules: Union[str, Sequence[str]] = ("query", "value")  # Wq, Wv as Delta-LoRA (q_proj/v_proj; GPT-2: c_attn)
-    layers: Optional[Sequence[int]] = None
-    kernel_size: int = 8
-    stride: Optional[int] = None
-    dcft_init: str = "paper"
-    dcft_init_std: float = 0.02
-    impl: str = "fast"
-    orth_gamma: float = 0.0
-    update_ratio: float = 2.0
-    start_steps: Optional[int] = 0
-    device: str = "auto"
-
-    adapter_config = RunConfig.adapter_config  # the same LoRA / DCFT / Delta-LoRA configs as the GLUE runs
-
-    def __post_init__(self) -> None:
-        if self.method not in E2E_METHODS:
-            raise ValueError(f"unknown E2E method {self.method!r}: expected one of {', '.join(E2E_METHODS)}")
-        if not isinstance(self.target_modules, str):
-            self.target_modules = list(self.target_modules)
-        from .validate import check_fields
-
-        check_fields(self.to_dict())  # the GLUE runs' checks: lr, weight decay, clipping, warmup, γ, device, ...
-        self.adapter_config()
-
-    def key(self) -> str:
-        """A short, stable hash of the run's fields: one result file per key.
-
-        The committed E2E results were keyed on the fields of their time; a field added since
-        (``dcft_init_std``) enters the hash only when set away from its default, so they keep
-        their identity. ``model=None`` names the default model (``$DCFT_EDU_CAUSAL_LM`` or SmolLM2-135M).
-        """
-        d = {k: v for k, v in self.to_dict().items() if k not in KEY_EXCLUDED}
-        if d["dcft_init_std"] == E2ERun.dcft_init_std:
-            del d["dcft_init_std"]
-        return _sha12(d)  # schema 1's hash: no canonicalisation, so the committed keys stay
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> E2ERun:
-    """An ``E2ERun`` from a scale preset and the method's defaults; ``overrides`` win.
-
-    Warmup given as a fraction and Delta-LoRA's K (default: the paper's 500 of
-    26,290 steps, as a fraction; ``start_steps=`` overrides) scale with the run's steps.
-    """
-    if scale not in E2E_PRESETS:
-        raise ValueError(f"unknown E2E scale {scale!r}: expected one of {', '.join(E2E_PRESETS)}")
-    p = E2E_PRESETS[scale]
-    kw: dict[str, Any] = dict(lr=p.lr, epochs=p.epochs, batch_size=p.batch_size, max_length=p.max_length,
-                              limit_train=p.limit_train, eval_split=p.eval_split, eval_mrs=p.eval_mrs,
-                              num_beams=p.num_beams, max_new_tokens=p.max_new_tokens, generate_kw=dict(p.generate_kw))
-    if method == "full" and p.full_lr is not None:
-        kw["lr"] = p.full_lr
-    kw.update(E2E_METHOD_DEFAULTS[method])
-    kw.update(overrides)
-    run = E2ERun(method=method, seed=seed, scale=scale, **kw)
-    steps = e2e_total_steps(run)
-    if "warmup_steps" not in overrides:
-        w = p.warmup_steps
-        run.warmup_steps = int(round(w * steps)) if isinstance(w, float) else min(w, steps // 2)
-    if "start_steps" not in overrides:
-        run.start_steps = int(round(PAPER_K_FRAC * steps)) if scale != "gpu" else 500
-    return run
-
-
-def e2e_total_steps(run: E2ERun) -> int:
-    n = run.limit_train or 42_061
-    return -(-n // run.batch_size) * run.epochs
+def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> RunConfig:
+    """An E2E run: ``make_run("e2e", method, scale, seed, **overrides)`` (``presets.make_e2e_run``), a
+    ``RunConfig`` whose task is ``"e2e"``: the GLUE runs' fields (adapters, optimisation) plus the generation's
+    (``eval_split``, ``eval_mrs``, ``num_beams``, ``max_new_tokens``, ``generate_kw``)."""
+    return _make_e2e_run(method, scale, seed, **overrides)
 
 
 def _sample(n: int, k: Optional[int]) -> list[int]:
@@ -233,7 +148,7 @@ def _sample(n: int, k: Optional[int]) -> list[int]:
     return sorted(random.Random(0).sample(range(n), k))
 
 
-def e2e_data(run: E2ERun, root=None) -> tuple[list[tuple[str, str]], list[str], list[list[str]]]:
+def e2e_data(run: RunConfig, root=None) -> tuple[list[tuple[str, str]], list[str], list[list[str]]]:
     """``(train (mr, ref) pairs, eval MRs, their references)``: fixed samples, the same for every method and seed."""
     from .data import load_e2e
 
@@ -245,7 +160,7 @@ def e2e_data(run: E2ERun, root=None) -> tuple[list[tuple[str, str]], list[str], 
     return pairs, [mrs[i] for i in keep], [refs[i] for i in keep]
 
 
-def evaluate_e2e(model, tokenizer, run: E2ERun, mrs: Sequence[str], refs: Sequence[Sequence[str]],
+def evaluate_e2e(model, tokenizer, run: RunConfig, mrs: Sequence[str], refs: Sequence[Sequence[str]],
                  meteor: Optional[bool] = None) -> tuple[dict[str, Any], list[str]]:
     """``(scores, generations)``: one generation per MR (``run``'s decoding), scored with ``e2e_scores``."""
     t0 = time.perf_counter()
@@ -257,18 +172,23 @@ def evaluate_e2e(model, tokenizer, run: E2ERun, mrs: Sequence[str], refs: Sequen
     return scores, hyps
 
 
-def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[str], Any] = print,
+def train_e2e(run: RunConfig, model_and_tokenizer=None, root=None, log: Callable[[str], Any] = print,
               eval_at_start: bool = False, meteor: Optional[bool] = None,
-              model_name: Optional[str] = None, data=None) -> dict[str, Any]:
-    """Fine-tune a causal LM on E2E as ``run`` says, generate for the eval MRs, score; return the record.
+              model_name: Optional[str] = None, data=None, progress: Optional[Callable[[int], Any]] = None
+              ) -> dict[str, Any]:
+    """Fine-tune a causal LM on E2E as ``run`` (task ``"e2e"``) says, generate for the eval MRs, score; return the
+    record. ``trainer.train`` calls it for an E2E run, so sweeps and the CLIs train E2E like any task.
 
     ``model_and_tokenizer``: an already-loaded pair (it is changed in place;
     pass a ``copy.deepcopy`` to keep the original), recorded as ``model_name``. The loop is the GLUE
-    trainer's: AdamW (no decay on biases and norms), linear warmup and decay,
-    gradient clipping, Delta-LoRA's W update after each optimizer step, DCFT's
-    γ · orthogonal penalty. ``data``: ``(train pairs, eval MRs, their references)`` to use instead of
-    ``e2e_data(run, root)`` (e.g. rows taken from a committed result, where the E2E files are absent).
+    trainer's (``fit.prepare`` and ``fit.fit_epoch``): AdamW (no decay on biases and norms), linear warmup and
+    decay, gradient accumulation and clipping, the divergence guard, Delta-LoRA's W update after each optimizer
+    step, DCFT's γ · orthogonal penalty. ``data``: ``(train pairs, eval MRs, their references)`` to use instead
+    of ``e2e_data(run, root)`` (e.g. rows taken from a committed result, where the E2E files are absent).
+    ``progress``: called with 1 after every training batch.
     """
+    if run.task != "e2e":
+        raise ValueError(f"train_e2e: a run of task {run.task!r}; an E2E run is make_run('e2e', method, scale)")
     t_start = time.perf_counter()
     set_seed(run.seed)
     device = resolve_device(run.device)
@@ -279,7 +199,7 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
     rows = [encode_pair(tokenizer, e2e_prompt(mr), " " + ref, run.max_length) for mr, ref in pairs]
     loader = DataLoader(rows, batch_size=run.batch_size, shuffle=True,
                         generator=torch.Generator().manual_seed(run.seed), collate_fn=RightPadCollator(tokenizer.pad_token_id))
-    total = len(loader) * run.epochs
+    total = -(-len(loader) // run.grad_accum) * run.epochs  # optimizer steps (the loader's, so ``data=`` too)
     wiring = prepare(model, run, total)  # the GLUE trainer's: optimizer, schedule, γ·R, Delta-LoRA's W update
     autocast = autocast_for(device)
 
@@ -292,8 +212,9 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
     losses, step, diverged, t0 = [], 0, None, time.perf_counter()
     for epoch in range(run.epochs):
         model.train()
-        ep = fit_epoch(model, model, loader, wiring, epoch=epoch + 1, step=step, max_grad_norm=run.max_grad_norm,
-                       device=device, autocast=autocast, on_step=on_step)
+        ep = fit_epoch(model, model, loader, wiring, epoch=epoch + 1, step=step, grad_accum=run.grad_accum,
+                       max_grad_norm=run.max_grad_norm, device=device, autocast=autocast, on_step=on_step,
+                       on_batch=progress)
         step, diverged = ep.step, ep.diverged
         losses += ep.batch_losses
         if diverged:
@@ -311,11 +232,14 @@ def train_e2e(run: E2ERun, model_and_tokenizer=None, root=None, log: Callable[[s
 
     peak, peak_kind = peak_memory_mb(device)
     return {
+        "schema": RESULT_SCHEMA,
         "key": run.key(),
         "config": run.to_dict(),
         "task": "e2e",
         "method": run.method,
         "model_name": model_name or resolve_causal_lm_name(run.model),
+        "main_metric": "bleu",
+        "best_metric": None if scores is None else scores["bleu"],
         "scores": scores,  # None for a diverged run: no generation from NaN weights, not a result
         "initial": initial,
         "train_loss_curve": losses,
@@ -346,24 +270,25 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
 
     Taught in: ``16_e2e_generation``.
     """
-    import json
-
     import pandas as pd
 
     from .runinfo import committed_results_dir
+    from .store import read_result
 
     folder = Path(folder) if folder is not None else committed_results_dir() / "e2e"
     rows = []
     for f in sorted(folder.glob("*.json")):
         try:
-            r = json.loads(f.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{f}: not a valid result file ({e}); move it aside and rerun its run") from e
+            r = read_result(f)
+        except ValueError as e:
+            raise ValueError(f"{e}; move it aside and rerun its run") from e
         if r.get("status") == "diverged":  # its failure is on record, but it has no scores: not a result
             continue
         c = r["config"]
         lk = {k: c[k] for k in ("update_ratio", "start_steps") if r["method"] == "delta_lora"}
-        recipe = make_e2e_run(r["method"], c["scale"], c["seed"], model=c["model"], **lk).key() == r["key"]
+        # a config without a model is a legacy file's, trained on the packaged SmolLM2
+        default = make_e2e_run(r["method"], c["scale"], c["seed"], model=c["model"] or PACKAGED_CAUSAL_LM, **lk)
+        recipe = r["key"] in (default.key(), default.legacy_key())
         row = {"method": r["method"], "seed": c["seed"], "scale": c["scale"], "recipe": recipe,
                "lora_alpha": c["lora_alpha"] if r["method"] != "full" else float("nan"), "lr": c["lr"],
                "λ": c["update_ratio"] if r["method"] == "delta_lora" else float("nan"),
@@ -468,34 +393,36 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def train_and_save(run: E2ERun, out: Union[str, Path], base=None, log: Callable[[str], Any] = print,
+def train_and_save(run: RunConfig, out: Union[str, Path], base=None, log: Callable[[str], Any] = print,
                    **kwargs: Any) -> Path:
     """Train ``run`` (``train_e2e``) on a copy of ``base`` = ``(model, tokenizer)`` (default: ``load_causal_lm``)
-    and write its record atomically to ``out/<scale>_<method>_s<seed>_<key>.json``; a file already there is
-    kept and not retrained. ``kwargs`` go to ``train_e2e`` (``data``, ``meteor``, ``eval_at_start``, ...).
-    Returns the path.
+    and write its record through the result store (``store.save_result``: ``out/e2e-<method>-s<seed>-<key>.json``,
+    atomically); a finished result already there (under its key or its legacy key) is kept and not retrained, a
+    bad one moved aside. ``kwargs`` go to ``train_e2e`` (``data``, ``meteor``, ``eval_at_start``, ...).
+    Returns the path. (A sweep of task ``"e2e"`` does the same through ``trainer.train``.)
 
     Taught in: ``16_e2e_generation``.
     """
-    from .validate import existing_result
+    from .store import find_done, read_result, save_result
 
-    path = Path(out) / f"{run.scale}_{run.method}_s{run.seed}_{run.key()}.json"
-    rec = existing_result(path, run.key(), ("config", "scores"), log)  # a truncated file is moved aside, not done
-    if rec is not None:
+    out = Path(out)
+    done = find_done(out.parent, out.name, run, log)
+    if done is not None:
+        rec = read_result(done)
         if rec.get("status") == "diverged":
-            raise _diverged(run, path, rec["diverged_at"])
-        log(f"skip {path} (exists)")
-        return path
+            raise _diverged(run, done, rec["diverged_at"])
+        log(f"skip {done} (exists)")
+        return done
     base = base or load_causal_lm(run.model)
     result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), log=log, **kwargs)
-    atomic_write_json(path, result)  # a diverged run too, marked: its failure is on record (no scores)
+    path = save_result(out.parent, out.name, run, result)  # a diverged run too, marked: its failure is on record
     if result["status"] == "diverged":
         raise _diverged(run, path, result["diverged_at"])
     log(f"wrote {path}  ({result['wall_time_s']:.0f} s)")
     return path
 
 
-def _diverged(run: E2ERun, path: Path, at: dict) -> Exception:
+def _diverged(run: RunConfig, path: Path, at: dict) -> Exception:
     from .cli import RunFailed
 
     return RunFailed(f"E2E {run.method} seed={run.seed} diverged at epoch {at['epoch']}, step {at['step']} "

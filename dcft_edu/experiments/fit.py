@@ -226,8 +226,12 @@ def fit_epoch(net: nn.Module, model: nn.Module, loader, wiring: Wiring, *, epoch
     from tqdm.auto import tqdm
 
     out = EpochResult(step=step)
-    bar = tqdm(loader, desc=desc, disable=desc is None, file=sys.stderr, mininterval=10, leave=False)
-    for i, batch in enumerate(bar):
+    # the bar is updated by hand, never handed the loader: tqdm.auto's class (tqdm.asyncio's) calls iter(loader) when
+    # it is made, and each iter() of a shuffling DataLoader draws from its generator, so wrapping it would shuffle
+    # differently from an unwrapped loop (the same seed, another run: found by scripts/bit_identity.py)
+    bar = tqdm(total=len(loader), desc=desc, disable=desc is None, file=sys.stderr, mininterval=10, leave=False)
+    for i, batch in enumerate(loader):
+        bar.update(1)
         batch, n_r, n = shard(batch, rank, world_size)  # a plain run: the whole batch, n_r = n
         batch = {k: v.to(device) for k, v in batch.items()}
         with autocast():
@@ -262,4 +266,5 @@ def fit_epoch(net: nn.Module, model: nn.Module, loader, wiring: Wiring, *, epoch
             out.step += 1
             if on_step is not None:
                 on_step(out.step, task_value)
+    bar.close()
     return out

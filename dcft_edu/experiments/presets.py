@@ -37,6 +37,11 @@ from typing import Any, Optional, Sequence, Union
 
 METHODS = ("full", "head", "lora", "dcft", "delta_lora", "lokr")
 SCALES = ("quick", "cpu", "gpu", "paper", "lab", "lab_cpu")
+#: the generation task (Delta-LoRA's E2E NLG with a causal LM): a task of ``RunConfig`` like the GLUE ones
+E2E_TASK = "e2e"
+E2E_METHODS = ("full", "lora", "dcft", "delta_lora")
+#: E2E's training rows (trainset.csv): its ``total_optimizer_steps`` without a ``limit_train``
+E2E_TRAIN_ROWS = 42_061
 
 
 @dataclass(frozen=True)
@@ -118,6 +123,67 @@ GPU_DEVIATIONS: dict[str, str] = {
     "classifier_dropout": "MiniLM's own 0.1 (official: 0.0 SST-2 and MRPC, 0.2 STS-B and RTE, 0.1 CoLA and QNLI)",
     "lora_alpha": "DCFT scale α/r = 16 on every task (official: 32/3 CoLA, 16/2 = 8 SST-2, 32/2 = 16 others)",
 }
+
+
+# ---- E2E (task "e2e", ``dcft_edu.experiments.e2e``) -------------------------------------------------
+
+#: Delta-LoRA's E2E start step as a fraction of its run: K 500 of 42,061 / 8 × 5 = 26,290 optimizer steps
+PAPER_K_FRAC = 500 / 26_290
+
+
+@dataclass(frozen=True)
+class E2EPreset:
+    """How big an E2E run is."""
+
+    name: str
+    limit_train: Optional[int]  # training rows, a fixed random sample of trainset.csv (None: all 42,061)
+    eval_split: str  # "dev" or "test"
+    eval_mrs: Optional[int]  # distinct MRs scored, a fixed random sample (None: all)
+    epochs: int
+    batch_size: int
+    lr: float
+    warmup_steps: Union[int, float]  # steps, or a fraction of all steps
+    max_length: int
+    num_beams: int
+    max_new_tokens: int
+    generate_kw: tuple = ()  # extra (name, value) pairs for model.generate
+    full_lr: Optional[float] = None  # full fine-tuning's lr, where it differs from the adapters' ``lr``
+
+
+E2E_PRESETS: dict[str, E2EPreset] = {
+    "quick": E2EPreset("quick", limit_train=32, eval_split="dev", eval_mrs=4, epochs=1, batch_size=8, lr=1e-3,
+                       warmup_steps=0.1, max_length=96, num_beams=1, max_new_tokens=16),
+    # SmolLM2-135M, one thread of a loaded 2-core CPU: ~18 s per optimizer step of 8 rows (~85 tokens each),
+    # ~2.5 s per 4 MRs × 10 greedy tokens: 160 rows seen once (20 steps, ~6 min), 50 dev MRs greedy (~3 min)
+    # full FT at 1e-4: 1e-3 on every weight of a 135M model is far above the usual range (docs/e2e_protocol.md)
+    "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
+                     warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64, full_lr=1e-4),
+    # Delta-LoRA's recipe (docs/method_notes.md §4) with LoRA's E2E beam search, on all 630 test MRs
+    "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
+                     warmup_steps=500, max_length=512, num_beams=10, max_new_tokens=64,
+                     generate_kw=(("length_penalty", 0.9), ("no_repeat_ngram_size", 4))),
+}
+
+#: Delta-LoRA's E2E settings for every E2E run (r 4, α 32, λ 2, on Wq and Wv; K from ``PAPER_K_FRAC``) ...
+E2E_RUN_DEFAULTS: dict[str, Any] = dict(r=4, lora_alpha=32.0, target_modules=["query", "value"], update_ratio=2.0,
+                                        start_steps=0)
+#: ... and each method's own (DCFT keeps its r 1, α 16, k 8 and γ 0.1)
+E2E_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "full": dict(),
+    "lora": dict(r=4, lora_alpha=32.0),
+    "delta_lora": dict(r=4, lora_alpha=32.0, update_ratio=2.0),
+    "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, orth_gamma=0.1),
+}
+#: fields that only the E2E task reads (generation), and fields only the GLUE tasks read: set on the other, an error
+E2E_ONLY_FIELDS = ("eval_split", "eval_mrs", "num_beams", "max_new_tokens", "generate_kw")
+GLUE_ONLY_FIELDS = ("limit_dev", "lora_scale_jump", "save_delta", "classifier_dropout", "select_on")
+#: the fields the E2E result files of schema 1 (before E2E was a task of RunConfig) hashed: ``legacy_key``
+_E2E_SCHEMA1_FIELDS = (
+    "method", "seed", "scale", "model", "lr", "epochs", "batch_size", "warmup_steps", "weight_decay", "max_grad_norm",
+    "max_length", "limit_train", "eval_split", "eval_mrs", "num_beams", "max_new_tokens", "generate_kw", "r",
+    "lora_alpha", "lora_dropout", "target_modules", "layers", "kernel_size", "stride", "dcft_init", "dcft_init_std",
+    "impl", "orth_gamma", "update_ratio", "start_steps", "device",
+)
 
 
 #: RunConfig fields that record what to keep, not what to train: not part of a run's key
@@ -211,23 +277,29 @@ class RunConfig:
     model_fingerprint: Optional[str] = None  # set from ``model`` (see ``model_fingerprint``)
     classifier_dropout: Optional[float] = None  # None: the model's own (MiniLM: 0.1)
     select_on: str = "dev"  # see SELECT_ON
+    # generation (task "e2e" only): which MRs are scored, and how the text is decoded
+    eval_split: Optional[str] = None  # "dev" or "test" (make_run: the E2E preset's)
+    eval_mrs: Optional[int] = None  # distinct MRs scored, a fixed random sample (None: all)
+    num_beams: int = 1  # 1: greedy
+    max_new_tokens: int = 64
+    generate_kw: dict = dataclasses.field(default_factory=dict)  # more model.generate arguments
 
     def __post_init__(self) -> None:
         from .data import canonical_task
-        from .models import resolve_model_name
 
-        self.task = canonical_task(self.task)
-        # the model actually trained, fixed now (a later $DCFT_EDU_MODEL cannot change what this run is)
-        model = resolve_model_name(self.model)
-        self.model = str(Path(model).expanduser().resolve()) if Path(model).expanduser().is_dir() else model
+        self.task = E2E_TASK if str(self.task).lower() == E2E_TASK else canonical_task(self.task)
+        # the model actually trained, fixed now (a later $DCFT_EDU_MODEL / $DCFT_EDU_CAUSAL_LM cannot change it)
+        self.model = self._resolved_model()
         self.model_fingerprint = model_fingerprint(self.model)
         for f in ("lr", "weight_decay", "max_grad_norm", "lora_alpha", "lora_dropout", "orth_gamma", "update_ratio"):
             if type(getattr(self, f)) is int:  # --set lora_alpha=16 is the 16.0 of the defaults
                 setattr(self, f, float(getattr(self, f)))
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}: expected one of {', '.join(METHODS)}")
-        if self.scale not in SCALES:
-            raise ValueError(f"unknown scale {self.scale!r}: expected one of {', '.join(SCALES)}")
+        methods, scales = (E2E_METHODS, tuple(E2E_PRESETS)) if self.task == E2E_TASK else (METHODS, SCALES)
+        if self.method not in methods:
+            raise ValueError(f"unknown method {self.method!r} for task {self.task}: expected one of {', '.join(methods)}")
+        if self.scale not in scales:
+            raise ValueError(f"unknown scale {self.scale!r} for task {self.task}: expected one of {', '.join(scales)}")
+        self._check_task_fields()
         if not isinstance(self.target_modules, str):
             self.target_modules = list(self.target_modules)
         if self.layers is not None:
@@ -252,6 +324,32 @@ class RunConfig:
             if not (isinstance(self.kernel_size, int) and self.kernel_size >= 1):
                 raise ValueError(f"kernel_size={self.kernel_size!r}: LoKr's decompose_factor must be an integer >= 1")
 
+    def _resolved_model(self) -> str:
+        """The model this run trains: a local path made absolute, the packaged model's id, or a hub id."""
+        if self.task == E2E_TASK:
+            from .causal_lm import causal_lm_id
+
+            model = causal_lm_id(self.model)  # None: $DCFT_EDU_CAUSAL_LM, else the packaged SmolLM2's id
+        else:
+            from .models import resolve_model_name
+
+            model = resolve_model_name(self.model)
+        local = Path(model).expanduser()
+        return str(local.resolve()) if local.exists() and not model.startswith("packaged:") else model
+
+    def _check_task_fields(self) -> None:
+        """A field only the other kind of task reads, set away from its default: an error, not silently unused."""
+        fields = self.__dataclass_fields__
+        other = GLUE_ONLY_FIELDS if self.task == E2E_TASK else E2E_ONLY_FIELDS
+        set_ = [f for f in other if getattr(self, f) != _default(fields[f])]
+        if set_:
+            kind = "GLUE tasks" if self.task == E2E_TASK else "the e2e task (generation)"
+            raise ValueError(f"task {self.task}: {', '.join(f'{f}={getattr(self, f)!r}' for f in set_)} "
+                             f"applies to {kind} only and would be ignored; leave it at its default")
+        if self.task == E2E_TASK and self.eval_split not in ("dev", "test"):
+            raise ValueError(f"eval_split={self.eval_split!r}: E2E scores the 'dev' or the 'test' MRs "
+                             "(make_run('e2e', ...) takes its scale's)")
+
     def adapter_config(self):
         """The adapter config this run asks for (None for full fine-tuning / head-only)."""
         from ..config import DCFTConfig, DeltaLoRAConfig, LoRAConfig
@@ -272,6 +370,8 @@ class RunConfig:
 
     def model_id(self) -> str:
         """The model as the key names it: ``PACKAGED_MODEL`` for the packaged MiniLM (its path is per machine)."""
+        if self.task == E2E_TASK:
+            return self.model  # already machine-independent (``causal_lm.PACKAGED_CAUSAL_LM`` for the packaged one)
         from .models import default_model_path
 
         return PACKAGED_MODEL if self.model == str(Path(default_model_path()).resolve()) else self.model
@@ -285,6 +385,8 @@ class RunConfig:
         e.g. DCFT's ``init_std``), numbers canonicalised (16 and 16.0 are one key).
         """
         d = {k: v for k, v in self.to_dict().items() if k not in KEY_EXCLUDED}
+        if self.task != E2E_TASK:  # the generation fields (at their defaults) leave the GLUE keys as they were
+            d = {k: v for k, v in d.items() if k not in E2E_ONLY_FIELDS}
         d["model"] = self.model_id()
         cfg = self.adapter_config()
         d["adapter"] = cfg.to_dict() if cfg is not None else None
@@ -298,15 +400,40 @@ class RunConfig:
         result under both keys, so those files keep their identity without being rewritten
         (no churn in the committed results, and the figures read the very same files).
         """
+        if self.task == E2E_TASK:
+            return self._e2e_legacy_key()
         if self.model_id() != PACKAGED_MODEL:
             return None
         d = self.to_dict()
         fields = self.__dataclass_fields__
-        if any(d[k] != fields[k].default for k in d if k not in _SCHEMA1_FIELDS and k != "model_fingerprint"):
+        if any(d[k] != _default(fields[k]) for k in d if k not in _SCHEMA1_FIELDS and k != "model_fingerprint"):
             return None  # a field added since schema 1, set: no schema-1 run had it
         d = {k: v for k, v in d.items() if k in _SCHEMA1_FIELDS and k not in KEY_EXCLUDED}
         d["model"] = None
         return _sha12(d)
+
+    def _e2e_legacy_key(self) -> Optional[str]:
+        """The key of the E2E result files written before E2E was a task of RunConfig (``figures/data/e2e``).
+
+        They hashed the ``_E2E_SCHEMA1_FIELDS`` as spelled, ``model`` null for the default model, and
+        ``dcft_init_std`` only when set away from 0.02. None if such a file could not have held this run.
+        """
+        from .causal_lm import PACKAGED_CAUSAL_LM
+
+        d = self.to_dict()
+        fields = self.__dataclass_fields__
+        if any(d[k] != _default(fields[k]) for k in d
+               if k not in _E2E_SCHEMA1_FIELDS and k not in ("task", "model_fingerprint")):
+            return None  # a field E2E runs did not have then (grad_accum ...), set
+        d = {k: d[k] for k in _E2E_SCHEMA1_FIELDS}
+        d["model"] = None if self.model == PACKAGED_CAUSAL_LM else self.model
+        if d["dcft_init_std"] == fields["dcft_init_std"].default:
+            del d["dcft_init_std"]
+        return _sha12(d)  # no canonicalisation, as then
+
+
+def _default(f: dataclasses.Field) -> Any:
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 # method defaults (the papers' settings, scaled to MiniLM)
@@ -331,6 +458,8 @@ def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **over
     """
     from .data import GLUE_TASKS, canonical_task
 
+    if str(task).lower() == E2E_TASK:
+        return make_e2e_run(method, scale, seed, **overrides)
     task = canonical_task(task)
     if scale not in PRESETS:
         raise ValueError(f"unknown scale {scale!r}: expected one of {', '.join(PRESETS)}")
@@ -385,6 +514,36 @@ def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **over
     return run
 
 
+def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> RunConfig:
+    """An E2E run (``RunConfig(task="e2e")``) from an E2E scale preset, Delta-LoRA's E2E settings and the method's
+    defaults; ``overrides`` win. ``make_run("e2e", ...)`` calls it.
+
+    Warmup given as a fraction and Delta-LoRA's K (default: the paper's 500 of 26,290 steps, as a fraction, at
+    the ``quick`` and ``cpu`` scales; 500 at ``gpu``; ``start_steps=`` overrides) scale with the run's steps.
+    """
+    if scale not in E2E_PRESETS:
+        raise ValueError(f"unknown E2E scale {scale!r}: expected one of {', '.join(E2E_PRESETS)}")
+    if method not in E2E_METHODS:
+        raise ValueError(f"unknown E2E method {method!r}: expected one of {', '.join(E2E_METHODS)}")
+    p = E2E_PRESETS[scale]
+    kw: dict[str, Any] = dict(lr=p.lr, epochs=p.epochs, batch_size=p.batch_size, max_length=p.max_length,
+                              limit_train=p.limit_train, eval_split=p.eval_split, eval_mrs=p.eval_mrs,
+                              num_beams=p.num_beams, max_new_tokens=p.max_new_tokens, generate_kw=dict(p.generate_kw),
+                              **E2E_RUN_DEFAULTS)
+    if method == "full" and p.full_lr is not None:
+        kw["lr"] = p.full_lr
+    kw.update(E2E_METHOD_DEFAULTS[method])
+    kw.update(overrides)
+    run = RunConfig(task=E2E_TASK, method=method, seed=seed, scale=scale, **kw)
+    steps = total_optimizer_steps(run)
+    if "warmup_steps" not in overrides:
+        w = p.warmup_steps
+        run.warmup_steps = int(round(w * steps)) if isinstance(w, float) else min(w, steps // 2)
+    if "start_steps" not in overrides:
+        run.start_steps = int(round(PAPER_K_FRAC * steps)) if scale != "gpu" else 500
+    return run
+
+
 def gpu_deviations(method: str = "dcft") -> list[dict[str, Any]]:
     """Every RunConfig field where the ``gpu`` preset's run differs from the ``paper`` preset's, per task:
     ``{"task", "field", "gpu", "paper"}`` rows (the fields ``GPU_DEVIATIONS`` explains).
@@ -409,7 +568,7 @@ def train_size(run: RunConfig) -> int:
     """Training rows the run trains on (its ``limit_train``, less the held-out rows of ``select_on="train_holdout"``)."""
     from .data import GLUE_TASKS, holdout_size
 
-    n = GLUE_TASKS[run.task].num_rows["train"]
+    n = E2E_TRAIN_ROWS if run.task == E2E_TASK else GLUE_TASKS[run.task].num_rows["train"]
     n = min(n, run.limit_train) if run.limit_train else n
     return n - holdout_size(n) if run.select_on == "train_holdout" else n
 

@@ -1,15 +1,15 @@
 """Recipes as data: the named sweep grids of the papers' experiments and of the DCFT question.
 
 - ``GRIDS``: the named sweep grids (``python -m dcft_edu.experiments.sweep GRID`` runs them);
-- ``LAB_GRIDS``: each experiment notebook's lab sub-grids (``lab.run_lab``);
-- ``E2E_PRESETS``, ``E2E_METHOD_DEFAULTS``, ``PAPER_K_FRAC``: the E2E scales and method settings (``e2e.make_e2e_run``).
+- ``LAB_GRIDS``: each experiment notebook's lab sub-grids (``lab.run_lab``).
 
-The GLUE scale presets and task recipes stay in ``presets`` beside ``RunConfig`` (whose keys they shape).
+How one run is built from a scale stays in ``presets`` beside ``RunConfig`` (whose keys it shapes): the GLUE scale
+presets and task recipes, and the E2E scales and method settings (``E2E_PRESETS``, ``E2E_METHOD_DEFAULTS``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Union
+from typing import Any, Union
 
 from .presets import METHODS
 
@@ -157,52 +157,4 @@ LAB_GRIDS: dict[str, LabGrid] = {
         {"task": ["stsb"], "method": ["lora"], "r": [1], "lr_factor": [1, 10], "select_on": ["train_holdout"],
          "seed": [0]},
     ]}),
-}
-
-
-# ---- E2E (``e2e``) ------------------------------------------------------------------
-
-#: Delta-LoRA's E2E start step as a fraction of its run: K 500 of 42,061 / 8 × 5 = 26,290 optimizer steps
-PAPER_K_FRAC = 500 / 26_290
-
-
-@dataclass(frozen=True)
-class E2EPreset:
-    """How big an E2E run is."""
-
-    name: str
-    limit_train: Optional[int]  # training rows, a fixed random sample of trainset.csv (None: all 42,061)
-    eval_split: str  # "dev" or "test"
-    eval_mrs: Optional[int]  # distinct MRs scored, a fixed random sample (None: all)
-    epochs: int
-    batch_size: int
-    lr: float
-    warmup_steps: Union[int, float]  # steps, or a fraction of all steps
-    max_length: int
-    num_beams: int
-    max_new_tokens: int
-    generate_kw: tuple = ()  # extra (name, value) pairs for model.generate
-    full_lr: Optional[float] = None  # full fine-tuning's lr, where it differs from the adapters' ``lr``
-
-
-E2E_PRESETS: dict[str, E2EPreset] = {
-    "quick": E2EPreset("quick", limit_train=32, eval_split="dev", eval_mrs=4, epochs=1, batch_size=8, lr=1e-3,
-                       warmup_steps=0.1, max_length=96, num_beams=1, max_new_tokens=16),
-    # SmolLM2-135M, one thread of a loaded 2-core CPU: ~18 s per optimizer step of 8 rows (~85 tokens each),
-    # ~2.5 s per 4 MRs × 10 greedy tokens: 160 rows seen once (20 steps, ~6 min), 50 dev MRs greedy (~3 min)
-    # full FT at 1e-4: 1e-3 on every weight of a 135M model is far above the usual range (docs/e2e_protocol.md)
-    "cpu": E2EPreset("cpu", limit_train=160, eval_split="dev", eval_mrs=50, epochs=1, batch_size=8, lr=1e-3,
-                     warmup_steps=0.1, max_length=128, num_beams=1, max_new_tokens=64, full_lr=1e-4),
-    # Delta-LoRA's recipe (docs/method_notes.md §4) with LoRA's E2E beam search, on all 630 test MRs
-    "gpu": E2EPreset("gpu", limit_train=None, eval_split="test", eval_mrs=None, epochs=5, batch_size=8, lr=2e-4,
-                     warmup_steps=500, max_length=512, num_beams=10, max_new_tokens=64,
-                     generate_kw=(("length_penalty", 0.9), ("no_repeat_ngram_size", 4))),
-}
-
-#: Delta-LoRA's E2E settings (r 4, α 32, λ 2, on Wq and Wv) for every adapter; DCFT keeps its own r 1, α 16, k 8
-E2E_METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
-    "full": dict(),
-    "lora": dict(r=4, lora_alpha=32.0),
-    "delta_lora": dict(r=4, lora_alpha=32.0, update_ratio=2.0),
-    "dcft": dict(r=1, lora_alpha=16.0, kernel_size=8, orth_gamma=0.1),
 }

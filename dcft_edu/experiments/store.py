@@ -1,17 +1,20 @@
-"""The result store of GLUE sweeps: one JSON file per finished run, named by its key, written atomically.
+"""The result store of every run (the GLUE tasks and E2E): one JSON file per finished run, named by its key,
+written atomically.
 
 ``result_path`` names a run's file, ``read_result`` reads one back whole (or says why not), ``done_path`` finds
-a run's finished file under its schema-2 key or its schema-1 ``legacy_key``, ``load_results`` reads a sweep
-folder as a DataFrame. ``sweep`` writes through it; analysis and the figures read through it.
+a run's finished file under its schema-2 key or its ``legacy_key`` (GLUE's schema 1; E2E's files from before E2E
+was a task of ``RunConfig``, named ``<scale>_<method>_s<seed>_<key>.json``), ``find_done`` does the same and
+moves a bad file aside, ``save_result`` writes one, ``load_results`` reads a sweep folder as a DataFrame.
+``sweep`` and ``e2e`` write through it; analysis, the figures and the notebooks read through it.
 """
 from __future__ import annotations
 
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from .presets import RESULT_SCHEMA, RunConfig
+from .presets import E2E_TASK, RESULT_SCHEMA, RunConfig
 from .runinfo import atomic_write, atomic_write_json
 
 
@@ -20,19 +23,35 @@ def result_path(results_dir: Union[str, Path], name: str, run: RunConfig, key: O
     return Path(results_dir) / name / f"{run.task}-{run.method}-s{run.seed}-{key or run.key()}.json"
 
 
-#: what every result file holds for its readers (``load_results``, the figures); a sweep also checks ``key``
+def run_files(results_dir: Union[str, Path], name: str, run: RunConfig) -> list[tuple[Path, str]]:
+    """``(path, key)`` of every file that may hold ``run``'s result in sweep ``name``: its schema-2 key, then its
+    ``legacy_key`` (E2E's legacy files have their own naming)."""
+    files = [(result_path(results_dir, name, run), run.key())]
+    legacy = run.legacy_key()
+    if legacy:
+        files.append((Path(results_dir) / name / f"{run.scale}_{run.method}_s{run.seed}_{legacy}.json", legacy)
+                     if run.task == E2E_TASK else (result_path(results_dir, name, run, legacy), legacy))
+    return files
+
+
+#: what every result file holds for its readers (``load_results``, the figures); a sweep also checks ``key``.
+#: An E2E result holds its ``scores`` instead of the GLUE epochs' ``best``
 RESULT_FIELDS = ("config", "best", "best_metric")
+E2E_RESULT_FIELDS = ("config", "scores")
 
 
 def _problem(rec: Any) -> Optional[str]:
     """What is wrong with a parsed result record, or None."""
     if not isinstance(rec, dict):
         return f"holds a JSON {type(rec).__name__}, not a result record"
-    missing = [f for f in RESULT_FIELDS if f not in rec]
+    e2e = rec.get("task") == E2E_TASK
+    missing = [f for f in (E2E_RESULT_FIELDS if e2e else RESULT_FIELDS) if f not in rec]
     if missing:
         return f"lacks the result fields {missing}"
     if rec.get("status") == "diverged":  # finished, but diverged: no best epoch, the record says where
         return None if isinstance(rec.get("diverged_at"), dict) else "is marked diverged but lacks 'diverged_at'"
+    if e2e:
+        return None if isinstance(rec["scores"], dict) and "bleu" in rec["scores"] else "its 'scores' lack 'bleu'"
     if not isinstance(rec["best"], dict) or "epoch" not in rec["best"]:
         return "its 'best' record lacks 'epoch'"
     return None
@@ -57,9 +76,8 @@ def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[
     schema-1 ``legacy_key``).
     """
     bad = []
-    for key in (run.key(), run.legacy_key()):
-        p = result_path(results_dir, name, run, key) if key else None
-        if p is None or not p.exists():
+    for p, key in run_files(results_dir, name, run):
+        if not p.exists():
             continue
         try:
             rec = read_result(p)
@@ -79,6 +97,25 @@ def done_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Optio
     Used by: ``dcft_edu.experiments.analysis.coverage``, ``dcft_edu.figures.ablations.grid_coverage``.
     """
     return _check_done(Path(results_dir), name, run)[0]
+
+
+def find_done(results_dir: Union[str, Path], name: str, run: RunConfig,
+              log: Callable[[str], Any] = print) -> Optional[Path]:
+    """``run``'s finished result file in sweep ``name``, or None; a bad file on the way (truncated by a kill,
+    edited, another run's) is reported through ``log`` and moved aside to ``<name>.json.bad``, so the run is
+    trained again. Used by ``sweep`` and ``e2e.train_and_save``."""
+    done, bad = _check_done(Path(results_dir), name, run)
+    for f, why in bad:
+        f.replace(f.with_name(f.name + ".bad"))
+        log(f"{why}; moved to {f.name}.bad, the run is trained again")
+    return done
+
+
+def save_result(results_dir: Union[str, Path], name: str, run: RunConfig, result: dict) -> Path:
+    """Write ``run``'s result into sweep ``name`` (``result_path``) atomically; returns the path."""
+    p = result_path(results_dir, name, run)
+    _save_result(p, name, run, result)
+    return p
 
 
 def _save_result(p: Path, name: str, run: RunConfig, result: dict) -> None:
@@ -105,8 +142,8 @@ def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Pa
 
     Bad files there are skipped (their own sweep reports and retrains them).
     """
-    for key in (run.key(), run.legacy_key()):
-        for f in sorted(Path(results_dir).glob(f"*/*-{key}.json") if key else ()):
+    for p, key in run_files(results_dir, name, run):
+        for f in sorted(Path(results_dir).glob(f"*/{p.name}")):  # the same run has the same file name everywhere
             if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
                 continue
             try:

@@ -48,7 +48,7 @@ from .runinfo import RESULTS_ENV, atomic_write, atomic_write_json, user_results_
 # the grids are data (``recipes``), the result files the store's (``store``); sweep runs the one into the other
 from .recipes import (ABLATION_TASKS, GRIDS, INIT_TASKS, LR_FACTORS, STRIDE_DELTA_MODULE,  # noqa: F401
                       ZERO_INIT_STD, Grid)
-from .store import (RESULT_FIELDS, _check_done, _find_elsewhere, _problem, _save_result, delta_path,  # noqa: F401
+from .store import (RESULT_FIELDS, _check_done, _find_elsewhere, _problem, _save_result, delta_path, find_done,  # noqa: F401
                     done_path, load_results, read_result, result_path)
 
 
@@ -163,10 +163,7 @@ def _pending(name: str, runs: list[RunConfig], results_dir: Path,
             tmp.unlink(missing_ok=True)
     paths, todo = [], []
     for run in runs:
-        done, bad = _check_done(results_dir, name, run)
-        for f, why in bad:
-            f.replace(f.with_name(f.name + ".bad"))
-            log(f"{why}; moved to {f.name}.bad, the run is trained again")
+        done = find_done(results_dir, name, run, log)
         if done is not None:
             paths.append(done)
             continue

@@ -44,7 +44,7 @@ from ..inject import count_adapter_parameters, count_trainable_parameters
 # the training core lives in ``fit``; prepare_model, make_optimizer, world and is_main_process stay importable here
 from .fit import (autocast_for, fit_epoch, init_distributed, is_main_process, make_optimizer, prepare,  # noqa: F401
                   prepare_model, shard, sum_over_ranks, world)
-from .presets import RESULT_SCHEMA, RunConfig, total_optimizer_steps
+from .presets import E2E_TASK, RESULT_SCHEMA, RunConfig, total_optimizer_steps
 from .runinfo import peak_memory_mb, provenance, resolve_device
 
 
@@ -177,9 +177,17 @@ def train(run: RunConfig, progress: Union[bool, Callable[[int], Any]] = True, lo
     Under ``torchrun`` / ``accelerate launch`` with several processes every rank returns the same record;
     only rank 0 logs.
 
+    An E2E run (task ``"e2e"``) is trained, generated and scored by ``e2e.train_e2e`` (the same wiring and loop).
+
     Used in: notebooks 04, 08, 13, 14.
     """
     from .data import GLUE_TASKS, HOLDOUT_FRACTION, make_dataloaders
+
+    if run.task == E2E_TASK:
+        from .e2e import train_e2e
+
+        return train_e2e(run, model_and_tokenizer=model_and_tokenizer, log=log, eval_at_start=eval_at_start,
+                         progress=progress if callable(progress) else None)
 
     t_start = time.perf_counter()
     set_seed(run.seed)  # Python, NumPy, torch (CPU and every CUDA device)

@@ -2,7 +2,7 @@
 
 Every error names the field (or flag, or file), the value, and the fix, and is raised before any work:
 
-- ``check_fields(fields, spell=...)``: a run's fields, as ``RunConfig`` (``make_run``), an ``E2ERun``, the
+- ``check_fields(fields, spell=...)``: a run's fields, as ``RunConfig`` (``make_run``, GLUE or E2E), the
   train CLI's flags, ``--set`` and grid files hand them in. One function, so a learning rate of -1 is refused
   the same way wherever it enters; ``spell`` names the field as the user wrote it (``--lr``, ``--set lr=``).
 - ``check_grid(grid, source)``: a grid's shape (a dict or a list of dicts, with ``task`` and ``method``, no
@@ -16,7 +16,7 @@ Every error names the field (or flag, or file), the value, and the fix, and is r
 - ``RunClaim``: one process trains one run at a time, across sweeps sharing a results folder
   (an ``fcntl`` lock per run key, released when its holder exits or dies).
 
-Used by: ``presets.RunConfig``, ``e2e.E2ERun``, ``sweep``, ``train``, ``trainer``; tested in
+Used by: ``presets.RunConfig``, ``sweep``, ``train``, ``trainer``; tested in
 ``tests/test_validation_engine.py``.
 """
 from __future__ import annotations
@@ -144,8 +144,8 @@ def check_fields(fields: Mapping[str, Any], spell: Callable[[str, Any], str] = _
                  source: str = "") -> None:
     """Refuse run fields that would train something wrong: ``ValueError`` listing every bad one.
 
-    The one check of a run's numeric fields and device, called by ``RunConfig`` (so ``make_run``, grids and
-    ``--set`` all pass it), ``E2ERun``, and the CLIs before they build a run (so the error names the flag).
+    The one check of a run's numeric fields and device, called by ``RunConfig`` (so ``make_run``, grids,
+    ``--set`` and E2E runs all pass it), and the CLIs before they build a run (so the error names the flag).
     """
     problems = field_problems(fields, spell)
     if problems:
@@ -445,28 +445,3 @@ class RunClaim:
 
     def __exit__(self, *exc: Any) -> None:
         self.release()
-
-
-# ----------------------------------------------------------------------------------------------- results
-def existing_result(path: Path, key: str, fields: Sequence[str] = ("config",),
-                    log: Callable[[str], Any] = print) -> Optional[dict]:
-    """The whole result record at ``path`` (a dict holding ``fields`` and this ``key``), or None if there is none.
-
-    A file that is there but is not such a record (truncated by a kill, edited, another run's) does not count as
-    done: it is moved aside to ``<name>.bad``, reported through ``log``, and None is returned, so the run is
-    trained again. Used by ``e2e.train_and_save`` (the GLUE sweeps do the same in ``sweep._check_done``).
-    """
-    if not path.exists():
-        return None
-    try:
-        rec = json.loads(path.read_text())
-        problem = (None if isinstance(rec, dict) and all(f in rec for f in fields) and rec.get("key") == key else
-                   f"not a whole result of key {key} (fields {', '.join(fields)})")
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        rec, problem = None, f"unreadable ({type(e).__name__}: {e})"
-    if problem is None:
-        return rec
-    bad = path.with_name(path.name + ".bad")
-    path.replace(bad)
-    log(f"{path}: {problem}; moved to {bad.name}, the run is trained again")
-    return None

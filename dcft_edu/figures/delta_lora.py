@@ -667,7 +667,8 @@ def draw_e2e_start_step(df: Optional[pd.DataFrame] = None) -> Figure:
 
     Taught in: ``16_e2e_generation``.
     """
-    from ..experiments.e2e import e2e_total_steps, load_e2e_results, make_e2e_run, split_e2e_runs
+    from ..experiments.e2e import load_e2e_results, make_e2e_run, split_e2e_runs
+    from ..experiments.presets import total_optimizer_steps
 
     d = load_e2e_results() if df is None else df
     parts = split_e2e_runs(d)
@@ -687,7 +688,7 @@ def draw_e2e_start_step(df: Optional[pd.DataFrame] = None) -> Figure:
             ax.axhline(lora[metric].mean(), color=color, ls="--", lw=1, label=f"LoRA {label} (n = {len(lora)})")
         bx.plot(PAPER_TABLE8.index / 500, PAPER_TABLE8[label], "-o", color=color, ms=4, label=f"Delta-LoRA λ 2 {label}")
     n = ks.groupby("K").size()
-    ax.set_title(f"ours: SmolLM2-135M, {run.scale} scale\n{e2e_total_steps(run)} steps, warmup {warm}; "
+    ax.set_title(f"ours: SmolLM2-135M, {run.scale} scale\n{total_optimizer_steps(run)} steps, warmup {warm}; "
                  f"{_span(n)} seed(s) per K", fontsize=9)
     bx.set_title("the paper's Table 8: GPT-2 Medium\n26,290 steps, warmup 500; one run per K", fontsize=9)
     for a in (ax, bx):
