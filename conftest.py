@@ -18,6 +18,30 @@ else:
     os.environ["DCFT_EDU_DATA"] = str(GLUE_SAMPLE)
 FULL_DATA = Path(os.environ["DCFT_EDU_DATA"]) != GLUE_SAMPLE
 
+#: under pytest-xdist (``-n 2``, pyproject's addopts): each worker process, and every notebook kernel and subprocess
+#: it starts, computes on one thread, so two workers share a 2-core machine instead of oversubscribing it
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if XDIST_WORKER:
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: only called when it runs the tests (-n 2)
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``-n 2`` (pyproject's addopts): a notebook's cells go together to one worker, in order (they share one
+    kernel); every other test is scheduled on its own. xdist sends the biggest groups (the notebooks) first and
+    the short tests last, so the two workers finish together. ``--dist`` given explicitly keeps xdist's own."""
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class NotebookScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return path if path.endswith(".ipynb") else nodeid
+
+    return NotebookScheduling(config, log)
+
 
 def pytest_collection_modifyitems(config, items):
     if FULL_DATA:
@@ -27,3 +51,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "full_data" in item.keywords:
             item.add_marker(skip)
+
+
+

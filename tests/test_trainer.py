@@ -14,7 +14,7 @@ from dcft_edu.experiments.trainer import strip_model, train
 
 @pytest.mark.parametrize("method", ["head", "full", "lora", "dcft", "delta_lora"])
 def test_quick_run_learns(method, data_root):
-    run = make_run("sst2", method, scale="quick", limit_train=256, epochs=2)
+    run = make_run("sst2", method, scale="quick", limit_train=128, epochs=2)
     result = train(run, progress=False, log=lambda m: None, eval_at_start=True)
     rec = strip_model(result)
     json.dumps(rec)  # JSON-ready
