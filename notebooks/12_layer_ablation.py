@@ -58,7 +58,8 @@ import pandas as pd
 from dcft_edu.experiments import lab
 from dcft_edu.experiments.analysis import TASK_LABELS
 from dcft_edu.experiments.runinfo import notebook_setup
-from dcft_edu.experiments.sweep import GRIDS, grid_runs
+from dcft_edu.experiments.recipes import GRIDS
+from dcft_edu.experiments.sweep import grid_runs
 from dcft_edu.figures.ablations import (PAPER_TABLE6, ablation_results, adapted_shapes, annotate, config_label,
                                         draw_layer_ablation, method_short, weight_change)
 from dcft_edu.figures.lab import overlay_user_runs

@@ -64,7 +64,9 @@ import numpy as np
 import pandas as pd
 
 from dcft_edu.experiments import lab
-from dcft_edu.experiments.sweep import GRIDS, grid_runs, load_results, run_sweep
+from dcft_edu.experiments.recipes import GRIDS
+from dcft_edu.experiments.store import load_results
+from dcft_edu.experiments.sweep import grid_runs, run_sweep
 from dcft_edu.figures.delta_lora import (FULL_SPLIT_LABELS, LAMBDAS, PAPER_TABLE7, PLANNED_SEEDS, TASKS,
                                          collapse_check, draw_delta_lora_lambda_k, effective_weight, lambda_table,
                                          lora_reference, sweep_results)

@@ -7,7 +7,8 @@ training rows and one epoch (its real length is for a GPU). Prints each run's se
 """
 import time
 
-from dcft_edu.experiments.sweep import GRIDS, grid_runs
+from dcft_edu.experiments.recipes import GRIDS
+from dcft_edu.experiments.sweep import grid_runs
 from dcft_edu.experiments.trainer import train
 
 cells = [(g, grid_runs(GRIDS[g], scale="quick")[0]) for g in ("dcft_ref", "dcft_lr", "dcft_init")]

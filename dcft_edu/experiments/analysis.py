@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .runinfo import committed_results_dir
-from .sweep import load_results
+from .store import load_results
 
 
 def finished_runs(df: pd.DataFrame, source: Union[str, Path] = "these results") -> pd.DataFrame:

@@ -10,7 +10,7 @@
   which xz packs ~5 % smaller).
 - ``unbundle DIR MODEL_DIR DATA_DIR``: there: the model and the data decompressed (once; a rerun keeps them).
 - ``grids DIR``: the window's sweep grids as JSON files named after their sweeps: ``dcft_ref``, ``dcft_init``
-  (from ``sweep.GRIDS``), ``dcft_lr_budget`` (the four ``scripts/grids/dcft_lr_budget_<task>.json`` files as
+  (from ``recipes.GRIDS``), ``dcft_lr_budget`` (the four ``scripts/grids/dcft_lr_budget_<task>.json`` files as
   one grid) and ``dcft_paper``; ``--impl`` sets DCFT's ``impl`` in them (the other methods' runs keep their
   keys); ``--quick`` keeps one task, seed 0 and one learning rate of each grid (the CPU rehearsal).
 - ``choose-impl RESULTS BENCH``: DCFT's ``impl`` for the study's grids: the one its DCFT runs so far used (one
@@ -81,7 +81,7 @@ def _quick(grid: list[dict]) -> list[dict]:
 def study_grids(impl: str = "fast", quick: bool = False, grids_dir: Path = REPO_ROOT / "scripts" / "grids"
                 ) -> dict[str, list[dict]]:
     """The window's grids by sweep name: step 2's ``STUDY_SWEEPS`` and step 3's ``PAPER_SWEEP``."""
-    from .sweep import GRIDS
+    from .recipes import GRIDS
 
     def as_list(grid):
         return [grid] if isinstance(grid, dict) else list(grid)

@@ -71,7 +71,9 @@ import pandas as pd
 from .presets import RunConfig, train_size
 from .runinfo import RESULTS_ENV, is_quick, user_results_dir
 from .recipes import LAB_GRIDS, LabGrid  # noqa: F401  (the lab grids are data, with the papers' grids)
-from .sweep import Grid, done_path, grid_runs, load_results, run_sweep, run_sweeps
+from .recipes import Grid
+from .store import done_path, load_results
+from .sweep import grid_runs, run_sweep, run_sweeps
 
 TRAIN_ENV = "DCFT_EDU_TRAIN"
 #: runs per sweep in quick mode (CI): enough to exercise training, the tables and the overlay

@@ -39,7 +39,9 @@ from ..dcft import coverage_map, dcft_num_params
 from .concepts import _coverage_verdict, log_power_spectrum, spectrum_panel
 from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
-from ..experiments.sweep import ABLATION_TASKS, GRIDS, delta_path, done_path, grid_runs
+from ..experiments.recipes import ABLATION_TASKS, GRIDS
+from ..experiments.store import delta_path, done_path
+from ..experiments.sweep import grid_runs
 
 #: metric names as the figures' axes show them (×100, as in the papers' tables)
 METRIC_AXIS = {"matthews_correlation": "Matthews corr. ×100", "accuracy": "accuracy ×100 (%)",
@@ -147,7 +149,7 @@ def annotate(df: pd.DataFrame) -> pd.DataFrame:
 
 # ------------------------------------------------------------------ coverage and summaries
 def grid_coverage(sweep: str, folder: Optional[Path] = None) -> pd.DataFrame:
-    """Every run the named grid (``dcft_edu.experiments.sweep.GRIDS``) asks for at scale gpu, and whether its result exists.
+    """Every run the named grid (``dcft_edu.experiments.recipes.GRIDS``) asks for at scale gpu, and whether its result exists.
 
     One row per expected run: task, method, kernel_size, s, targets, blocks, config, seed, ``present``.
     A run counts as present when ``<folder>/<sweep>/<task>-<method>-s<seed>-<key>.json`` holds its result

@@ -9,7 +9,7 @@ Each figure is a zero-argument function registered in ``dcft_edu.figures.FIGURES
 - ``delta_lora_twin``: per-epoch dev curves of Delta-LoRA(λ), its "twin" (LoRA whose scale
   jumps from s to (1+λ)·s at step K, docs/method_notes.md §4) and LoRA, for the seeds that exist.
 
-The sweeps (``dcft_edu.experiments.sweep.GRIDS``): ``delta_lambda`` (λ ∈ {0, 0.5, 1, 2, 3, 5}; its λ = 0.5
+The sweeps (``dcft_edu.experiments.recipes.GRIDS``): ``delta_lambda`` (λ ∈ {0, 0.5, 1, 2, 3, 5}; its λ = 0.5
 runs are ``main``'s Delta-LoRA, reused), ``delta_k`` (K ∈ {0, 10, 25, 50 %} of all optimizer
 steps), ``scale_jump`` (the twin, λ ∈ {0.5, 2}); the reference is ``main``'s LoRA with
 Delta-LoRA's r, α and target modules and no dropout. Above the figures: the helpers the
@@ -36,7 +36,7 @@ from ..experiments.analysis import (TASK_LABELS, TASK_ORDER, best_lambda_of, loa
 from .plotting import FEW_SEEDS_COLOR, backbone
 from .registry import register
 from ..experiments.presets import METHOD_DEFAULTS
-from ..experiments.sweep import ABLATION_TASKS, GRIDS
+from ..experiments.recipes import ABLATION_TASKS, GRIDS
 
 #: the four GLUE tasks of the ablations, in the tables' order
 TASKS = [t for t in TASK_ORDER if t in ABLATION_TASKS]

@@ -41,7 +41,8 @@ from dcft_edu import DCFTConfig, DCFTLinear
 from dcft_edu.experiments import lab
 from dcft_edu.experiments.models import deberta_v3_base_config, default_model_path
 from dcft_edu.experiments.runinfo import notebook_setup, user_results_dir
-from dcft_edu.experiments.sweep import load_results, run_sweep
+from dcft_edu.experiments.store import load_results
+from dcft_edu.experiments.sweep import run_sweep
 from dcft_edu.inject import count_for_config
 
 DEVICE, QUICK = notebook_setup()

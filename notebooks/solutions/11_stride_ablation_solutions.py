@@ -39,7 +39,9 @@ from dcft_edu.dcft import coverage_map
 from dcft_edu.experiments import lab
 from dcft_edu.experiments.presets import make_run
 from dcft_edu.experiments.runinfo import notebook_setup, user_results_dir
-from dcft_edu.experiments.sweep import STRIDE_DELTA_MODULE, load_results, run_sweep
+from dcft_edu.experiments.recipes import STRIDE_DELTA_MODULE
+from dcft_edu.experiments.store import load_results
+from dcft_edu.experiments.sweep import run_sweep
 from dcft_edu.figures.ablations import checkerboard_contrast, expected_adapter_params, load_learned_delta
 
 DEVICE, QUICK = notebook_setup()

@@ -38,7 +38,8 @@ from transformers import AutoConfig
 from dcft_edu import DCFTConfig, LoRAConfig
 from dcft_edu.experiments.models import default_model_path
 from dcft_edu.experiments.runinfo import notebook_setup
-from dcft_edu.experiments.sweep import load_results, run_sweep
+from dcft_edu.experiments.store import load_results
+from dcft_edu.experiments.sweep import run_sweep
 from dcft_edu.figures.ablations import weight_change
 from dcft_edu.inject import count_for_config
 
