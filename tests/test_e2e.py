@@ -209,3 +209,15 @@ def test_a_sweep_trains_e2e_like_any_task(tmp_path, monkeypatch):
     assert [p.name for p in run_sweep("e2e", runs, tmp_path / "results", log=logs.append)] == [p_lora.name, p_dcft.name]
     assert not any(line.startswith("done") for line in logs[len(logs) // 2:])  # the second pass trains nothing
     assert len(e2e.load_e2e_results(tmp_path / "results" / "e2e")) == 2
+
+
+def test_a_sweep_finds_the_committed_e2e_results():
+    """Table 1's E2E grid at the cpu scale, as a sweep of task "e2e": every run is found done in
+    figures/data/e2e under its legacy key, so a sweep would retrain none of them."""
+    from dcft_edu.experiments.runinfo import committed_results_dir
+    from dcft_edu.experiments.store import done_path
+    from dcft_edu.experiments.sweep import grid_runs
+
+    runs = grid_runs({"task": "e2e", "method": ["full", "lora", "dcft", "delta_lora"], "seed": [0, 1, 2]}, scale="cpu")
+    found = [done_path(committed_results_dir(), "e2e", run) for run in runs]
+    assert all(p is not None and p.name.startswith("cpu_") for p in found), [r.method for r, p in zip(runs, found) if p is None]
