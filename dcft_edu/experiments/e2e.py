@@ -53,9 +53,10 @@ from transformers import set_seed
 
 from .causal_lm import (PACKAGED_CAUSAL_LM, RightPadCollator, encode_pair, generate, load_causal_lm,
                         resolve_causal_lm_name)
-# the E2E scales and method settings are data, with the GLUE presets; an E2E run is a RunConfig of task "e2e"
-from .presets import (E2E_METHOD_DEFAULTS, E2E_METHODS, E2E_PRESETS, PAPER_K_FRAC, RESULT_SCHEMA,  # noqa: F401
-                      E2EPreset, RunConfig)
+# an E2E run is a RunConfig of task "e2e"; its scales and method settings are data, with the GLUE recipes
+from .presets import RESULT_SCHEMA, RunConfig
+from .recipes import (E2E_METHOD_DEFAULTS, E2E_METHODS, E2E_PRESETS, PAPER_K_FRAC,  # noqa: F401
+                      E2EPreset)
 from .presets import make_e2e_run as _make_e2e_run
 from .runinfo import RESULTS_ENV, peak_memory_mb, provenance, resolve_device, user_results_dir, writable_dir
 from .fit import autocast_for, fit_epoch, prepare, prepare_model

@@ -35,7 +35,7 @@ def preset_descriptions() -> dict[str, str]:
                  "classifier dropout and α/r), ~5–17× the gpu preset's examples per run",
     }
     missing = set(SCALES) - set(d)
-    if missing:  # a preset added to presets.PRESETS needs its line here (tests/test_cli_help.py checks)
+    if missing:  # a preset added to recipes.PRESETS needs its line here (tests/test_cli_help.py checks)
         raise KeyError(f"preset_descriptions: no description of preset(s) {sorted(missing)}; add them in helptext.py")
     return {s: d[s] for s in SCALES}
 

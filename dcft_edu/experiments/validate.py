@@ -87,7 +87,7 @@ def _device_rule(v: Any) -> Optional[str]:
 #: field -> rule (returns the problem and its fix, or None). Fields a rule does not name are checked elsewhere
 #: (the adapter fields by the core's configs, task/method/scale by RunConfig, seed/epochs/limits by RunConfig).
 FIELD_RULES: dict[str, Callable[[Any], Optional[str]]] = {
-    "lr": _finite_at_least(0.0, "use a positive learning rate such as 1e-3 (each task's recipe: presets.TASK_RECIPES)",
+    "lr": _finite_at_least(0.0, "use a positive learning rate such as 1e-3 (each task's recipe: recipes.TASK_RECIPES)",
                            strict=True),
     "lr_factor": _finite_at_least(0.0, "a multiple of the recipe's learning rate, e.g. 0.5 or 3", strict=True),
     "weight_decay": _finite_at_least(0.0, "AdamW's weight decay: 0 turns it off, the recipes use 0.01"),

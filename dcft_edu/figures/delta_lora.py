@@ -118,7 +118,7 @@ def k_runs(delta_k: Optional[pd.DataFrame] = None, delta_lambda: Optional[pd.Dat
 
     Columns added: ``k_frac`` = start_steps / optimizer_steps (K as a fraction of all optimizer steps)
     and ``k_setting``: "0 %", "10 %", … for the grid's fractions, "default" for the task's own K
-    (Delta-LoRA's per-task K as a fraction of its total steps, ``presets.TASK_RECIPES``).
+    (Delta-LoRA's per-task K as a fraction of its total steps, ``recipes.TASK_RECIPES``).
 
     Taught in: ``14_delta_lora_k_and_twin``.
     """
