@@ -159,7 +159,7 @@ fig = draw_kernel_ablation()
 if yours is not None:
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}  # "STS-B" → its axes
     for task, runs in yours.groupby("task"):
-        overlay_user_runs(panels[TASK_LABELS[task]], runs, x="kernel_size")
+        overlay_user_runs(panels[TASK_LABELS[task]], runs, x="kernel_size", clip=True, values=True)
 plt.show()
 
 # %% [markdown]

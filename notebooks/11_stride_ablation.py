@@ -151,7 +151,7 @@ fig = draw_stride_ablation()
 if yours is not None:
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
     for task, runs in yours.groupby("task"):
-        overlay_user_runs(panels[TASK_LABELS[task]], runs, x="s")
+        overlay_user_runs(panels[TASK_LABELS[task]], runs, x="s", clip=True, values=True)
 plt.show()
 
 # %% [markdown]

@@ -178,7 +178,8 @@ fig = draw_layer_ablation()
 if yours is not None:
     panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}  # "STS-B, GPU" → its axes
     for task, runs in yours.groupby("task"):
-        overlay_user_runs(panels[f"{TASK_LABELS[task]}, GPU"], runs, x="adapter_params")
+        overlay_user_runs(panels[f"{TASK_LABELS[task]}, GPU"], runs, x="adapter_params", clip=True,
+                          values=True)
 plt.show()
 
 # %% [markdown]

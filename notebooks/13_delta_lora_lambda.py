@@ -186,7 +186,8 @@ savefig(fig, "delta_lora_lambda_k")  # the committed figure; your runs are drawn
 if TRAIN:
     for j, t in enumerate(TASKS):
         if (yours_lam["task"] == t).any():
-            overlay_user_runs(fig.axes[j], yours_lam[yours_lam["task"] == t], x="update_ratio")
+            overlay_user_runs(fig.axes[j], yours_lam[yours_lam["task"] == t], x="update_ratio", clip=True,
+                              values=True)
 plt.show()
 if TRAIN:
     display(lab.yours_vs_committed(yours_lam, dl, by=["task", "update_ratio"]))  # noqa: F821 (IPython)

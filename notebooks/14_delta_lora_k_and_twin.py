@@ -202,7 +202,7 @@ if TRAIN:
     for j, t in enumerate(TASKS):
         if (yours_k["task"] == t).any():
             overlay_user_runs(fig.axes[len(TASKS) + j], yours_k[yours_k["task"] == t].assign(k_pct=100 * yours_k["k_frac"]),
-                              x="k_pct")
+                              x="k_pct", clip=True, values=True)
 plt.show()
 if TRAIN:
     display(lab.yours_vs_committed(yours_k, kr, by=["task", "k_setting"]))  # noqa: F821 (IPython)
