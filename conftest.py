@@ -30,7 +30,7 @@ if XDIST_WORKER:
 def pytest_xdist_make_scheduler(config, log):
     """Under ``-n 2`` (pyproject's addopts): a notebook's cells go together to one worker, in order (they share one
     kernel); every other test is scheduled on its own. xdist sends the biggest groups (the notebooks) first and
-    the short tests last, so the two workers finish together. ``--dist`` given explicitly keeps xdist's own."""
+    the short tests last, so the two workers finish together. ``--dist`` other than ``load`` keeps xdist's own."""
     if config.getoption("dist") != "load":
         return None
     from xdist.scheduler import LoadScopeScheduling

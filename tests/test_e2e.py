@@ -128,7 +128,13 @@ def test_adapters_train_on_a_causal_lm(tokenizer, method, tmp_path, monkeypatch)
     assert torch.equal(model.model.layers[0].self_attn.k_proj.weight, k0)  # not targeted: untouched
 
 
-def test_committed_e2e_results_keep_their_key():
+@pytest.fixture
+def packaged_lm(monkeypatch):
+    """No $DCFT_EDU_CAUSAL_LM (the README's Colab recipe sets it): a run's model=None is the packaged SmolLM2."""
+    monkeypatch.delenv("DCFT_EDU_CAUSAL_LM", raising=False)
+
+
+def test_committed_e2e_results_keep_their_key(packaged_lm):
     """Each committed E2E result is found again: its stored config rebuilds to the key in its name."""
     files = sorted((Path(__file__).resolve().parents[1] / "figures" / "data" / "e2e").glob("*.json"))
     assert files, "no committed E2E results found"
@@ -170,7 +176,7 @@ def test_committed_e2e_results_load():
     assert set(df["method"]) >= {"lora", "delta_lora", "dcft"} and df["bleu"].between(0, 100).all()
 
 
-def test_e2e_is_a_task_of_run_config():
+def test_e2e_is_a_task_of_run_config(packaged_lm):
     run = make_run("e2e", "delta_lora", "cpu", 0)
     assert isinstance(run, RunConfig) and run.task == "e2e" and run.model == "packaged:SmolLM2-135M-Instruct"
     assert (run.r, run.lora_alpha, run.update_ratio, run.target_modules) == (4, 32.0, 2.0, ["query", "value"])
@@ -211,7 +217,7 @@ def test_a_sweep_trains_e2e_like_any_task(tmp_path, monkeypatch):
     assert len(e2e.load_e2e_results(tmp_path / "results" / "e2e")) == 2
 
 
-def test_a_sweep_finds_the_committed_e2e_results():
+def test_a_sweep_finds_the_committed_e2e_results(packaged_lm):
     """Table 1's E2E grid at the cpu scale, as a sweep of task "e2e": every run is found done in
     figures/data/e2e under its legacy key, so a sweep would retrain none of them."""
     from dcft_edu.experiments.runinfo import committed_results_dir
@@ -221,3 +227,53 @@ def test_a_sweep_finds_the_committed_e2e_results():
     runs = grid_runs({"task": "e2e", "method": ["full", "lora", "dcft", "delta_lora"], "seed": [0, 1, 2]}, scale="cpu")
     found = [done_path(committed_results_dir(), "e2e", run) for run in runs]
     assert all(p is not None and p.name.startswith("cpu_") for p in found), [r.method for r, p in zip(runs, found) if p is None]
+
+
+def test_e2e_run_fields_fail_early(packaged_lm):
+    """What would only fail after training (the generation's settings) is refused when the run is made."""
+    for kw, msg in (({"num_beams": 3}, "sets num_beams: the run sets these itself"),
+                    ({"do_sample": True}, "sets do_sample"),
+                    ({"bogus": 1}, "bogus is not a transformers.GenerationConfig setting"),
+                    ([["length_penalty", 0.9]], "must be a dict")):
+        with pytest.raises(ValueError, match=msg):
+            make_run("e2e", "lora", "quick", generate_kw=kw)
+    assert make_run("e2e", "lora", "gpu").generate_kw == {"length_penalty": 0.9, "no_repeat_ngram_size": 4}
+    # the grid extras of the GLUE runs work on E2E too
+    run = make_run("e2e", "delta_lora", "cpu", start_frac=0.5, lr_factor=3)
+    assert run.start_steps == 10 and run.lr == pytest.approx(3e-3)  # 20 steps at the cpu scale; its lr 1e-3
+    with pytest.raises(ValueError, match="start_frac=2"):
+        make_run("e2e", "delta_lora", "cpu", start_frac=2)
+    assert make_run(" E2E ", "lora").task == "e2e"
+
+
+def test_a_legacy_stand_in_result_is_not_taken_for_smollm2(tmp_path, packaged_lm):
+    """Old E2E files keyed every model as null: one trained on a stand-in (old lesson 16 without SmolLM2, or
+    $DCFT_EDU_CAUSAL_LM) must not pass for the packaged model's run; the committed ones name SmolLM2's file."""
+    src = sorted((Path(__file__).resolve().parents[1] / "figures" / "data" / "e2e").glob("cpu_lora_s0_*.json"))[0]
+    rec = json.loads(src.read_text())
+    run = RunConfig(task="e2e", **rec["config"])
+    (tmp_path / "e2e").mkdir()
+    assert find_done(tmp_path, "e2e", run) is None
+    shutil.copy(src, tmp_path / "e2e" / src.name)
+    assert find_done(tmp_path, "e2e", run) == tmp_path / "e2e" / src.name
+    rec["model_name"] = "tiny random Llama (stand-in)"
+    (tmp_path / "e2e" / src.name).write_text(json.dumps(rec))
+    assert find_done(tmp_path, "e2e", run) is None and (tmp_path / "e2e" / src.name).exists()  # not done, kept
+
+
+def test_load_results_reads_a_folder_with_e2e_and_glue_results(tmp_path):
+    """A sweep folder may hold both kinds: the GLUE reader gives E2E rows their BLEU as best_metric, and the E2E
+    reader passes over GLUE records."""
+    from dcft_edu.experiments.store import load_results
+
+    committed = Path(__file__).resolve().parents[1] / "figures" / "data"
+    (tmp_path / "mixed").mkdir()
+    e2e_file = sorted((committed / "e2e").glob("cpu_lora_s0_*.json"))[0]
+    glue_file = sorted((committed / "main").rglob("*.json"))[0]
+    shutil.copy(e2e_file, tmp_path / "mixed" / e2e_file.name)
+    shutil.copy(glue_file, tmp_path / "mixed" / glue_file.name)
+    df = load_results(tmp_path / "mixed")
+    e2e_row = df[df["task"] == "e2e"].iloc[0]
+    assert len(df) == 2 and e2e_row["best_metric"] == json.loads(e2e_file.read_text())["scores"]["bleu"]
+    assert e2e_row["best_bleu"] == e2e_row["best_metric"] and e2e_row["main_metric"] == "bleu"
+    assert len(e2e.load_e2e_results(tmp_path / "mixed")) == 1

@@ -21,7 +21,7 @@ Metrics (``e2e_scores``), in the units of the papers' tables:
   (``nltk``'s METEOR needs WordNet, a separate download, so it is not used.)
 
 An E2E run is a ``RunConfig`` of task ``"e2e"`` (``make_run("e2e", method, scale)``; the E2E scales and method
-settings are in ``presets``): ``trainer.train`` hands it to ``train_e2e`` (the GLUE loop and wiring of ``fit``,
+settings are data in ``recipes``): ``trainer.train`` hands it to ``train_e2e`` (the GLUE loop and wiring of ``fit``,
 then generation and scores), and its result goes through the one result store (``store``), so a sweep grid may
 hold ``"task": "e2e"`` like any GLUE task.
 
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import math
 import random
 import shutil
@@ -191,6 +192,8 @@ def train_e2e(run: RunConfig, model_and_tokenizer=None, root=None, log: Callable
     if run.task != "e2e":
         raise ValueError(f"train_e2e: a run of task {run.task!r}; an E2E run is make_run('e2e', method, scale)")
     t_start = time.perf_counter()
+    if model_name is None:  # what the record names: the file or hub id loaded (an already-loaded model: the run's id)
+        model_name = run.model if model_and_tokenizer is not None else resolve_causal_lm_name(run.model)
     set_seed(run.seed)
     device = resolve_device(run.device)
     model, tokenizer = model_and_tokenizer or load_causal_lm(run.model)
@@ -238,7 +241,7 @@ def train_e2e(run: RunConfig, model_and_tokenizer=None, root=None, log: Callable
         "config": run.to_dict(),
         "task": "e2e",
         "method": run.method,
-        "model_name": model_name or resolve_causal_lm_name(run.model),
+        "model_name": model_name,
         "main_metric": "bleu",
         "best_metric": None if scores is None else scores["bleu"],
         "scores": scores,  # None for a diverged run: no generation from NaN weights, not a result
@@ -283,6 +286,8 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
             r = read_result(f)
         except ValueError as e:
             raise ValueError(f"{e}; move it aside and rerun its run") from e
+        if r.get("task") != "e2e":  # a GLUE run's result in the same folder (a sweep may hold both)
+            continue
         if r.get("status") == "diverged":  # its failure is on record, but it has no scores: not a result
             continue
         c = r["config"]
@@ -380,7 +385,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     runs.append(make_e2e_run(method, args.scale, seed, model=args.model, device=args.device, **common))
     except ValueError as e:
         ap.error(str(e))
-    base = load_causal_lm(args.model)
+    base = functools.lru_cache(maxsize=1)(lambda: load_causal_lm(args.model))  # loaded once, if a run trains
     failed = []
     for run in runs:
         try:
@@ -396,7 +401,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 def train_and_save(run: RunConfig, out: Union[str, Path], base=None, log: Callable[[str], Any] = print,
                    **kwargs: Any) -> Path:
-    """Train ``run`` (``train_e2e``) on a copy of ``base`` = ``(model, tokenizer)`` (default: ``load_causal_lm``)
+    """Train ``run`` (``train_e2e``) on a copy of ``base`` = ``(model, tokenizer)``, or of what ``base()`` returns
+    (a callable: loaded only if the run is not done yet), default ``load_causal_lm(run.model)``,
     and write its record through the result store (``store.save_result``: ``out/e2e-<method>-s<seed>-<key>.json``,
     atomically); a finished result already there (under its key or its legacy key) is kept and not retrained, a
     bad one moved aside. ``kwargs`` go to ``train_e2e`` (``data``, ``meteor``, ``eval_at_start``, ...).
@@ -414,7 +420,9 @@ def train_and_save(run: RunConfig, out: Union[str, Path], base=None, log: Callab
             raise _diverged(run, done, rec["diverged_at"])
         log(f"skip {done} (exists)")
         return done
-    base = base or load_causal_lm(run.model)
+    if base is None or callable(base):  # the run's own model, loaded only now that it trains (a callable: shared)
+        base = base() if callable(base) else load_causal_lm(run.model)
+        kwargs.setdefault("model_name", resolve_causal_lm_name(run.model))
     result = train_e2e(run, model_and_tokenizer=(copy.deepcopy(base[0]), base[1]), log=log, **kwargs)
     path = save_result(out.parent, out.name, run, result)  # a diverged run too, marked: its failure is on record
     if result["status"] == "diverged":

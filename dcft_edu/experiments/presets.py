@@ -133,7 +133,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         from .data import canonical_task
 
-        self.task = E2E_TASK if str(self.task).lower() == E2E_TASK else canonical_task(self.task)
+        self.task = E2E_TASK if str(self.task).strip().lower() == E2E_TASK else canonical_task(self.task)
         # the model actually trained, fixed now (a later $DCFT_EDU_MODEL / $DCFT_EDU_CAUSAL_LM cannot change it)
         self.model = self._resolved_model()
         self.model_fingerprint = model_fingerprint(self.model)
@@ -195,6 +195,8 @@ class RunConfig:
         if self.task == E2E_TASK and self.eval_split not in ("dev", "test"):
             raise ValueError(f"eval_split={self.eval_split!r}: E2E scores the 'dev' or the 'test' MRs "
                              "(make_run('e2e', ...) takes its scale's)")
+        if self.task == E2E_TASK:
+            _check_generate_kw(self.generate_kw)
 
     def adapter_config(self):
         """The adapter config this run asks for (None for full fine-tuning / head-only)."""
@@ -278,6 +280,29 @@ class RunConfig:
         return _sha12(d)  # no canonicalisation, as then
 
 
+#: what ``causal_lm.generate`` passes to ``model.generate`` itself (or the run's own fields set): not for ``generate_kw``
+_GENERATE_OWN = ("input_ids", "attention_mask", "do_sample", "num_beams", "max_new_tokens", "pad_token_id",
+                 "eos_token_id")
+
+
+def _check_generate_kw(kw: Any) -> None:
+    """``generate_kw``: a dict of ``transformers.GenerationConfig`` settings the run does not set already (checked
+    now, not after training, when the generation would fail)."""
+    if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
+        raise ValueError(f"generate_kw={kw!r}: must be a dict of model.generate settings, e.g. "
+                         "{'length_penalty': 0.9, 'no_repeat_ngram_size': 4}")
+    own = sorted(set(kw) & set(_GENERATE_OWN))
+    if own:
+        raise ValueError(f"generate_kw sets {', '.join(own)}: the run sets these itself (num_beams and max_new_tokens "
+                         "are its fields; decoding is greedy or beam search, never sampled)")
+    from transformers import GenerationConfig
+
+    unknown = sorted(k for k in kw if not hasattr(GenerationConfig(), k))
+    if unknown:
+        raise ValueError(f"generate_kw: {', '.join(unknown)} is not a transformers.GenerationConfig setting "
+                         "(e.g. length_penalty, no_repeat_ngram_size, repetition_penalty)")
+
+
 def _default(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
@@ -289,7 +314,7 @@ def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **over
     """
     from .data import GLUE_TASKS, canonical_task
 
-    if str(task).lower() == E2E_TASK:
+    if str(task).strip().lower() == E2E_TASK:
         return make_e2e_run(method, scale, seed, **overrides)
     task = canonical_task(task)
     if scale not in PRESETS:
@@ -320,17 +345,12 @@ def make_run(task: str, method: str, scale: str = "quick", seed: int = 0, **over
         if method in ("dcft", "lokr"):
             # official scale α/r with the subspace rank r = 1: lora_alpha = α_official / r_official
             kw.update(r=1, lora_alpha=rec.dcft_alpha / rec.dcft_r)
-    start_frac = overrides.pop("start_frac", None)  # Delta-LoRA's K as a fraction of all optimizer steps
-    lr_factor = overrides.pop("lr_factor", None)  # the learning rate as a multiple of the recipe's (or override's)
+    start_frac, lr_factor = _pop_fractions(overrides)  # K as a fraction of all steps; lr × the recipe's (or override's)
     kw.update(overrides)
     if lr_factor is not None:
-        if not (isinstance(lr_factor, (int, float)) and lr_factor > 0):
-            raise ValueError(f"lr_factor={lr_factor!r}: the learning rate's multiple must be a number > 0")
         kw["lr"] = kw["lr"] * lr_factor
     run = RunConfig(task=task, method=method, seed=seed, scale=scale, **kw)
     if start_frac is not None:
-        if not 0.0 <= start_frac <= 1.0:
-            raise ValueError(f"start_frac={start_frac}: K as a fraction of all optimizer steps must be in [0, 1]")
         run.start_steps = int(round(start_frac * total_optimizer_steps(run)))
     if "warmup_steps" not in overrides:
         steps = total_optimizer_steps(run)
@@ -364,15 +384,31 @@ def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: 
     if method == "full" and p.full_lr is not None:
         kw["lr"] = p.full_lr
     kw.update(E2E_METHOD_DEFAULTS[method])
+    start_frac, lr_factor = _pop_fractions(overrides)  # as make_run: K as a fraction of the steps, lr × a factor
     kw.update(overrides)
+    if lr_factor is not None:
+        kw["lr"] = kw["lr"] * lr_factor
     run = RunConfig(task=E2E_TASK, method=method, seed=seed, scale=scale, **kw)
     steps = total_optimizer_steps(run)
     if "warmup_steps" not in overrides:
         w = p.warmup_steps
         run.warmup_steps = int(round(w * steps)) if isinstance(w, float) else min(w, steps // 2)
-    if "start_steps" not in overrides:
+    if start_frac is not None:
+        run.start_steps = int(round(start_frac * steps))
+    elif "start_steps" not in overrides:
         run.start_steps = int(round(PAPER_K_FRAC * steps)) if scale != "gpu" else 500
     return run
+
+
+def _pop_fractions(overrides: dict[str, Any]) -> tuple[Optional[float], Optional[float]]:
+    """``start_frac`` (Delta-LoRA's K as a fraction of all optimizer steps) and ``lr_factor`` (the learning rate
+    as a multiple of the recipe's), taken out of ``overrides`` and checked."""
+    start_frac, lr_factor = overrides.pop("start_frac", None), overrides.pop("lr_factor", None)
+    if lr_factor is not None and not (isinstance(lr_factor, (int, float)) and lr_factor > 0):
+        raise ValueError(f"lr_factor={lr_factor!r}: the learning rate's multiple must be a number > 0")
+    if start_frac is not None and not (isinstance(start_frac, (int, float)) and 0.0 <= start_frac <= 1.0):
+        raise ValueError(f"start_frac={start_frac}: K as a fraction of all optimizer steps must be in [0, 1]")
+    return start_frac, lr_factor
 
 
 def gpu_deviations(method: str = "dcft") -> list[dict[str, Any]]:

@@ -87,8 +87,20 @@ def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[
         if rec.get("key") != key:
             bad.append((p, f"{p}: holds key {rec.get('key')!r}, not the {key!r} its name says"))
             continue
+        if key != run.key() and not _legacy_model_matches(run, rec):
+            continue  # another model's run under the old key (a stand-in, or $DCFT_EDU_CAUSAL_LM then): not this one
         return p, bad
     return None, bad
+
+
+def _legacy_model_matches(run: RunConfig, rec: dict) -> bool:
+    """A legacy E2E file keyed its model as null whatever model it was trained on ($DCFT_EDU_CAUSAL_LM or the
+    packaged SmolLM2, or a notebook's stand-in): it counts for the packaged model only if it names SmolLM2's file."""
+    if run.task != E2E_TASK:
+        return True
+    from .causal_lm import SMOLLM2_GGUF
+
+    return str(rec.get("model_name", "")).endswith(Path(SMOLLM2_GGUF).name)
 
 
 def done_path(results_dir: Union[str, Path], name: str, run: RunConfig) -> Optional[Path]:
@@ -147,17 +159,33 @@ def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Pa
             if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
                 continue
             try:
-                if read_result(f).get("key") == key:
+                rec = read_result(f)
+                if rec.get("key") == key and (key == run.key() or _legacy_model_matches(run, rec)):
                     return f
             except ValueError:
                 continue
     return None
 
 
+def _e2e_row(r: dict, f: Path) -> dict:
+    """``load_results``' row of an E2E result: config, bookkeeping, ``best_<score>`` from its scores (the generations
+    and the loss curve stay in the file; ``e2e.load_e2e_results`` is E2E's own reader)."""
+    drop = ("config", "scores", "initial", "generations", "train_loss_curve")
+    row = {"schema": 1, **r["config"], "task": E2E_TASK, **{k: v for k, v in r.items() if k not in drop}}
+    row.setdefault("status", "ok")
+    scores = {k: v for k, v in (r["scores"] or {}).items() if isinstance(v, (int, float))}
+    row.update({f"best_{k}": v for k, v in scores.items()})
+    row.setdefault("main_metric", "bleu")
+    row.setdefault("best_metric", scores.get("bleu"))
+    row["best_epoch"] = None
+    row["file"] = str(f)
+    return row
+
+
 def load_results(path: Union[str, Path], on_error: str = "raise") -> "pandas.DataFrame":  # noqa: F821
     """All result files under ``path`` (a sweep folder, or a folder of sweeps) as one DataFrame.
 
-    One row per run: the config fields, the best/final metric, parameter counts,
+    One row per run (GLUE and E2E): the config fields, the best/final metric, parameter counts,
     timing, memory and provenance columns (``schema`` 1 for files that predate it);
     per-epoch records stay in ``epochs``. JSON files without ``config`` and ``key``
     (benchmarks) are not results and are passed over. A result file that does not
@@ -190,6 +218,9 @@ def load_results(path: Union[str, Path], on_error: str = "raise") -> "pandas.Dat
                 raise ValueError(f"{e}. Rerun its sweep (which moves it aside and retrains the run), delete it, "
                                  "or pass on_error='skip'") from None
             warnings.warn(f"load_results: skipping {e}", stacklevel=2)
+            continue
+        if r.get("task") == E2E_TASK:  # an E2E run: its scores stand for GLUE's best epoch (BLEU the main metric)
+            rows.append(_e2e_row(r, f))
             continue
         row = {"schema": 1, **r["config"], **{k: v for k, v in r.items() if k not in ("config", "best", "final")}}
         row.setdefault("status", "ok")

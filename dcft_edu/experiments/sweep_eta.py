@@ -58,7 +58,9 @@ def recorded_wall_times(folders: Iterable[Union[str, Path]]) -> dict[tuple, list
             if not isinstance(r, dict) or "config" not in r or not isinstance(r.get("wall_time_s"), (int, float)):
                 continue
             c = r["config"]
-            times[(c.get("method"), c.get("task"), c.get("scale"), r.get("device_type", "?"))].append(r["wall_time_s"])
+            # legacy E2E configs have no "task": the record says it
+            times[(c.get("method"), c.get("task") or r.get("task"), c.get("scale"), r.get("device_type", "?"))].append(
+                r["wall_time_s"])
     return dict(times)
 
 
