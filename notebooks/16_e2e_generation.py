@@ -145,6 +145,8 @@ pd.DataFrame({"MR": show["MR"], "base model": before})
 # ## 4. Train it yourself
 #
 # One LoRA run with the committed runs' settings, into your results folder (`results/e2e/`, never `figures/`).
+# `e2e.make_e2e_run("lora", scale)` is `make_run("e2e", "lora", scale)`: an E2E run is a `RunConfig` like the GLUE
+# runs of lessons 07–14, plus the generation's fields (`eval_mrs`, `num_beams`, `max_new_tokens`, `generate_kw`).
 # Data: `$DCFT_EDU_DATA/E2E/` if set, else the hub's `tuetschek/e2e_nlg` (online); in quick mode the committed
 # MRs and references stand in.
 
