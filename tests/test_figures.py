@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import pytest
 from matplotlib.figure import Figure
 
@@ -111,3 +112,20 @@ def test_command_line_sees_every_figure_and_every_committed_png_has_one():
     assert committed == set(figures.FIGURES), "every figure is committed, and every committed PNG is drawn by one"
     readme = (COMMITTED / "README.md").read_text()
     assert all(f"`{name}.png`" in readme for name in figures.FIGURES), "figures/README.md lists every figure"
+
+
+def test_dcft_lr_budget_draws_a_task_once_its_grid_is_complete():
+    """The budgeted study's figure: CoLA's whole grid is a panel; a task with runs missing (MRPC while it trains)
+    is named under the figure, not drawn with means over different seeds; no complete task at all is an error."""
+    from dcft_edu.experiments.analysis import load_sweep
+    from dcft_edu.figures.dcft_question import BUDGET_LR_SWEEP, draw_dcft_lr_budget
+
+    runs = load_sweep(BUDGET_LR_SWEEP)
+    cola = runs[runs["task"] == "cola"]
+    partial = cola.assign(task="mrpc").iloc[:2]  # two runs of another task
+    fig = draw_dcft_lr_budget(pd.concat([cola, partial]))
+    assert [ax.get_title() for ax in fig.axes] == ["CoLA"]
+    assert any("MRPC (2 of 36 runs)" in t.get_text() for t in fig.texts)
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no task has its whole grid yet"):
+        draw_dcft_lr_budget(cola.iloc[1:])
