@@ -20,8 +20,7 @@ FULL_DATA = Path(os.environ["DCFT_EDU_DATA"]) != GLUE_SAMPLE
 
 #: under pytest-xdist (``-n 2``, pyproject's addopts): each worker process, and every notebook kernel and subprocess
 #: it starts, computes on one thread, so two workers share a 2-core machine instead of oversubscribing it
-XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER")
-if XDIST_WORKER:
+if os.environ.get("PYTEST_XDIST_WORKER"):
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"
 
@@ -51,6 +50,3 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "full_data" in item.keywords:
             item.add_marker(skip)
-
-
-

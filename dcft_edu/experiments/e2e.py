@@ -55,10 +55,9 @@ from transformers import set_seed
 from .causal_lm import (PACKAGED_CAUSAL_LM, RightPadCollator, encode_pair, generate, load_causal_lm,
                         resolve_causal_lm_name)
 # an E2E run is a RunConfig of task "e2e"; its scales and method settings are data, with the GLUE recipes
-from .presets import RESULT_SCHEMA, RunConfig
-from .recipes import (E2E_METHOD_DEFAULTS, E2E_METHODS, E2E_PRESETS, PAPER_K_FRAC,  # noqa: F401
-                      E2EPreset)
-from .presets import make_e2e_run as _make_e2e_run
+# (make_e2e_run is make_run("e2e", ...): an E2E run is built where every run is)
+from .presets import E2E_TASK, RESULT_SCHEMA, RunConfig, make_e2e_run
+from .recipes import E2E_METHOD_DEFAULTS, E2E_METHODS, E2E_PRESETS
 from .runinfo import RESULTS_ENV, peak_memory_mb, provenance, resolve_device, user_results_dir, writable_dir
 from .fit import autocast_for, fit_epoch, prepare, prepare_model
 #: the scores of a result, in the papers' order and units (BLEU, METEOR and ROUGE-L ×100; NIST and CIDEr as they are)
@@ -136,13 +135,6 @@ def e2e_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], meteor: Optio
 
 # ---- runs ------------------------------------------------------------------------
 
-def make_e2e_run(method: str, scale: str = "quick", seed: int = 0, **overrides: Any) -> RunConfig:
-    """An E2E run: ``make_run("e2e", method, scale, seed, **overrides)`` (``presets.make_e2e_run``), a
-    ``RunConfig`` whose task is ``"e2e"``: the GLUE runs' fields (adapters, optimisation) plus the generation's
-    (``eval_split``, ``eval_mrs``, ``num_beams``, ``max_new_tokens``, ``generate_kw``)."""
-    return _make_e2e_run(method, scale, seed, **overrides)
-
-
 def _sample(n: int, k: Optional[int]) -> list[int]:
     """A fixed random sample of ``k`` of ``range(n)`` (seed 0, whatever the run's seed), in order."""
     if k is None or k >= n:
@@ -189,7 +181,7 @@ def train_e2e(run: RunConfig, model_and_tokenizer=None, root=None, log: Callable
     of ``e2e_data(run, root)`` (e.g. rows taken from a committed result, where the E2E files are absent).
     ``progress``: called with 1 after every training batch.
     """
-    if run.task != "e2e":
+    if run.task != E2E_TASK:
         raise ValueError(f"train_e2e: a run of task {run.task!r}; an E2E run is make_run('e2e', method, scale)")
     t_start = time.perf_counter()
     if model_name is None:  # what the record names: the file or hub id loaded (an already-loaded model: the run's id)
@@ -286,7 +278,7 @@ def load_e2e_results(folder: Union[str, Path, None] = None) -> "pd.DataFrame":  
             r = read_result(f)
         except ValueError as e:
             raise ValueError(f"{e}; move it aside and rerun its run") from e
-        if r.get("task") != "e2e":  # a GLUE run's result in the same folder (a sweep may hold both)
+        if r.get("task") != E2E_TASK:  # a GLUE run's result in the same folder (a sweep may hold both)
             continue
         if r.get("status") == "diverged":  # its failure is on record, but it has no scores: not a result
             continue

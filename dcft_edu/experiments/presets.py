@@ -192,10 +192,10 @@ class RunConfig:
             kind = "GLUE tasks" if self.task == E2E_TASK else "the e2e task (generation)"
             raise ValueError(f"task {self.task}: {', '.join(f'{f}={getattr(self, f)!r}' for f in set_)} "
                              f"applies to {kind} only and would be ignored; leave it at its default")
-        if self.task == E2E_TASK and self.eval_split not in ("dev", "test"):
-            raise ValueError(f"eval_split={self.eval_split!r}: E2E scores the 'dev' or the 'test' MRs "
-                             "(make_run('e2e', ...) takes its scale's)")
         if self.task == E2E_TASK:
+            if self.eval_split not in ("dev", "test"):
+                raise ValueError(f"eval_split={self.eval_split!r}: E2E scores the 'dev' or the 'test' MRs "
+                                 "(make_run('e2e', ...) takes its scale's)")
             _check_generate_kw(self.generate_kw)
 
     def adapter_config(self):
@@ -252,13 +252,8 @@ class RunConfig:
             return self._e2e_legacy_key()
         if self.model_id() != PACKAGED_MODEL:
             return None
-        d = self.to_dict()
-        fields = self.__dataclass_fields__
-        if any(d[k] != _default(fields[k]) for k in d if k not in _SCHEMA1_FIELDS and k != "model_fingerprint"):
-            return None  # a field added since schema 1, set: no schema-1 run had it
-        d = {k: v for k, v in d.items() if k in _SCHEMA1_FIELDS and k not in KEY_EXCLUDED}
-        d["model"] = None
-        return _sha12(d)
+        d = self._schema1_fields(_SCHEMA1_FIELDS, model=None)
+        return None if d is None else _sha12(d)
 
     def _e2e_legacy_key(self) -> Optional[str]:
         """The key of the E2E result files written before E2E was a task of RunConfig (``figures/data/e2e``).
@@ -268,16 +263,23 @@ class RunConfig:
         """
         from .causal_lm import PACKAGED_CAUSAL_LM
 
+        d = self._schema1_fields(_E2E_SCHEMA1_FIELDS, model=None if self.model == PACKAGED_CAUSAL_LM else self.model)
+        if d is None:
+            return None
+        if d["dcft_init_std"] == self.__dataclass_fields__["dcft_init_std"].default:
+            del d["dcft_init_std"]
+        return _sha12(d)
+
+    def _schema1_fields(self, schema_fields: Sequence[str], model: Optional[str]) -> Optional[dict[str, Any]]:
+        """What an older writer hashed for this run: ``schema_fields`` as spelled (no canonicalisation, as then), with
+        ``model`` as it named it; None if a field it did not have is set away from its default (no such run then)."""
         d = self.to_dict()
         fields = self.__dataclass_fields__
-        if any(d[k] != _default(fields[k]) for k in d
-               if k not in _E2E_SCHEMA1_FIELDS and k not in ("task", "model_fingerprint")):
-            return None  # a field E2E runs did not have then (grad_accum ...), set
-        d = {k: d[k] for k in _E2E_SCHEMA1_FIELDS}
-        d["model"] = None if self.model == PACKAGED_CAUSAL_LM else self.model
-        if d["dcft_init_std"] == fields["dcft_init_std"].default:
-            del d["dcft_init_std"]
-        return _sha12(d)  # no canonicalisation, as then
+        if any(d[k] != _default(fields[k]) for k in d if k not in schema_fields and k not in ("task", "model_fingerprint")):
+            return None
+        d = {k: d[k] for k in schema_fields if k not in KEY_EXCLUDED}
+        d["model"] = model
+        return d
 
 
 #: what ``causal_lm.generate`` passes to ``model.generate`` itself (or the run's own fields set): not for ``generate_kw``
@@ -297,7 +299,8 @@ def _check_generate_kw(kw: Any) -> None:
                          "are its fields; decoding is greedy or beam search, never sampled)")
     from transformers import GenerationConfig
 
-    unknown = sorted(k for k in kw if not hasattr(GenerationConfig(), k))
+    settings = GenerationConfig()
+    unknown = sorted(k for k in kw if not hasattr(settings, k))
     if unknown:
         raise ValueError(f"generate_kw: {', '.join(unknown)} is not a transformers.GenerationConfig setting "
                          "(e.g. length_penalty, no_repeat_ngram_size, repetition_penalty)")

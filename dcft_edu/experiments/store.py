@@ -87,16 +87,19 @@ def _check_done(results_dir: Path, name: str, run: RunConfig) -> tuple[Optional[
         if rec.get("key") != key:
             bad.append((p, f"{p}: holds key {rec.get('key')!r}, not the {key!r} its name says"))
             continue
-        if key != run.key() and not _legacy_model_matches(run, rec):
-            continue  # another model's run under the old key (a stand-in, or $DCFT_EDU_CAUSAL_LM then): not this one
-        return p, bad
+        if _holds(run, rec, key):  # (else another model's run under the old key: not this one, and not bad)
+            return p, bad
     return None, bad
 
 
-def _legacy_model_matches(run: RunConfig, rec: dict) -> bool:
-    """A legacy E2E file keyed its model as null whatever model it was trained on ($DCFT_EDU_CAUSAL_LM or the
-    packaged SmolLM2, or a notebook's stand-in): it counts for the packaged model only if it names SmolLM2's file."""
-    if run.task != E2E_TASK:
+def _holds(run: RunConfig, rec: dict, key: str) -> bool:
+    """Whether a whole result record stored under ``key`` (one of ``run``'s keys) is ``run``'s result.
+
+    A legacy E2E file keyed its model as null whatever model it was trained on ($DCFT_EDU_CAUSAL_LM or the packaged
+    SmolLM2, or a notebook's stand-in): it counts for the packaged model only if it names SmolLM2's file."""
+    if rec.get("key") != key:
+        return False
+    if key == run.key() or run.task != E2E_TASK:
         return True
     from .causal_lm import SMOLLM2_GGUF
 
@@ -159,8 +162,7 @@ def _find_elsewhere(results_dir: Path, name: str, run: RunConfig) -> Optional[Pa
             if f.parent.name == name or (run.save_delta and not delta_path(f).exists()):
                 continue
             try:
-                rec = read_result(f)
-                if rec.get("key") == key and (key == run.key() or _legacy_model_matches(run, rec)):
+                if _holds(run, read_result(f), key):
                     return f
             except ValueError:
                 continue

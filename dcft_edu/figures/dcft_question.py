@@ -29,6 +29,7 @@ from matplotlib.figure import Figure
 
 from ..experiments.analysis import TASK_LABELS, holdout_tuned, load_sweep, method_label, short_devices
 from ..experiments.presets import TASK_RECIPES
+from ..experiments.recipes import LR_FACTORS
 from .delta_lora import constant_predictor
 from .plotting import backbone
 from .registry import register
@@ -68,8 +69,8 @@ def draw_dcft_lr(df: Optional[pd.DataFrame] = None) -> Figure:
     return _draw_lr(lr_study_runs(df), "`cpu` preset (1,000 rows, 3 epochs)")
 
 
-#: the budgeted study's grid per task: 3 arms × 4 lr factors, each with seeds 0–2 (a task is drawn once complete)
-BUDGET_CELLS, BUDGET_SEEDS = 12, 3
+#: the budgeted study's grid per task: every arm at every lr factor, each with seeds 0–2 (drawn once complete)
+BUDGET_CELLS, BUDGET_SEEDS = len(LR_METHODS) * len(LR_FACTORS), 3
 
 
 @register("dcft_lr_budget")
